@@ -1,0 +1,1 @@
+"""Model training and comparison on Sentiment140."""

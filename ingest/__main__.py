@@ -1,0 +1,92 @@
+"""Relay tweets to the Spark job over a TCP socket, one JSON object per line.
+
+Usage: python -m ingest replay --file PATH [--track KEYWORD ...] [--rate N] [--loop] [--limit N]
+       [--host H] [--port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ingest.relay import RelayStats, SocketRelay, TweetBuffer, feed
+from ingest.replay import replay_tweets
+from sentiment.config import ConfigError, load_config
+from sentiment.sentiment140 import ReadStats
+
+log = logging.getLogger("ingest")
+
+BUNDLED_SAMPLE = Path(__file__).resolve().parent / "data" / "sample_tweets.csv"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ingest", description="Relay tweets to the Spark job over TCP.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="replay a Sentiment140 file")
+    r.add_argument("--file", type=Path, default=BUNDLED_SAMPLE,
+                   help="Sentiment140 file: six columns, or 'polarity,text' (default: the bundled sample)")
+    r.add_argument("--track", action="append", default=[], metavar="KEYWORD",
+                   help="relay only tweets containing KEYWORD (case-insensitive); repeatable")
+    r.add_argument("--rate", type=float, help="tweets per second; 0 = as fast as the client reads (default from conf)")
+    r.add_argument("--loop", action="store_true", help="start over at the end of the file")
+    r.add_argument("--limit", type=int, help="stop after N tweets")
+    r.add_argument("--host", help="bind address (default from conf: 127.0.0.1)")
+    r.add_argument("--port", type=int, help="port (default from conf)")
+    r.add_argument("--buffer", type=int, help="tweets held while no client is connected (default from conf)")
+    r.add_argument("--config", help="TOML configuration file")
+    return p
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "rate": args.rate,
+                                    "buffer_size": args.buffer}.items() if v is not None}
+    relay_config = dataclasses.replace(config.relay, **overrides)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+
+    read_stats = ReadStats()
+    tweets = replay_tweets(args.file, track=args.track, loop=args.loop, limit=args.limit, stats=read_stats)
+    buffer = TweetBuffer(relay_config.buffer_size, overflow="block")
+    stats = RelayStats()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    with SocketRelay(relay_config.host, relay_config.port, buffer) as relay:
+        print(f"relay: listening on {relay_config.host}:{relay.port}, replaying {args.file} "
+              f"at {relay_config.rate or 'max'} tweets/s", flush=True)
+        try:
+            produced = feed(tweets, buffer, relay_config.rate, stats, stop)
+            # Everything is queued; wait until the client has taken it all.
+            while not stop.is_set() and not buffer.wait_empty(timeout=0.5):
+                pass
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            produced = stats.produced
+        sent = relay.stats.sent
+    print(f"relay: {produced} tweet(s) read, {sent} sent, {len(buffer)} unsent; "
+          f"{read_stats.malformed} malformed line(s) skipped"
+          + (f" (first: {read_stats.examples[0]})" if read_stats.examples else ""), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "replay":
+            return run_replay(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""A TCP server that relays tweets, one JSON object per line, to the client that connects.
+
+The Spark job's socket source connects as a client. Tweets wait in a bounded buffer while no
+client is connected, so nothing is lost when Spark connects late or reconnects: a replay blocks
+when the buffer is full (``overflow="block"``), a live source drops the oldest tweets and counts
+them (``overflow="drop-oldest"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sentiment.schema import Tweet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayStats:
+    produced: int = 0
+    sent: int = 0
+    dropped: int = 0
+    clients: int = 0
+
+
+class TweetBuffer:
+    """A bounded FIFO of encoded lines shared by one producer and one sender."""
+
+    def __init__(self, capacity: int, overflow: str = "block") -> None:
+        if capacity < 1:
+            raise ValueError(f"buffer capacity must be at least 1, got {capacity}")
+        if overflow not in ("block", "drop-oldest"):
+            raise ValueError(f"overflow must be 'block' or 'drop-oldest', got {overflow!r}")
+        self.capacity = capacity
+        self.overflow = overflow
+        self.dropped = 0
+        self._items: deque[bytes] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def put(self, line: bytes, timeout: float | None = None) -> bool:
+        """Add a line; return False if the buffer was closed (or a blocking put timed out)."""
+        with self._cond:
+            if self.overflow == "block":
+                if not self._cond.wait_for(lambda: self._closed or len(self._items) < self.capacity, timeout):
+                    return False
+            elif len(self._items) >= self.capacity:
+                self._items.popleft()
+                self.dropped += 1
+            if self._closed:
+                return False
+            self._items.append(line)
+            self._cond.notify_all()
+            return True
+
+    def take(self, max_items: int, timeout: float) -> list[bytes]:
+        """Remove and return up to ``max_items`` lines, waiting up to ``timeout`` for the first."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            out = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+            self._cond.notify_all()
+            return out
+
+    def give_back(self, lines: list[bytes]) -> None:
+        """Return unsent lines to the front, in order (a client went away mid-send)."""
+        with self._cond:
+            self._items.extendleft(reversed(lines))
+            self._cond.notify_all()
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._items, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class SocketRelay:
+    """Listens on ``host:port`` and streams the buffer's lines to one client at a time.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a free port,
+    available as :attr:`port` after start.
+    """
+
+    def __init__(self, host: str, port: int, buffer: TweetBuffer) -> None:
+        self.host = host
+        self.buffer = buffer
+        self.stats = RelayStats()
+        self._server = socket.create_server((host, port), reuse_port=False)
+        self._server.settimeout(0.2)
+        self.port: int = self._server.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="relay-sender", daemon=True)
+        self.connected = threading.Event()
+
+    def __enter__(self) -> SocketRelay:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("relay listening on %s:%d", self.host, self.port)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.buffer.close()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.stats.clients += 1
+            log.info("client %s:%d connected", *addr[:2])
+            self.connected.set()
+            try:
+                self._send_to(conn)
+            finally:
+                self.connected.clear()
+                conn.close()
+                log.info("client %s:%d disconnected; %d tweet(s) wait in the buffer", *addr[:2], len(self.buffer))
+
+    def _send_to(self, conn: socket.socket) -> None:
+        while not self._stop.is_set():
+            lines = self.buffer.take(512, timeout=0.2)
+            if not lines:
+                continue
+            payload = b"".join(_stamp(line) for line in lines)
+            try:
+                conn.sendall(payload)
+            except OSError:
+                # The bytes of this chunk may be partly delivered; resend all of it to the next
+                # client rather than lose any (the job de-duplicates nothing, so this is the one
+                # place a tweet can repeat, and only after a disconnect).
+                self.buffer.give_back(lines)
+                return
+            self.stats.sent += len(lines)
+
+
+def _stamp(line: bytes) -> bytes:
+    """Add the send time (epoch seconds) to an encoded JSON object line, for latency measurement."""
+    if not line.endswith(b"}\n"):
+        return line
+    return line[:-2] + b', "relayed_at": ' + f"{time.time():.3f}".encode() + b"}\n"
+
+
+def feed(
+    tweets: Iterable[Tweet],
+    buffer: TweetBuffer,
+    rate: float = 0.0,
+    stats: RelayStats | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Put tweets into the buffer, paced at ``rate`` tweets per second (0: no pacing).
+
+    Returns the number of tweets put. Stops early when ``stop`` is set or the buffer closes.
+    """
+    interval = 1.0 / rate if rate > 0 else 0.0
+    started = time.monotonic()
+    count = 0
+    for tweet in tweets:
+        if stop is not None and stop.is_set():
+            break
+        if interval:
+            delay = started + count * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if not buffer.put(tweet.to_json_line()):
+            break
+        count += 1
+        if stats is not None:
+            stats.produced = count
+    return count

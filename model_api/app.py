@@ -1,0 +1,133 @@
+"""Flask application factory for the sentiment service.
+
+Routes: ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"texts": [...]}``),
+``GET /health`` and ``GET /model``. Every error is a JSON body ``{"error": ...}`` with a 4xx or
+5xx status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from sentiment.config import Config, load_config
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("sentiment", __name__)
+
+
+class Predictor(Protocol):
+    def predict(self, texts: list[str]) -> list: ...
+
+    def describe(self) -> dict: ...
+
+
+class BadRequest(Exception):
+    """A request the client must fix; becomes a JSON error with the given status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def create_app(config: Config | None = None, predictor: Predictor | None = None) -> Flask:
+    """Build the app. Without a predictor, load the configured model (once, here)."""
+    config = config or load_config()
+    if predictor is None:
+        from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+
+        predictor = SentimentPredictor.from_pretrained(
+            config.service.model or DEFAULT_MODEL_DIR,
+            band=config.band.band(),
+            batch_size=config.service.inference_batch,
+        )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
+    app.extensions["tweetsent.predictor"] = predictor
+    app.extensions["tweetsent.config"] = config
+    app.register_blueprint(bp)
+
+    @app.errorhandler(BadRequest)
+    def _bad_request(e: BadRequest):
+        return jsonify(error=e.message), e.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        message = e.description
+        if e.code == 413:
+            message = f"request body is larger than the limit of {config.service.max_body_bytes} bytes"
+        return jsonify(error=message), e.code
+
+    @app.errorhandler(Exception)
+    def _internal(e: Exception):
+        log.exception("prediction failed")
+        return jsonify(error=f"internal error: {type(e).__name__}"), 500
+
+    return app
+
+
+def _predictor() -> Predictor:
+    return current_app.extensions["tweetsent.predictor"]
+
+
+def _config() -> Config:
+    return current_app.extensions["tweetsent.config"]
+
+
+def _json_object() -> dict:
+    if not request.is_json:
+        raise BadRequest("expected a JSON body with Content-Type: application/json", 415)
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{where} must be a string, got {type(value).__name__}")
+    return value[: _config().service.max_text_chars]
+
+
+@bp.post("/predict")
+def predict():
+    body = _json_object()
+    if "text" not in body:
+        raise BadRequest('missing field "text"')
+    result = _predictor().predict([_text(body["text"], '"text"')])[0]
+    return jsonify(result.to_dict())
+
+
+@bp.post("/predict/batch")
+def predict_batch():
+    body = _json_object()
+    if "texts" not in body:
+        raise BadRequest('missing field "texts"')
+    texts = body["texts"]
+    if not isinstance(texts, list):
+        raise BadRequest(f'"texts" must be a list of strings, got {type(texts).__name__}')
+    if not texts:
+        raise BadRequest('"texts" is empty; send at least one text')
+    limit = _config().service.max_batch
+    if len(texts) > limit:
+        raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {limit} per request', 413)
+    clean = [_text(t, f'"texts"[{i}]') for i, t in enumerate(texts)]
+    results = _predictor().predict(clean)
+    return jsonify(results=[r.to_dict() for r in results])
+
+
+@bp.get("/health")
+def health():
+    return jsonify(status="ok", version=_predictor().describe().get("version"))
+
+
+@bp.get("/model")
+def model():
+    return jsonify(_predictor().describe())

@@ -1,0 +1,142 @@
+"""The sentiment predictor: the one place that knows the model, its tokenizer and preprocessing.
+
+A model directory written by ``experiments.train_bert`` holds a Hugging Face sequence
+classification checkpoint plus ``tweet_sentiment.json``, which records the text preprocessing the
+model was trained on, its maximum sequence length and version. Any other Hugging Face checkpoint
+directory or hub name also loads, with light preprocessing and the label order of its config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from sentiment.cleaning import get_recipe, normalise_all
+from sentiment.labels import NeutralBand, confidence
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "tweet_sentiment.json"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    sentiment: str
+    p_positive: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"sentiment": self.sentiment, "p_positive": self.p_positive, "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    preprocessing: str
+    max_length: int
+    positive_index: int
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read the metadata of a model directory, with defaults for plain Hugging Face checkpoints."""
+    path_str = str(path)
+    meta_path = Path(path_str) / METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    info = ModelInfo(
+        name=meta.get("name", Path(path_str).name or path_str),
+        version=meta.get("version", "unversioned"),
+        preprocessing=meta.get("preprocessing", "light"),
+        max_length=int(meta.get("max_length", 128)),
+        positive_index=int(meta.get("positive_index", 1)),
+    )
+    get_recipe(info.preprocessing)
+    return info
+
+
+class SentimentPredictor:
+    """Scores texts with a sequence-classification model and maps them to labels."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        info: ModelInfo,
+        band: NeutralBand = NeutralBand(),
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.info = info
+        self.band = band
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path = DEFAULT_MODEL_DIR,
+        band: NeutralBand = NeutralBand(),
+        batch_size: int = 64,
+    ) -> SentimentPredictor:
+        """Load a model directory or Hugging Face hub name.
+
+        Raises:
+            OSError: if the checkpoint cannot be found or read.
+        """
+        path = str(path)
+        info = read_model_info(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+        log.info("loaded model %s (version %s, preprocessing %s)", info.name, info.version, info.preprocessing)
+        return cls(model, tokenizer, info, band=band, batch_size=batch_size)
+
+    def preprocess(self, texts: Sequence[str]) -> list[str]:
+        """Apply the preprocessing the model was trained on."""
+        return normalise_all(texts, self.info.preprocessing)
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Positive-probability of each text, in input order.
+
+        Texts are sorted by length so that each batch pads little, then put back in order.
+        Texts longer than the model's maximum length are truncated.
+        """
+        prepared = self.preprocess(texts)
+        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
+        out = np.empty(len(prepared), dtype=np.float64)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self.tokenizer(
+                [prepared[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.info.max_length,
+                return_tensors="pt",
+            )
+            logits = self.model(**batch).logits.float()
+            out[idx] = torch.softmax(logits, dim=-1)[:, self.info.positive_index].numpy()
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label each text with the neutral band."""
+        # Round first, so that the band applied to the reported probability gives the same label.
+        probs = [round(float(p), 6) for p in self.predict_proba(texts)]
+        return [Prediction(self.band.label(p), p, confidence(p)) for p in probs]
+
+    def describe(self) -> dict:
+        """What ``GET /model`` reports."""
+        return {
+            "name": self.info.name,
+            "version": self.info.version,
+            "preprocessing": self.info.preprocessing,
+            "max_length": self.info.max_length,
+            "neutral_band": {**self.band.to_dict(), "inclusive": True},
+        }

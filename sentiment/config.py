@@ -1,0 +1,191 @@
+"""Configuration: frozen dataclasses, loaded from ``conf/pipeline.toml`` with environment overrides.
+
+Every setting lives in one section of the TOML file and can be overridden by an environment
+variable ``TWEETSENT_<SECTION>__<KEY>`` (for example ``TWEETSENT_STREAM__TRIGGER_SECONDS=5``).
+``TWEETSENT_CONFIG`` names another TOML file to load instead of ``conf/pipeline.toml``.
+Command-line options of each entry point override both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sentiment.labels import NeutralBand
+
+ENV_PREFIX = "TWEETSENT_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The model REST service (``python -m model_api``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = ""  # empty: the bundled model in model_api/model
+    workers: int = 1
+    max_batch: int = 1024
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_text_chars: int = 10_000
+    inference_batch: int = 64
+    timeout_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, f"service.port must be 0..65535, got {self.port}")
+        _check(self.workers >= 1, f"service.workers must be at least 1, got {self.workers}")
+        _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
+        _check(self.max_body_bytes >= 1024, f"service.max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        _check(self.inference_batch >= 1, f"service.inference_batch must be at least 1, got {self.inference_batch}")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """The socket relay (``python -m ingest``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9009
+    rate: float = 50.0  # tweets per second; 0 sends as fast as the client reads
+    buffer_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, f"relay.port must be 0..65535, got {self.port}")
+        _check(self.rate >= 0, f"relay.rate must be >= 0 (0 = as fast as possible), got {self.rate}")
+        _check(self.buffer_size >= 1, f"relay.buffer_size must be at least 1, got {self.buffer_size}")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The Spark job (``python -m stream`` / ``spark-submit stream/job.py``)."""
+
+    service_url: str = ""  # empty: the service's host and port
+    output: str = "output/tweets"
+    quarantine: str = "output/quarantine"
+    checkpoint: str = "output/checkpoints"
+    trigger_seconds: float = 2.0
+    request_batch: int = 256
+    request_timeout_seconds: float = 30.0
+    retries: int = 4
+    backoff_seconds: float = 0.5
+    shuffle_partitions: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.trigger_seconds >= 0, f"stream.trigger_seconds must be >= 0, got {self.trigger_seconds}")
+        _check(self.request_batch >= 1, f"stream.request_batch must be at least 1, got {self.request_batch}")
+        _check(self.request_timeout_seconds > 0, "stream.request_timeout_seconds must be > 0")
+        _check(self.retries >= 0, f"stream.retries must be >= 0, got {self.retries}")
+        _check(self.shuffle_partitions >= 1, "stream.shuffle_partitions must be at least 1")
+
+
+@dataclass(frozen=True)
+class BandConfig:
+    """Edges of the neutral band; both are inclusive."""
+
+    low: float = 0.4
+    high: float = 0.6
+
+    def __post_init__(self) -> None:
+        try:
+            NeutralBand(self.low, self.high)
+        except ValueError as e:
+            raise ConfigError(f"band: {e}") from None
+
+    def band(self) -> NeutralBand:
+        return NeutralBand(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    band: BandConfig = field(default_factory=BandConfig)
+
+    @property
+    def service_url(self) -> str:
+        return (self.stream.service_url or self.service.url).rstrip("/")
+
+    def resolve(self, path: str) -> Path:
+        """A configured path, relative paths taken from the project root."""
+        p = Path(path)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def _coerce(section: str, key: str, value: object, kind: type) -> object:
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _build(cls: type, section: str, values: Mapping[str, object]) -> object:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**{k: _coerce(section, k, v, hints[k]) for k, v in values.items()})
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration file and apply environment overrides.
+
+    Args:
+        path: a TOML file; default ``$TWEETSENT_CONFIG`` or ``conf/pipeline.toml``.
+        env: the environment to read overrides from (default ``os.environ``).
+
+    Raises:
+        ConfigError: on an unknown section or key, a value of the wrong type or out of range.
+        FileNotFoundError: if an explicitly named file does not exist.
+    """
+    env = os.environ if env is None else env
+    explicit = path or env.get(ENV_PREFIX + "CONFIG")
+    file = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
+    data: dict[str, dict[str, object]] = {}
+    if file.is_file():
+        with file.open("rb") as f:
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{file}: {e}") from None
+    elif explicit:
+        raise FileNotFoundError(f"configuration file not found: {file}")
+
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{file}: unknown section(s) {unknown}; known: {sorted(sections)}")
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"{name}: unknown section {section!r}; known: {sorted(sections)}")
+        data.setdefault(section, {})[key] = value
+    hints = typing.get_type_hints(Config)
+    return Config(**{name: _build(hints[name], name, data.get(name, {})) for name in sections})
