@@ -35,9 +35,7 @@ def default_training_files() -> list[Path]:
     """
     root = default_data_dir()
     if root is None:
-        raise FileNotFoundError(
-            f"no training data: set {DATA_ENV} to the shared data folder or pass --data FILE"
-        )
+        raise FileNotFoundError(f"no training data: set {DATA_ENV} to the shared data folder or pass --data FILE")
     return [root / "sentiment140" / name for name in SENTIMENT140_FILES]
 
 
@@ -50,7 +48,7 @@ class SplitSpec:
     seed: int = 13
 
     def __post_init__(self) -> None:
-        if not (0 < self.val_fraction and 0 < self.test_fraction and self.val_fraction + self.test_fraction < 1):
+        if not (self.val_fraction > 0 and self.test_fraction > 0 and self.val_fraction + self.test_fraction < 1):
             raise ValueError(f"bad split fractions: {self}")
 
     def assign(self, text: str) -> str:

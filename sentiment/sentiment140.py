@@ -18,7 +18,7 @@ import csv
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from sentiment.schema import Tweet
@@ -82,7 +82,7 @@ def parse_date(value: str) -> str:
         raise ValueError(f"unrecognised time zone {zone!r} in date {value!r}")
     local = datetime.strptime(" ".join(parts), _DATE_FORMAT)
     aware = local.replace(tzinfo=timezone(timedelta(hours=_TZ_OFFSETS[zone])))
-    return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iter_rows(path: str | Path, stats: ReadStats | None = None) -> Iterator[Row]:

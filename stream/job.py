@@ -46,8 +46,20 @@ LINE_SCHEMA = StructType(
     [StructField(name, StringType()) for name in TWEET_FIELDS]
     + [StructField("relayed_at", DoubleType()), StructField(CORRUPT, StringType())]
 )
-OUTPUT_COLUMNS = ("id", "created_at", "user", "keyword", "text", "clean_text", "p_positive", "sentiment",
-                  "model_version", "relayed_at", "processed_at", "date")
+OUTPUT_COLUMNS = (
+    "id",
+    "created_at",
+    "user",
+    "keyword",
+    "text",
+    "clean_text",
+    "p_positive",
+    "sentiment",
+    "model_version",
+    "relayed_at",
+    "processed_at",
+    "date",
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,10 @@ def parse_lines(lines: DataFrame) -> DataFrame:
         F.when(F.col("j").isNull() | F.col(f"j.{CORRUPT}").isNotNull(), F.lit("not a valid JSON object"))
         .when(F.col("j.id").isNull() | (F.trim(F.col("j.id")) == ""), F.lit('missing field "id"'))
         .when(F.col("j.text").isNull(), F.lit('missing field "text"'))
-        .when(F.col("j.created_at").isNotNull() & created.isNull(),
-              F.concat(F.lit('"created_at" is not an ISO 8601 timestamp: '), F.col("j.created_at")))
+        .when(
+            F.col("j.created_at").isNotNull() & created.isNull(),
+            F.concat(F.lit('"created_at" is not an ISO 8601 timestamp: '), F.col("j.created_at")),
+        )
     )
     return parsed.select(
         "raw",
@@ -116,8 +130,11 @@ def track_filter(df: DataFrame, track: tuple[str, ...]) -> tuple[DataFrame, Data
     lowered = F.lower(F.col("text"))
     first_match = F.coalesce(*[F.when(lowered.contains(k.lower()), F.lit(k)) for k in track])
     tagged = df.withColumn("_match", first_match)
-    kept = tagged.where(F.col("_match").isNotNull()).withColumn(
-        "keyword", F.coalesce(F.col("keyword"), F.col("_match"))).drop("_match")
+    kept = (
+        tagged.where(F.col("_match").isNotNull())
+        .withColumn("keyword", F.coalesce(F.col("keyword"), F.col("_match")))
+        .drop("_match")
+    )
     return kept, tagged.where(F.col("_match").isNull()).drop("_match")
 
 
@@ -144,7 +161,8 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
     parsed = parse_lines(batch).persist()
     try:
         bad = parsed.where(F.col("reason").isNotNull()).select(
-            "raw", "reason", F.lit(batch_id).alias("batch_id"), F.current_timestamp().alias("received_at"))
+            "raw", "reason", F.lit(batch_id).alias("batch_id"), F.current_timestamp().alias("received_at")
+        )
         n_bad = bad.count()
         if n_bad:
             bad.write.mode("append").parquet(config.quarantine)
@@ -157,8 +175,10 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
             if n_rows:
                 scored.write.mode("append").partitionBy("date").parquet(config.output)
                 lat = scored.select(
-                    F.percentile_approx(F.col("processed_at").cast("double") - F.col("relayed_at"),
-                                        [0.5, 0.95]).alias("q")).first()["q"]
+                    F.percentile_approx(F.col("processed_at").cast("double") - F.col("relayed_at"), [0.5, 0.95]).alias(
+                        "q"
+                    )
+                ).first()["q"]
             else:
                 lat = None
         finally:
@@ -173,9 +193,12 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
         stats.batches += 1
     if n_rows or n_bad or n_dropped:
         latency = f", latency p50 {lat[0]:.2f}s p95 {lat[1]:.2f}s" if lat and lat[0] is not None else ""
-        print(f"batch {batch_id}: {n_rows} row(s) written, {n_bad} quarantined, {n_dropped} not tracked; "
-              f"{elapsed:.2f}s, {n_rows / elapsed if elapsed else 0:.0f} rows/s{latency} "
-              f"(total {stats.rows})", flush=True)
+        print(
+            f"batch {batch_id}: {n_rows} row(s) written, {n_bad} quarantined, {n_dropped} not tracked; "
+            f"{elapsed:.2f}s, {n_rows / elapsed if elapsed else 0:.0f} rows/s{latency} "
+            f"(total {stats.rows})",
+            flush=True,
+        )
 
 
 def build_query(lines: DataFrame, config: JobConfig, stats: JobStats):
@@ -224,8 +247,10 @@ def fetch_model_version(service_url: str, wait_seconds: float) -> str:
         except requests.RequestException as e:
             last = type(e).__name__
         if time.monotonic() >= deadline:
-            raise RuntimeError(f"model service at {service_url} did not answer within {wait_seconds:.0f}s "
-                               f"({last}); start it with: python -m model_api")
+            raise RuntimeError(
+                f"model service at {service_url} did not answer within {wait_seconds:.0f}s "
+                f"({last}); start it with: python -m model_api"
+            )
         time.sleep(0.5)
 
 
@@ -248,15 +273,22 @@ def build_spark(config: Config, master: str | None = None) -> SparkSession:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stream", description="Score a socket stream of tweets into parquet.")
-    p.add_argument("--track", action="append", default=[], metavar="KEYWORD",
-                   help="keep only tweets containing KEYWORD (case-insensitive); repeatable")
+    p.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="KEYWORD",
+        help="keep only tweets containing KEYWORD (case-insensitive); repeatable",
+    )
     p.add_argument("keywords", nargs="*", help="keywords to track (same as --track)")
     p.add_argument("--host", help="relay host (default from conf)")
     p.add_argument("--port", type=int, help="relay port (default from conf)")
     p.add_argument("--service-url", help="model service URL (default from conf)")
     p.add_argument("--output", help="parquet output folder (default from conf: output/tweets)")
     p.add_argument("--quarantine", help="quarantine parquet folder (default from conf)")
-    p.add_argument("--checkpoint", help="checkpoint folder (default from conf)")
+    p.add_argument(
+        "--checkpoint", help="checkpoint folder; each run uses a subfolder run-<UTC time> (default from conf)"
+    )
     p.add_argument("--trigger", type=float, help="seconds between micro-batches (default from conf)")
     p.add_argument("--stop-after", type=int, help="stop once N input lines have been processed")
     p.add_argument("--wait-for-service", type=float, default=120.0, help="seconds to wait for the service")
@@ -272,10 +304,18 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         port=args.port if args.port is not None else config.relay.port,
         output=str(config.resolve(args.output or s.output)),
         quarantine=str(config.resolve(args.quarantine or s.quarantine)),
-        checkpoint=str(config.resolve(args.checkpoint or s.checkpoint)),
+        # The socket source cannot resume from an old checkpoint, so each run checkpoints apart.
+        checkpoint=str(
+            config.resolve(args.checkpoint or s.checkpoint) / time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime())
+        ),
         trigger_seconds=args.trigger if args.trigger is not None else s.trigger_seconds,
-        scoring=ScoringOptions(service_url=(args.service_url or config.service_url), batch_size=s.request_batch,
-                               timeout=s.request_timeout_seconds, retries=s.retries, backoff=s.backoff_seconds),
+        scoring=ScoringOptions(
+            service_url=(args.service_url or config.service_url),
+            batch_size=s.request_batch,
+            timeout=s.request_timeout_seconds,
+            retries=s.retries,
+            backoff=s.backoff_seconds,
+        ),
         band=config.band.band(),
         track=tuple(dict.fromkeys(args.track + args.keywords)),
         stop_after=args.stop_after,
@@ -291,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         job = job_config_from_args(args, config)
         if job.stop_after is not None and job.stop_after < 1:
             raise ConfigError(f"--stop-after must be at least 1, got {job.stop_after}")
-        job = dataclasses.replace(job, model_version=fetch_model_version(job.scoring.service_url,
-                                                                          args.wait_for_service))
+        job = dataclasses.replace(
+            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service)
+        )
     except (ConfigError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -301,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     ship_code(spark)
     stats = JobStats()
     query = build_query(socket_source(spark, job.host, job.port), job, stats).start()
-    print(f"stream: reading {job.host}:{job.port}, scoring with {job.scoring.service_url} "
-          f"({job.model_version}), writing {job.output}" + (f", tracking {list(job.track)}" if job.track else ""),
-          flush=True)
+    print(
+        f"stream: reading {job.host}:{job.port}, scoring with {job.scoring.service_url} "
+        f"({job.model_version}), writing {job.output}" + (f", tracking {list(job.track)}" if job.track else ""),
+        flush=True,
+    )
 
     stopping = threading.Event()
 
@@ -322,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
             query.stop()
         error = query.exception()
         spark.stop()
-    print(f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
-          f"({job.quarantine}), {stats.filtered} not tracked, in {stats.batches} batch(es)", flush=True)
+    print(
+        f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
+        f"({job.quarantine}), {stats.filtered} not tracked, in {stats.batches} batch(es)",
+        flush=True,
+    )
     if error is not None:
         print(f"error: the streaming query failed: {error}", file=sys.stderr)
         return 1

@@ -41,8 +41,9 @@ def _post_with_retries(client: HttpClient, url: str, body: dict, options: Scorin
     for attempt in range(options.retries + 1):
         if attempt:
             delay = options.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.25)
-            log.warning("retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1,
-                        options.retries + 1, last)
+            log.warning(
+                "retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1, options.retries + 1, last
+            )
             time.sleep(delay)
         try:
             response = client.post(url, json=body, timeout=options.timeout)
@@ -71,8 +72,10 @@ def score_texts(texts: list[str], client: HttpClient, options: ScoringOptions) -
         body = _post_with_retries(client, url, {"texts": chunk}, options)
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list) or len(results) != len(chunk):
-            raise ServiceError(f"{url} answered {len(results) if isinstance(results, list) else 'no'} "
-                               f"result(s) for {len(chunk)} text(s)")
+            raise ServiceError(
+                f"{url} answered {len(results) if isinstance(results, list) else 'no'} "
+                f"result(s) for {len(chunk)} text(s)"
+            )
         out.extend(float(r["p_positive"]) for r in results)
     return out
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Run the whole pipeline: model service -> relay -> Spark job -> parquet.
+#
+#   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop]
+#
+# With no arguments it replays the bundled sample tweets through the bundled model and stops
+# when every tweet is in the parquet. Ctrl-C stops all three parts cleanly. Settings come from
+# conf/pipeline.toml (ports, paths, trigger, band); see the README.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+
+keywords=() limit="" file="" rate="" loop=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --limit) limit="${2:?--limit needs a number}"; shift 2 ;;
+    --file) file="${2:?--file needs a path}"; shift 2 ;;
+    --rate) rate="${2:?--rate needs a number}"; shift 2 ;;
+    --loop) loop=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --*) echo "error: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) keywords+=("$1"); shift ;;
+  esac
+done
+if [ -n "$limit" ] && ! [[ "$limit" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: --limit must be a positive whole number, got '$limit'" >&2; exit 2
+fi
+
+make --no-print-directory --quiet install
+PY=.venv/bin/python
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+
+setting() { $PY -c "from sentiment.config import load_config; c = load_config(); print($1)"; }
+service_url=$(setting "c.service_url")
+relay_host=$(setting "c.relay.host")
+relay_port=$(setting "c.relay.port")
+output=$(setting "c.resolve(c.stream.output)")
+mkdir -p output/logs
+
+relay_args=(replay)
+[ -n "$file" ] && relay_args+=(--file "$file")
+[ -n "$rate" ] && relay_args+=(--rate "$rate")
+[ -n "$loop" ] && relay_args+=(--loop)
+[ -n "$limit" ] && relay_args+=(--limit "$limit")
+for k in ${keywords[@]+"${keywords[@]}"}; do relay_args+=(--track "$k"); done
+
+job_args=()
+for k in ${keywords[@]+"${keywords[@]}"}; do job_args+=(--track "$k"); done
+if [ -z "$loop" ] || [ -n "$limit" ]; then
+  total=$($PY -m ingest "${relay_args[@]}" --count)
+  if [ "$total" -eq 0 ]; then
+    echo "error: no tweet to relay (keywords: ${keywords[*]:-none})" >&2; exit 1
+  fi
+  job_args+=(--stop-after "$total")
+  echo "pipeline: relaying $total tweet(s)${keywords:+ matching ${keywords[*]}}"
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'echo; echo "pipeline: stopping"; cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+started=$(date +%s)
+echo "pipeline: starting the model service at $service_url (log: output/logs/model_api.log)"
+$PY -m model_api > output/logs/model_api.log 2>&1 &
+pids+=($!)
+service_pid=$!
+for _ in $(seq 1 240); do
+  if ! kill -0 "$service_pid" 2>/dev/null; then
+    echo "error: the model service exited; its log:" >&2; tail -n 20 output/logs/model_api.log >&2; exit 1
+  fi
+  if $PY -c "import sys, requests; sys.exit(0 if requests.get('$service_url/health', timeout=2).ok else 1)" \
+      2>/dev/null; then
+    break
+  fi
+  sleep 0.5
+done
+$PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_for_status()" 2>/dev/null || {
+  echo "error: the model service did not become healthy in 120 s; see output/logs/model_api.log" >&2; exit 1; }
+echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
+
+echo "pipeline: starting the relay on $relay_host:$relay_port (log: output/logs/relay.log)"
+$PY -m ingest "${relay_args[@]}" > output/logs/relay.log 2>&1 &
+pids+=($!)
+relay_pid=$!
+for _ in $(seq 1 100); do
+  $PY -c "import socket; socket.create_connection(('$relay_host', $relay_port), timeout=1).close()" 2>/dev/null \
+    && break
+  kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
+  sleep 0.2
+done
+
+echo "pipeline: starting the Spark job"
+set +e
+$PY -m stream ${job_args[@]+"${job_args[@]}"} &
+job_pid=$!
+pids+=($job_pid)
+wait "$job_pid"
+status=$?
+set -e
+tail -n 1 output/logs/relay.log | grep '^relay:' || true
+
+$PY - "$output" <<'PY'
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+out = Path(sys.argv[1])
+if not out.exists():
+    print(f"pipeline: no parquet was written to {out}")
+    sys.exit(0)
+df = pd.read_parquet(out, columns=["sentiment"])
+counts = df["sentiment"].value_counts()
+print(f"\npipeline: {len(df)} row(s) in {out}")
+for label in ("Negative", "Neutral", "Positive"):
+    print(f"  {label:<9}{int(counts.get(label, 0)):>8}")
+print(f'\nRead it with pandas:\n  import pandas as pd\n  df = pd.read_parquet("{out}")')
+PY
+exit "$status"

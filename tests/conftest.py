@@ -1,0 +1,122 @@
+"""Shared fixtures: one SparkSession, the bundled model, servers on 127.0.0.1 port 0, paths."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentiment.labels import NeutralBand, confidence
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "ingest" / "data" / "sample_tweets.csv"
+
+
+def shared_data_dir() -> Path | None:
+    """``$TWEETSENT_DATA`` or ``../shared/data``; None when neither exists."""
+    env = os.environ.get("TWEETSENT_DATA")
+    if env:
+        return Path(env)
+    candidate = ROOT.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def sentiment140_files() -> list[Path]:
+    """The shared Sentiment140 files, or the bundled sample when there is no shared data."""
+    root = shared_data_dir()
+    if root is None:
+        return [SAMPLE]
+    return sorted((root / "sentiment140").glob("*.csv"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    from stream.job import ship_code
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("tweet-sentiment-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}"
+        )
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    ship_code(session)
+    yield session
+    session.stop()
+
+
+class FakePrediction:
+    def __init__(self, p: float, band: NeutralBand) -> None:
+        self.p = p
+        self.band = band
+
+    def to_dict(self) -> dict:
+        return {"sentiment": self.band.label(self.p), "p_positive": self.p, "confidence": confidence(self.p)}
+
+
+class FakePredictor:
+    """Scores a text by the share of the words 'good' among 'good' and 'bad' (0.5 when neither)."""
+
+    def __init__(self, band: NeutralBand = NeutralBand()) -> None:
+        self.band = band
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts: list[str]) -> list[FakePrediction]:
+        self.calls.append(list(texts))
+        out = []
+        for t in texts:
+            words = t.lower().split()
+            good, bad = words.count("good"), words.count("bad")
+            out.append(FakePrediction(0.5 if good + bad == 0 else good / (good + bad), self.band))
+        return out
+
+    def describe(self) -> dict:
+        return {"name": "fake", "version": "0", "preprocessing": "light", "neutral_band": self.band.to_dict()}
+
+
+@pytest.fixture
+def fake_predictor() -> FakePredictor:
+    return FakePredictor()
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """The bundled model, loaded once for the whole session."""
+    from model_api.predictor import SentimentPredictor
+
+    return SentimentPredictor.from_pretrained()
+
+
+def serve(app) -> Iterator[str]:
+    """Serve a WSGI app on 127.0.0.1 and a free port; yield its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def service_url(predictor) -> Iterator[str]:
+    """The real Flask app with the bundled model, on a loopback port."""
+    from model_api.app import create_app
+
+    yield from serve(create_app(predictor=predictor))

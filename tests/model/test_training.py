@@ -1,0 +1,57 @@
+"""The training script writes a servable model directory (a tiny run, to check the plumbing)."""
+
+import json
+
+import pytest
+
+from experiments.data import SplitSpec, load_split
+from experiments.train_bert import TrainConfig, bucketed_batches, packaged_base_model, train
+from model_api.predictor import SentimentPredictor
+from tests.conftest import SAMPLE
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def test_split_is_stable_and_disjoint():
+    spec = SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1)
+    a = load_split([SAMPLE], spec)
+    b = load_split([SAMPLE], spec)
+    assert a.texts == b.texts
+    parts = [set(a.texts[k]) for k in ("train", "val", "test")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert 200 < a.sizes()["test"] < 400  # about 10% of 3,000
+
+
+def test_bucketed_batches_cover_every_row_once():
+    import random
+
+    lengths = [random.Random(i).randint(3, 60) for i in range(1000)]
+    batches = bucketed_batches(lengths, 32, random.Random(0))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 10  # batches hold texts of similar length
+
+
+def test_tiny_training_run_writes_a_servable_model(tmp_path):
+    out = tmp_path / "model"
+    config = TrainConfig(
+        base_model=packaged_base_model(),
+        out=str(out),
+        preprocessing="seed",
+        epochs=1,
+        batch_size=16,
+        max_length=32,
+        eval_every=4,
+        max_train_rows=64,
+        max_eval_rows=32,
+    )
+    metrics = train(config, [SAMPLE], SplitSpec(val_fraction=0.05, test_fraction=0.05))
+    meta = json.loads((out / "tweet_sentiment.json").read_text())
+    assert meta["preprocessing"] == "seed" and meta["max_length"] == 32
+    assert (out / "model.safetensors").stat().st_size < 50 * 1024 * 1024
+    assert (out / "learning_curve.csv").read_text().count("\n") >= 2
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    predictor = SentimentPredictor.from_pretrained(out)
+    assert predictor.info.preprocessing == "seed"
+    assert predictor.preprocess(["@a Hi THERE http://x"]) == ["hi there"]

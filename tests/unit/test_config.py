@@ -1,0 +1,47 @@
+import pytest
+
+from sentiment.config import DEFAULT_CONFIG_FILE, Config, ConfigError, load_config
+
+pytestmark = pytest.mark.unit
+
+
+def test_shipped_file_matches_the_defaults():
+    # conf/pipeline.toml documents every setting; its values are the dataclass defaults.
+    assert load_config(DEFAULT_CONFIG_FILE, env={}) == Config()
+
+
+def test_environment_overrides(tmp_path):
+    config = load_config(
+        env={"TWEETSENT_STREAM__TRIGGER_SECONDS": "5", "TWEETSENT_SERVICE__PORT": "9100", "TWEETSENT_BAND__LOW": "0.35"}
+    )
+    assert config.stream.trigger_seconds == 5.0
+    assert config.service.port == 9100
+    assert config.band.low == 0.35
+    assert config.service_url == "http://127.0.0.1:9100"
+
+
+def test_service_url_override():
+    config = load_config(env={"TWEETSENT_STREAM__SERVICE_URL": "http://model:8000/"})
+    assert config.service_url == "http://model:8000"
+
+
+def test_unknown_key_is_named(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[stream]\ntriger_seconds = 3\n")
+    with pytest.raises(ConfigError, match="triger_seconds"):
+        load_config(f, env={})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match="service.port: expected int"):
+        load_config(env={"TWEETSENT_SERVICE__PORT": "eighty"})
+
+
+def test_out_of_range_band():
+    with pytest.raises(ConfigError, match="band"):
+        load_config(env={"TWEETSENT_BAND__LOW": "0.8"})
+
+
+def test_missing_explicit_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        load_config(tmp_path / "nope.toml", env={})

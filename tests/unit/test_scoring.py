@@ -1,0 +1,70 @@
+import pytest
+
+from stream.scoring import ScoringOptions, ServiceError, score_texts
+
+pytestmark = pytest.mark.unit
+
+
+class Response:
+    def __init__(self, status: int, body: dict | None = None, text: str = "") -> None:
+        self.status_code = status
+        self._body = body
+        self.text = text
+
+    def json(self):
+        return self._body
+
+
+class FakeClient:
+    """Answers p_positive = len(text) / 100, after the given list of failures."""
+
+    def __init__(self, failures: list = ()) -> None:
+        self.failures = list(failures)
+        self.requests: list[list[str]] = []
+
+    def post(self, url, json=None, timeout=None):
+        assert url == "http://svc/predict/batch"
+        if self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        self.requests.append(json["texts"])
+        return Response(200, {"results": [{"p_positive": len(t) / 100} for t in json["texts"]]})
+
+
+OPTIONS = ScoringOptions(service_url="http://svc/", batch_size=2, timeout=1, retries=2, backoff=0.0)
+
+
+def test_batches_and_keeps_order():
+    client = FakeClient()
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    assert score_texts(texts, client, OPTIONS) == [0.01, 0.02, 0.03, 0.04, 0.05]
+    assert client.requests == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
+
+
+def test_retries_transient_failures():
+    client = FakeClient([ConnectionError("refused"), Response(503, text="busy")])
+    assert score_texts(["abc"], client, OPTIONS) == [0.03]
+
+
+def test_gives_up_after_the_retries():
+    client = FakeClient([Response(500, text="boom")] * 3)
+    with pytest.raises(ServiceError, match="failed after 3 attempt.*HTTP 500"):
+        score_texts(["abc"], client, OPTIONS)
+
+
+def test_client_errors_are_not_retried():
+    client = FakeClient([Response(400, text='{"error": "bad"}')])
+    with pytest.raises(ServiceError, match="refused the request: HTTP 400"):
+        score_texts(["abc"], client, OPTIONS)
+    assert client.requests == []
+
+
+def test_wrong_number_of_results_is_an_error():
+    class Short(FakeClient):
+        def post(self, url, json=None, timeout=None):
+            return Response(200, {"results": []})
+
+    with pytest.raises(ServiceError, match="0 result"):
+        score_texts(["a"], Short(), OPTIONS)
