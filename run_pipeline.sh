@@ -2,18 +2,24 @@
 # Run the whole pipeline: model service -> relay -> Spark job -> parquet.
 #
 #   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop]
+#   ./run_pipeline.sh --source twitter KEYWORD ... [--mode stream|search] [--lang en] [--no-retweets] [--limit N]
 #
 # With no arguments it replays the bundled sample tweets through the bundled model and stops
-# when every tweet is in the parquet. Ctrl-C stops all three parts cleanly. Settings come from
-# conf/pipeline.toml (ports, paths, trigger, band); see the README.
+# when every tweet is in the parquet. With --source twitter it relays live tweets (bearer token
+# from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. Ctrl-C stops all three parts cleanly.
+# Settings come from conf/pipeline.toml (ports, paths, trigger, band); see the README.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 
-keywords=() limit="" file="" rate="" loop=""
+keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --source) source="${2:?--source needs replay or twitter}"; shift 2 ;;
+    --mode) mode="${2:?--mode needs stream or search}"; shift 2 ;;
+    --lang) lang="${2:?--lang needs a language code}"; shift 2 ;;
+    --no-retweets) no_retweets=1; shift ;;
     --limit) limit="${2:?--limit needs a number}"; shift 2 ;;
     --file) file="${2:?--file needs a path}"; shift 2 ;;
     --rate) rate="${2:?--rate needs a number}"; shift 2 ;;
@@ -26,6 +32,17 @@ done
 if [ -n "$limit" ] && ! [[ "$limit" =~ ^[1-9][0-9]*$ ]]; then
   echo "error: --limit must be a positive whole number, got '$limit'" >&2; exit 2
 fi
+case "$source" in
+  replay) ;;
+  twitter)
+    if [ ${#keywords[@]} -eq 0 ]; then
+      echo "error: --source twitter needs at least one KEYWORD to track" >&2; exit 2
+    fi
+    if [ -z "${TWITTER_BEARER_TOKEN:-}" ]; then
+      echo "error: --source twitter needs a bearer token: export TWITTER_BEARER_TOKEN=..." >&2; exit 2
+    fi ;;
+  *) echo "error: --source must be replay or twitter, got '$source'" >&2; exit 2 ;;
+esac
 
 make --no-print-directory --quiet install
 PY=.venv/bin/python
@@ -38,16 +55,24 @@ relay_port=$(setting "c.relay.port")
 output=$(setting "c.resolve(c.stream.output)")
 mkdir -p output/logs
 
-relay_args=(replay)
-[ -n "$file" ] && relay_args+=(--file "$file")
-[ -n "$rate" ] && relay_args+=(--rate "$rate")
-[ -n "$loop" ] && relay_args+=(--loop)
-[ -n "$limit" ] && relay_args+=(--limit "$limit")
+relay_args=("$source")
+if [ "$source" = replay ]; then
+  [ -n "$file" ] && relay_args+=(--file "$file")
+  [ -n "$rate" ] && relay_args+=(--rate "$rate")
+  [ -n "$loop" ] && relay_args+=(--loop)
+  [ -n "$limit" ] && relay_args+=(--limit "$limit")
+else
+  [ -n "$mode" ] && relay_args+=(--mode "$mode")
+  [ -n "$lang" ] && relay_args+=(--lang "$lang")
+  [ -n "$no_retweets" ] && relay_args+=(--no-retweets)
+fi
 for k in ${keywords[@]+"${keywords[@]}"}; do relay_args+=(--track "$k"); done
 
 job_args=()
 for k in ${keywords[@]+"${keywords[@]}"}; do job_args+=(--track "$k"); done
-if [ -z "$loop" ] || [ -n "$limit" ]; then
+if [ "$source" = twitter ]; then
+  [ -n "$limit" ] && job_args+=(--stop-after "$limit")
+elif [ -z "$loop" ] || [ -n "$limit" ]; then
   total=$($PY -m ingest "${relay_args[@]}" --count)
   if [ "$total" -eq 0 ]; then
     echo "error: no tweet to relay (keywords: ${keywords[*]:-none})" >&2; exit 1

@@ -2,6 +2,10 @@
 
 Usage: python -m ingest replay --file PATH [--track KEYWORD ...] [--rate N] [--loop] [--limit N]
        [--host H] [--port P]
+       python -m ingest twitter --track KEYWORD [--track ...] [--mode stream|search] [--lang en]
+       [--no-retweets] [--token-file FILE] [--host H] [--port P]
+
+The twitter command reads the bearer token from TWITTER_BEARER_TOKEN (or --token-file).
 """
 
 from __future__ import annotations
@@ -54,6 +58,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print how many tweets would be relayed (after --track and --limit) and exit",
     )
+
+    t = sub.add_parser(
+        "twitter",
+        help="relay live tweets from the X (Twitter) API v2",
+        description="Relay live tweets. The bearer token comes from TWITTER_BEARER_TOKEN or --token-file, "
+        "never from the command line.",
+    )
+    t.add_argument("--track", action="append", required=True, metavar="KEYWORD", help="keyword to track; repeatable")
+    t.add_argument(
+        "--mode",
+        choices=("stream", "search"),
+        default="stream",
+        help="filtered stream (default) or recent-search polling for tiers without the stream",
+    )
+    t.add_argument("--lang", help="only tweets in this language, e.g. en (default: all)")
+    t.add_argument("--no-retweets", action="store_true", help="skip retweets")
+    t.add_argument("--poll-interval", type=float, default=30.0, help="seconds between searches (--mode search)")
+    t.add_argument("--token-file", help="file holding the bearer token (instead of TWITTER_BEARER_TOKEN)")
+    t.add_argument("--host", help="bind address (default from conf: 127.0.0.1)")
+    t.add_argument("--port", type=int, help="port (default from conf)")
+    t.add_argument(
+        "--buffer",
+        type=int,
+        help="tweets held while no client is connected; beyond it the oldest "
+        "are dropped and counted (default from conf)",
+    )
+    t.add_argument("--config", help="TOML configuration file")
     return p
 
 
@@ -104,12 +135,64 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_twitter(args: argparse.Namespace) -> int:
+    from ingest.twitter import dedupe, install_redaction, load_bearer_token, relay_live
+
+    token = load_bearer_token(args.token_file)
+    install_redaction(token)
+    keywords = dedupe(args.track)
+    config = load_config(args.config)
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "buffer_size": args.buffer}.items() if v is not None
+    }
+    relay_config = dataclasses.replace(config.relay, **overrides)
+    buffer = TweetBuffer(relay_config.buffer_size, overflow="drop-oldest")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stats = RelayStats()
+
+    def emit(tweet) -> None:
+        buffer.put(tweet.to_json_line())
+        stats.produced += 1
+
+    def report() -> None:
+        reported = 0
+        while not stop.wait(30):
+            if buffer.dropped > reported:
+                log.warning("buffer full: %d oldest tweet(s) dropped so far (no client reading)", buffer.dropped)
+                reported = buffer.dropped
+
+    with SocketRelay(relay_config.host, relay_config.port, buffer) as relay:
+        print(f"relay: listening on {relay_config.host}:{relay.port}, tracking {keywords} ({args.mode})", flush=True)
+        threading.Thread(target=report, daemon=True).start()
+        try:
+            relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+        sent = relay.stats.sent
+    print(
+        f"relay: {stats.produced} tweet(s) received, {sent} sent, {buffer.dropped} dropped (buffer full), "
+        f"{len(buffer)} unsent",
+        flush=True,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ingest.twitter import TwitterSetupError
+
     try:
         if args.command == "replay":
             return run_replay(args)
+        if args.command == "twitter":
+            return run_twitter(args)
+    except TwitterSetupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,8 @@ class JobStats:
     quarantined: int = 0
     filtered: int = 0
     batches: int = 0
+    # Seconds from the relay sending a tweet to its batch being committed, most recent first out.
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -172,15 +176,12 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
         scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version).persist()
         try:
             n_rows = scored.count()
+            latencies: list[float] = []
             if n_rows:
                 scored.write.mode("append").partitionBy("date").parquet(config.output)
-                lat = scored.select(
-                    F.percentile_approx(F.col("processed_at").cast("double") - F.col("relayed_at"), [0.5, 0.95]).alias(
-                        "q"
-                    )
-                ).first()["q"]
-            else:
-                lat = None
+                committed = time.time()
+                sent = [r[0] for r in scored.select("relayed_at").collect() if r[0] is not None]
+                latencies = [committed - t for t in sent]
         finally:
             scored.unpersist()
     finally:
@@ -191,14 +192,24 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
         stats.quarantined += n_bad
         stats.filtered += n_dropped
         stats.batches += 1
+        stats.latencies.extend(latencies)
     if n_rows or n_bad or n_dropped:
-        latency = f", latency p50 {lat[0]:.2f}s p95 {lat[1]:.2f}s" if lat and lat[0] is not None else ""
+        latency = ""
+        if latencies:
+            p50, p95 = percentiles(latencies, (0.5, 0.95))
+            latency = f", latency p50 {p50:.2f}s p95 {p95:.2f}s"
         print(
             f"batch {batch_id}: {n_rows} row(s) written, {n_bad} quarantined, {n_dropped} not tracked; "
             f"{elapsed:.2f}s, {n_rows / elapsed if elapsed else 0:.0f} rows/s{latency} "
             f"(total {stats.rows})",
             flush=True,
         )
+
+
+def percentiles(values: list[float], qs: tuple[float, ...]) -> list[float]:
+    """Nearest-rank percentiles of a non-empty list."""
+    ordered = sorted(values)
+    return [ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] for q in qs]
 
 
 def build_query(lines: DataFrame, config: JobConfig, stats: JobStats):

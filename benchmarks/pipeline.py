@@ -1,0 +1,202 @@
+"""Measure the pipeline on this machine: the service alone, the whole path, and the time to a first row.
+
+Usage: python -m benchmarks.pipeline [--tweets N] [--service-only] [--first-row]
+
+1. Service: ``POST /predict/batch`` of 256 real tweets at a time, one client, repeated; tweets/s.
+2. End to end: the relay (as fast as the job reads), a local[2] Spark job and the service (a
+   gunicorn subprocess); tweets/s from the first send to the last commit, and the time from the
+   relay sending each tweet to its batch being committed in parquet (p50, p95).
+3. ``--first-row``: seconds from launching ``./run_pipeline.sh`` to the first parquet file.
+
+Figures go to stdout as text and, with ``--json``, as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from ingest.relay import SocketRelay, TweetBuffer, feed
+from ingest.replay import replay_tweets
+from sentiment.config import PROJECT_ROOT
+from stream.job import JobConfig, JobStats, build_query, percentiles, socket_source
+from stream.scoring import ScoringOptions
+
+SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(port: int, workers: int = 1) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(workers)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the model service did not start")
+
+
+def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3) -> dict:
+    rates = []
+    with requests.Session() as session:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for i in range(0, len(texts), batch):
+                session.post(
+                    f"{url}/predict/batch", json={"texts": texts[i : i + batch]}, timeout=300
+                ).raise_for_status()
+            rates.append(len(texts) / (time.perf_counter() - started))
+    return {
+        "tweets": len(texts),
+        "batch": batch,
+        "runs_tweets_per_s": [round(r, 1) for r in rates],
+        "median_tweets_per_s": round(statistics.median(rates), 1),
+    }
+
+
+def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    from stream.job import ship_code
+
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("bench")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'conf' / 'log4j2.properties'}",
+        )
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    ship_code(spark)
+    tweets = list(replay_tweets(SAMPLE, loop=True, limit=n))
+    tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
+    config = JobConfig(
+        host="127.0.0.1",
+        port=0,
+        output=str(tmp / "tweets"),
+        quarantine=str(tmp / "q"),
+        checkpoint=str(tmp / "ck"),
+        trigger_seconds=trigger,
+        scoring=ScoringOptions(service_url=url, batch_size=256),
+        model_version="bench",
+    )
+    stats = JobStats()
+    buffer = TweetBuffer(n + 1)
+    with SocketRelay("127.0.0.1", 0, buffer) as relay:
+        query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
+        started = time.monotonic()
+        feed(tweets, buffer)
+        try:
+            while stats.seen < n and query.isActive and time.monotonic() - started < 1800:
+                query.awaitTermination(0.2)
+        finally:
+            query.stop()
+    elapsed = time.monotonic() - started
+    spark.stop()
+    p50, p95 = percentiles(list(stats.latencies), (0.5, 0.95))
+    return {
+        "tweets": stats.rows,
+        "seconds": round(elapsed, 1),
+        "tweets_per_s": round(stats.rows / elapsed, 1),
+        "batches": stats.batches,
+        "latency_p50_s": round(p50, 2),
+        "latency_p95_s": round(p95, 2),
+        "trigger_s": trigger,
+    }
+
+
+def bench_first_row() -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="tweetsent-first-"))
+    env = dict(
+        os.environ,
+        TWEETSENT_STREAM__OUTPUT=str(tmp / "tweets"),
+        TWEETSENT_STREAM__QUARANTINE=str(tmp / "q"),
+        TWEETSENT_STREAM__CHECKPOINT=str(tmp / "ck"),
+        TWEETSENT_SERVICE__PORT=str(free_port()),
+        TWEETSENT_RELAY__PORT=str(free_port()),
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["./run_pipeline.sh"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    first = None
+    try:
+        while time.monotonic() - started < 600 and proc.poll() is None:
+            if any((tmp / "tweets").glob("date=*/*.parquet")):
+                first = time.monotonic() - started
+                break
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    return {"seconds_to_first_parquet_row": round(first, 1) if first else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n")[0])
+    p.add_argument("--tweets", type=int, default=6000, help="tweets through the whole pipeline")
+    p.add_argument("--trigger", type=float, default=1.0, help="seconds between micro-batches")
+    p.add_argument("--service-only", action="store_true")
+    p.add_argument("--first-row", action="store_true", help="also time ./run_pipeline.sh to its first row")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    texts = [t.text for t in replay_tweets(SAMPLE)]
+    port = free_port()
+    service = start_service(port)
+    url = f"http://127.0.0.1:{port}"
+    results: dict = {"cpus": os.cpu_count()}
+    try:
+        results["service_predict_batch"] = bench_service(url, texts)
+        print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
+        if not args.service_only:
+            results["end_to_end"] = bench_end_to_end(url, args.tweets, args.trigger)
+            print(f"end to end: {results['end_to_end']}", flush=True)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    if args.first_row:
+        results["first_row"] = bench_first_row()
+        print(f"run_pipeline.sh: {results['first_row']}", flush=True)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,374 @@
+"""Live tweets from the X (Twitter) API v2, relayed in the same JSON-line format as the replay.
+
+Two modes:
+
+* ``stream`` (default): tweepy's :class:`~tweepy.StreamingClient` on the filtered stream. On start
+  the stream's rules are made to match the tracked keywords: missing rules are added, stale rules
+  of this tool (tagged ``tweet-sentiment:<keyword>``) are deleted, and rules it did not create are
+  left alone. Each tweet is relayed with the keyword of the rule that matched it.
+* ``search``: :meth:`tweepy.Client.search_recent_tweets` polled with ``since_id`` and paging, for
+  access tiers without the filtered stream. Rate limits are waited out, never fatal.
+
+The bearer token comes from ``TWITTER_BEARER_TOKEN`` or a file; it never reaches a log line,
+an error message or the output (:class:`RedactToken` scrubs it from every log record).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import tweepy
+
+from sentiment.schema import Tweet
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "TWITTER_BEARER_TOKEN"
+RULE_TAG_PREFIX = "tweet-sentiment:"
+TWEET_FIELDS = ["created_at", "author_id", "lang"]
+EXPANSIONS = ["author_id"]
+USER_FIELDS = ["username"]
+
+
+class TwitterSetupError(RuntimeError):
+    """A problem the user must fix (token, access tier); the message says what to do."""
+
+
+def load_bearer_token(token_file: str | Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Read the bearer token from a file, else from ``$TWITTER_BEARER_TOKEN``.
+
+    Raises:
+        TwitterSetupError: when neither holds a token.
+    """
+    env = os.environ if env is None else env
+    if token_file:
+        path = Path(token_file)
+        if not path.is_file():
+            raise TwitterSetupError(f"--token-file {path} does not exist")
+        token = path.read_text().strip()
+        if not token:
+            raise TwitterSetupError(f"--token-file {path} is empty")
+        return token
+    token = env.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise TwitterSetupError(
+            f"no bearer token: set {TOKEN_ENV} (export {TOKEN_ENV}=...) or pass --token-file FILE; "
+            "the token is never taken from the command line"
+        )
+    return token
+
+
+class RedactToken(logging.Filter):
+    """Replace the token by ``***`` in every log record that passes through a handler."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.token:
+            message = record.getMessage()
+            if self.token in message:
+                record.msg = message.replace(self.token, "***")
+                record.args = None
+        return True
+
+
+def install_redaction(token: str) -> None:
+    """Scrub the token from every handler of the root logger (and from later ones' output)."""
+    redact = RedactToken(token)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(redact)
+
+
+def rule_value(keyword: str, lang: str | None, no_retweets: bool) -> str:
+    """The filtered-stream / search query for one keyword, with the optional operators."""
+    term = f'"{keyword}"' if " " in keyword else keyword
+    parts = [term]
+    if lang:
+        parts.append(f"lang:{lang}")
+    if no_retweets:
+        parts.append("-is:retweet")
+    return " ".join(parts)
+
+
+def search_query(keywords: list[str], lang: str | None, no_retweets: bool) -> str:
+    terms = " OR ".join(f'"{k}"' if " " in k else k for k in keywords)
+    parts = [f"({terms})" if len(keywords) > 1 else terms]
+    if lang:
+        parts.append(f"lang:{lang}")
+    if no_retweets:
+        parts.append("-is:retweet")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class RuleChanges:
+    added: list[str]
+    deleted: list[str]
+    kept: list[str]
+
+
+def sync_rules(client: tweepy.StreamingClient, keywords: list[str], lang: str | None, no_retweets: bool) -> RuleChanges:
+    """Make this tool's stream rules match ``keywords``; leave other rules alone.
+
+    Raises:
+        TwitterSetupError: on 401 or 403 (see :func:`explain`).
+    """
+    try:
+        existing = client.get_rules().data or []
+        wanted = {RULE_TAG_PREFIX + k: rule_value(k, lang, no_retweets) for k in keywords}
+        ours = [r for r in existing if (r.tag or "").startswith(RULE_TAG_PREFIX)]
+        stale = [r for r in ours if wanted.get(r.tag) != r.value]
+        present = {r.tag for r in ours if wanted.get(r.tag) == r.value}
+        missing = [tweepy.StreamRule(value=v, tag=t) for t, v in wanted.items() if t not in present]
+        if stale:
+            client.delete_rules([r.id for r in stale])
+        if missing:
+            response = client.add_rules(missing)
+            errors = getattr(response, "errors", None)
+            if errors:
+                raise TwitterSetupError(f"the API refused stream rules: {errors}")
+    except tweepy.HTTPException as e:
+        raise TwitterSetupError(explain(e)) from None
+    return RuleChanges(added=[r.value for r in missing], deleted=[r.value for r in stale], kept=sorted(present))
+
+
+def explain(error: tweepy.HTTPException) -> str:
+    """A message for an API error that says what to do; never includes the token."""
+    status = getattr(error.response, "status_code", None) or getattr(error.response, "status", None)
+    detail = "; ".join(error.api_messages) if error.api_messages else ""
+    if status == 401:
+        return f"the API rejected the bearer token (401 Unauthorized): check {TOKEN_ENV}"
+    if status == 403:
+        text = str(getattr(error.response, "text", "")) + detail
+        if "client-not-enrolled" in text or "filtered stream" in text.lower() or "not enrolled" in text:
+            return (
+                "this account's access tier has no filtered stream (403 client-not-enrolled): "
+                "use --mode search, which polls recent search instead"
+            )
+        return f"the API refused access (403 Forbidden): {detail or 'check the app permissions'}; try --mode search"
+    if status == 429:
+        return "rate limited by the API (429 Too Many Requests)"
+    return f"the API answered HTTP {status}: {detail or error}"
+
+
+def tweet_record(tweet: tweepy.Tweet, users: dict[str, str], keyword: str | None) -> Tweet:
+    created = tweet.created_at or datetime.now(UTC)
+    return Tweet(
+        id=str(tweet.id),
+        created_at=created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        user=users.get(str(tweet.author_id), str(tweet.author_id or "")),
+        text=tweet.text,
+        keyword=keyword,
+    )
+
+
+def keyword_for(text: str, keywords: list[str]) -> str | None:
+    lowered = text.lower()
+    return next((k for k in keywords if k.lower() in lowered), keywords[0] if keywords else None)
+
+
+class Backoff:
+    """Exponential backoff with full jitter: ``base * 2**n``, capped, times a random factor in [0.5, 1]."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt) * (0.5 + self.rng.random() / 2)
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class RelayStream(tweepy.StreamingClient):
+    """A filtered stream that hands each tweet to ``emit`` and reports why it stopped."""
+
+    def __init__(self, bearer_token: str, emit: Callable[[Tweet], None], **kwargs) -> None:
+        super().__init__(bearer_token, **kwargs)
+        self.emit = emit
+        self.stop_reason: str | None = None  # "error:<status>", "connection", "closed"
+        self.received = 0
+
+    def on_connect(self) -> None:
+        log.info("connected to the filtered stream")
+
+    def on_response(self, response: tweepy.StreamResponse) -> None:
+        tweet = response.data
+        if tweet is None:
+            return
+        users = {str(u.id): u.username for u in response.includes.get("users", [])}
+        tags = [r.tag for r in response.matching_rules if (r.tag or "").startswith(RULE_TAG_PREFIX)]
+        keyword = tags[0][len(RULE_TAG_PREFIX) :] if tags else None
+        self.received += 1
+        self.emit(tweet_record(tweet, users, keyword))
+
+    def on_errors(self, errors) -> None:
+        log.warning("the stream sent errors: %s", errors)
+
+    def on_request_error(self, status_code: int) -> None:
+        self.stop_reason = f"error:{status_code}"
+        self.disconnect()
+
+    def on_connection_error(self) -> None:
+        self.stop_reason = "connection"
+        self.disconnect()
+
+    def on_closed(self, response) -> None:
+        self.stop_reason = "closed"
+        self.disconnect()  # reconnect from run_stream, with its backoff
+
+
+def run_stream(
+    token: str,
+    keywords: list[str],
+    emit: Callable[[Tweet], None],
+    stop: threading.Event,
+    lang: str | None = None,
+    no_retweets: bool = False,
+    backoff: Backoff | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_connections: int | None = None,
+) -> int:
+    """Sync the rules and relay the filtered stream until ``stop`` is set; reconnect on drops.
+
+    Returns the number of tweets relayed.
+
+    Raises:
+        TwitterSetupError: on 401 or 403, which retrying cannot fix.
+    """
+    backoff = backoff or Backoff()
+    rules_client = tweepy.StreamingClient(token)
+    changes = sync_rules(rules_client, keywords, lang, no_retweets)
+    log.info("stream rules: added %s, deleted %s, kept %s", changes.added, changes.deleted, changes.kept)
+    total, connections = 0, 0
+    while not stop.is_set() and (max_connections is None or connections < max_connections):
+        stream = RelayStream(token, emit, max_retries=0)
+        connections += 1
+        stream.filter(tweet_fields=TWEET_FIELDS, expansions=EXPANSIONS, user_fields=USER_FIELDS)
+        total += stream.received
+        if stream.received:
+            backoff.reset()
+        reason = stream.stop_reason
+        if reason in ("error:401",):
+            raise TwitterSetupError(f"the API rejected the bearer token (401 Unauthorized): check {TOKEN_ENV}")
+        if reason == "error:403":
+            raise TwitterSetupError("the filtered stream refused this account (403): use --mode search")
+        if stop.is_set() or (max_connections is not None and connections >= max_connections):
+            break
+        if reason == "error:429":
+            delay = max(60.0, backoff.next())
+            until = datetime.fromtimestamp(time.time() + delay, tz=UTC).strftime("%H:%M:%S UTC")
+            log.warning("rate limited (429); waiting until %s before reconnecting", until)
+        else:
+            delay = backoff.next()
+            log.warning(
+                "stream disconnected (%s); reconnecting in %.1fs (attempt %d)",
+                reason or "ended",
+                delay,
+                backoff.attempt,
+            )
+        sleep(delay)
+    return total
+
+
+def poll_search(
+    client: tweepy.Client,
+    keywords: list[str],
+    emit: Callable[[Tweet], None],
+    stop: threading.Event,
+    lang: str | None = None,
+    no_retweets: bool = False,
+    interval: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    max_polls: int | None = None,
+) -> int:
+    """Poll recent search for new tweets (``since_id``), oldest first; wait out rate limits.
+
+    The first poll relays only the newest page; later polls page through everything newer than the
+    last tweet seen. Returns the number of tweets relayed.
+
+    Raises:
+        TwitterSetupError: on 401 or 403.
+    """
+    query = search_query(keywords, lang, no_retweets)
+    since_id: str | None = None
+    total, polls = 0, 0
+    while not stop.is_set() and (max_polls is None or polls < max_polls):
+        polls += 1
+        page_token: str | None = None
+        fresh: list[Tweet] = []
+        newest: str | None = None
+        while True:
+            try:
+                response = client.search_recent_tweets(
+                    query,
+                    since_id=since_id,
+                    next_token=page_token,
+                    max_results=100,
+                    tweet_fields=TWEET_FIELDS,
+                    expansions=EXPANSIONS,
+                    user_fields=USER_FIELDS,
+                )
+            except tweepy.TooManyRequests as e:
+                reset = float(e.reset_time) if getattr(e, "reset_time", None) else time.time() + 60
+                wait = max(1.0, reset - time.time() + 1)
+                until = datetime.fromtimestamp(reset, tz=UTC).strftime("%H:%M:%S UTC")
+                log.warning("rate limited (429); waiting until %s (%.0fs)", until, wait)
+                sleep(wait)
+                continue
+            except tweepy.HTTPException as e:
+                raise TwitterSetupError(explain(e)) from None
+            users = {str(u.id): u.username for u in (response.includes or {}).get("users", [])}
+            for tweet in response.data or []:
+                fresh.append(tweet_record(tweet, users, keyword_for(tweet.text, keywords)))
+            meta = response.meta or {}
+            newest = newest or meta.get("newest_id")
+            page_token = meta.get("next_token")
+            if not page_token or since_id is None:
+                break
+        for record in reversed(fresh):  # the API answers newest first
+            emit(record)
+        total += len(fresh)
+        if newest:
+            since_id = newest
+        log.info("search: %d new tweet(s) (total %d)", len(fresh), total)
+        if max_polls is None or polls < max_polls:
+            sleep(interval)
+    return total
+
+
+def relay_live(
+    mode: str,
+    token: str,
+    keywords: list[str],
+    emit: Callable[[Tweet], None],
+    stop: threading.Event,
+    lang: str | None,
+    no_retweets: bool,
+    interval: float,
+) -> int:
+    if mode == "stream":
+        return run_stream(token, keywords, emit, stop, lang, no_retweets)
+    client = tweepy.Client(bearer_token=token, wait_on_rate_limit=False)
+    return poll_search(client, keywords, emit, stop, lang, no_retweets, interval)
+
+
+def dedupe(keywords: Iterable[str]) -> list[str]:
+    out = list(dict.fromkeys(k.strip() for k in keywords if k.strip()))
+    if not out:
+        raise ValueError("give at least one --track KEYWORD")
+    return out

@@ -1,0 +1,52 @@
+"""Recorded filtered-stream payloads through the live relay into a real Spark job and parquet."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import responses
+
+from ingest.relay import SocketRelay, TweetBuffer
+from ingest.twitter import run_stream
+from stream.job import JobConfig, JobStats, build_query, socket_source
+from stream.scoring import ScoringOptions
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "twitter"
+RULES = "https://api.twitter.com/2/tweets/search/stream/rules"
+STREAM = "https://api.twitter.com/2/tweets/search/stream"
+
+
+def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_url, tmp_path):
+    buffer = TweetBuffer(100, overflow="drop-oldest")
+    with responses.RequestsMock() as rsps:
+        rsps.get(RULES, json=json.loads((FIXTURES / "rules_existing.json").read_text()))
+        rsps.post(RULES, json=json.loads((FIXTURES / "rules_deleted.json").read_text()))
+        rsps.post(RULES, json=json.loads((FIXTURES / "rules_added.json").read_text()))
+        rsps.get(STREAM, body=(FIXTURES / "stream.jsonl").read_text())
+        relayed = run_stream("token", ["coffee", "tea"], lambda t: buffer.put(t.to_json_line()), threading.Event(),
+                             max_connections=1)
+    assert relayed == 3
+
+    config = JobConfig(host="127.0.0.1", port=0, output=str(tmp_path / "tweets"),
+                       quarantine=str(tmp_path / "quarantine"), checkpoint=str(tmp_path / "checkpoint"),
+                       trigger_seconds=0, scoring=ScoringOptions(service_url=service_url), model_version="m")
+    stats = JobStats()
+    with SocketRelay("127.0.0.1", 0, buffer) as relay:
+        query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
+        try:
+            deadline = time.monotonic() + 120
+            while stats.seen < 3 and time.monotonic() < deadline and query.isActive:
+                query.processAllAvailable()
+        finally:
+            query.stop()
+    out = pd.read_parquet(tmp_path / "tweets").sort_values("id")
+    assert out["id"].tolist() == ["1860000000000000001", "1860000000000000002", "1860000000000000003"]
+    assert out["keyword"].tolist() == ["coffee", "tea", "coffee"]
+    assert out["user"].tolist() == ["alice_dev", "bob", "chloe"]
+    assert out["clean_text"].iloc[1] == "this tea is cold and awful"
+    assert out["sentiment"].notna().all()
