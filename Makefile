@@ -1,16 +1,17 @@
 # make test      set up .venv on first use, then run the whole test suite
 # make test-fast unit tests only
 # make lint      ruff check and format check
+# make compare   the model comparison, quick profile (experiments/)
+# make bench     pipeline and service throughput (benchmarks/pipeline.py)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint bench clean
+.PHONY: install install-experiments test test-fast lint bench compare clean
 
 $(VENV)/.installed: requirements.lock
 	@bash scripts/check_java.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip takes the CPU build; a looser spec would pull a CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.lock
@@ -18,8 +19,18 @@ $(VENV)/.installed: requirements.lock
 
 install: $(VENV)/.installed
 
-test: install
+# TensorFlow for the GRU/LSTM rows of experiments/ (not needed to run the pipeline).
+$(VENV)/.experiments: $(VENV)/.installed requirements-experiments.lock
+	$(PY) -m pip install --quiet -r requirements-experiments.lock
+	touch $@
+
+install-experiments: $(VENV)/.experiments
+
+test: install install-experiments
 	$(PY) -m pytest
+
+compare: install-experiments
+	$(PY) -m experiments.compare --profile quick
 
 test-fast: install
 	$(PY) -m pytest -m unit

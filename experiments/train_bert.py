@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from experiments.data import SplitSpec, default_training_files, load_split
+from experiments.data import Split, SplitSpec, default_training_files, load_split
 from model_api.predictor import METADATA_FILE, SentimentPredictor
 from sentiment.cleaning import RECIPES, normalise_all
 
@@ -59,6 +59,7 @@ class TrainConfig:
     patience: int = 4
     max_train_rows: int | None = None
     max_eval_rows: int | None = None
+    max_test_rows: int | None = None
     bf16: bool = True
     threads: int | None = None
 
@@ -109,8 +110,13 @@ def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
-def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec()) -> dict:
-    """Fine-tune, save the best checkpoint to ``config.out`` and return its metrics."""
+def train(
+    config: TrainConfig, files: list[Path] | None = None, spec: SplitSpec = SplitSpec(), split: Split | None = None
+) -> dict:
+    """Fine-tune, save the best checkpoint to ``config.out`` and return its metrics.
+
+    The data is ``split`` when given, else ``files`` split by ``spec``.
+    """
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -118,7 +124,10 @@ def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec())
         torch.set_num_threads(config.threads)
     rng = random.Random(config.seed)
 
-    split = load_split(files, spec)
+    if split is None:
+        if not files:
+            raise ValueError("train() needs files or a split")
+        split = load_split(files, spec)
     log.info("split %s", split.describe())
     train_texts, train_labels = split.texts["train"], split.labels["train"]
     if config.max_train_rows and len(train_texts) > config.max_train_rows:
@@ -220,9 +229,12 @@ def train(config: TrainConfig, files: list[Path], spec: SplitSpec = SplitSpec())
     # Score the held-out test split through the predictor, exactly as the service will.
     predictor = SentimentPredictor.from_pretrained(out)
     started = time.monotonic()
-    probs = predictor.predict_proba(split.texts["test"])
+    test_texts, test_labels = split.texts["test"], split.labels["test"]
+    if config.max_test_rows:
+        test_texts, test_labels = test_texts[: config.max_test_rows], test_labels[: config.max_test_rows]
+    probs = predictor.predict_proba(test_texts)
     infer_seconds = time.monotonic() - started
-    test_labels = np.array(split.labels["test"])
+    test_labels = np.array(test_labels)
     test_accuracy = float(((probs > 0.5).astype(int) == test_labels).mean())
     metrics = {
         "test_accuracy": round(test_accuracy, 4),

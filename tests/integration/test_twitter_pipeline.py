@@ -28,13 +28,21 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
         rsps.post(RULES, json=json.loads((FIXTURES / "rules_deleted.json").read_text()))
         rsps.post(RULES, json=json.loads((FIXTURES / "rules_added.json").read_text()))
         rsps.get(STREAM, body=(FIXTURES / "stream.jsonl").read_text())
-        relayed = run_stream("token", ["coffee", "tea"], lambda t: buffer.put(t.to_json_line()), threading.Event(),
-                             max_connections=1)
+        relayed = run_stream(
+            "token", ["coffee", "tea"], lambda t: buffer.put(t.to_json_line()), threading.Event(), max_connections=1
+        )
     assert relayed == 3
 
-    config = JobConfig(host="127.0.0.1", port=0, output=str(tmp_path / "tweets"),
-                       quarantine=str(tmp_path / "quarantine"), checkpoint=str(tmp_path / "checkpoint"),
-                       trigger_seconds=0, scoring=ScoringOptions(service_url=service_url), model_version="m")
+    config = JobConfig(
+        host="127.0.0.1",
+        port=0,
+        output=str(tmp_path / "tweets"),
+        quarantine=str(tmp_path / "quarantine"),
+        checkpoint=str(tmp_path / "checkpoint"),
+        trigger_seconds=0,
+        scoring=ScoringOptions(service_url=service_url),
+        model_version="m",
+    )
     stats = JobStats()
     with SocketRelay("127.0.0.1", 0, buffer) as relay:
         query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()

@@ -1,0 +1,402 @@
+"""Train and evaluate every model family on one split and write one comparison.
+
+Usage: python -m experiments.compare [--profile smoke|quick|full] [--models logreg,gru,...]
+       [--data FILE ...] [--test-file FILE] [--tweeteval FILE] [--curve] [--out DIR]
+
+Families: TF-IDF logistic regression, linear SVC (calibrated) and multinomial naive Bayes; GRU and
+LSTM (Keras); the BERT-family fine-tune (the same code that trains the served model). Each run
+writes a new timestamped folder with results.csv, results.json, results.md (beside the reference
+article's figures), accuracy_throughput.png, confusion matrices and the trained models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from experiments import evaluation, linear
+from experiments.data import Split, SplitSpec, default_data_dir, default_training_files, load_split
+from sentiment.labels import LABELS, NeutralBand
+
+log = logging.getLogger("experiments.compare")
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ALL_MODELS = ("logreg", "linear_svc", "multinomial_nb", "gru", "lstm", "bert")
+# Accuracy (%) on a Sentiment140 validation split, as reported by the reference article.
+REFERENCE = {"bert": 86.3, "gru": 83.6, "lstm": 83.3, "logreg": 79.2, "linear_svc": 78.8, "multinomial_nb": 77.5}
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Profile:
+    train_rows: int | None
+    val_rows: int | None
+    test_rows: int | None
+    rnn_epochs: int
+    bert_epochs: float
+    bert_max_train_rows: int | None = None
+
+
+PROFILES = {
+    "smoke": Profile(
+        train_rows=3000, val_rows=500, test_rows=1000, rnn_epochs=1, bert_epochs=1.0, bert_max_train_rows=1500
+    ),
+    "quick": Profile(
+        train_rows=30_000, val_rows=3000, test_rows=6000, rnn_epochs=4, bert_epochs=1.0, bert_max_train_rows=10_000
+    ),
+    "full": Profile(train_rows=None, val_rows=None, test_rows=None, rnn_epochs=8, bert_epochs=1.5),
+}
+
+
+def subsample(split: Split, profile: Profile, seed: int, train_fraction: float = 1.0) -> Split:
+    """Take the profile's number of rows from each part, uniformly at random."""
+    rng = random.Random(seed)
+    texts, labels = {}, {}
+    for part, limit in (("train", profile.train_rows), ("val", profile.val_rows), ("test", profile.test_rows)):
+        idx = list(range(len(split.texts[part])))
+        rng.shuffle(idx)
+        if limit is not None:
+            idx = idx[:limit]
+        if part == "train":
+            idx = idx[: max(1, int(len(idx) * train_fraction))]
+        texts[part] = [split.texts[part][i] for i in idx]
+        labels[part] = [split.labels[part][i] for i in idx]
+    return Split(texts, labels, split.spec)
+
+
+@dataclass
+class Trained:
+    """A fitted model: a function from texts to positive-probabilities, its files and training time."""
+
+    predict: object
+    paths: list[Path]
+    train_seconds: float
+    notes: str = ""
+
+
+def train_family(
+    name: str, split: Split, profile: Profile, out: Path, seed: int, bert_model: Path | None = None
+) -> Trained:
+    started = time.monotonic()
+    train = (split.texts["train"], split.labels["train"])
+    if name in linear.LINEAR_MODELS:
+        model = linear.fit(name, *train, seed=seed)
+        path = linear.save(model, out / "models" / f"{name}.joblib")
+        return Trained(lambda texts: linear.predict_proba(model, texts), [path], time.monotonic() - started)
+    if name in ("gru", "lstm"):
+        from experiments import rnn
+
+        config = rnn.RnnConfig(cell=name, epochs=profile.rnn_epochs, seed=seed)
+        model, vocab, history = rnn.fit(train, (split.texts["val"], split.labels["val"]), config, verbose=2)
+        path = rnn.save(model, vocab, out / "models", name)
+        notes = f"{len(history['loss'])} epoch(s); val loss {[round(v, 4) for v in history['val_loss']]}"
+        return Trained(
+            lambda texts: rnn.predict_proba(model, vocab, texts),
+            [path, path.with_suffix(".vocab.json")],
+            time.monotonic() - started,
+            notes,
+        )
+    if name == "bert" and bert_model is not None:
+        # Evaluate a model the same training code already produced (e.g. the served one).
+        from model_api.predictor import SentimentPredictor
+
+        predictor = SentimentPredictor.from_pretrained(bert_model)
+        metrics_file = bert_model / "metrics.json"
+        seconds = json.loads(metrics_file.read_text())["train_seconds"] if metrics_file.is_file() else float("nan")
+        return Trained(predictor.predict_proba, [bert_model], seconds, f"trained earlier: {bert_model}")
+    if name == "bert":
+        from experiments.train_bert import TrainConfig, packaged_base_model
+        from experiments.train_bert import train as train_bert
+        from model_api.predictor import SentimentPredictor
+
+        folder = out / "models" / "bert"
+        config = TrainConfig(
+            base_model=packaged_base_model(),
+            out=str(folder),
+            epochs=profile.bert_epochs,
+            max_train_rows=profile.bert_max_train_rows,
+            seed=seed,
+            max_test_rows=1,
+        )
+        metrics = train_bert(config, split=split)
+        predictor = SentimentPredictor.from_pretrained(folder)
+        return Trained(
+            predictor.predict_proba,
+            [folder],
+            time.monotonic() - started,
+            f"best step {metrics['best_step']} of {metrics['steps']}",
+        )
+    raise ValueError(f"unknown model {name!r}; expected one of {ALL_MODELS}")
+
+
+def evaluate_family(
+    name: str, trained: Trained, split: Split, three_class: dict[str, tuple], band: NeutralBand, out: Path
+) -> dict:
+    test_texts = split.texts["test"]
+    started = time.monotonic()
+    probs = np.asarray(trained.predict(test_texts))
+    throughput = len(test_texts) / (time.monotonic() - started)
+    row = {
+        "model": name,
+        **evaluation.binary_metrics(probs, split.labels["test"]),
+        "train_seconds": round(trained.train_seconds, 1),
+        "tweets_per_second": round(throughput, 1),
+        "size_mb": evaluation.folder_size_mb(trained.paths),
+        "reference_accuracy": REFERENCE.get(name),
+        "notes": trained.notes,
+    }
+    val_probs = np.asarray(trained.predict(split.texts["val"]))
+    temperature = evaluation.fit_temperature(val_probs, split.labels["val"])
+    row["temperature"] = round(temperature, 3)
+    for set_name, (texts, labels) in three_class.items():
+        p = np.asarray(trained.predict(texts))
+        for key, value in evaluation.three_class_metrics(p, labels, band).items():
+            row[f"{set_name}_{key}"] = value
+        calibrated = evaluation.apply_temperature(p, temperature)
+        for key, value in evaluation.three_class_metrics(calibrated, labels, band).items():
+            row[f"{set_name}_calibrated_{key}"] = value
+        _plot_confusion(
+            evaluation.confusion(p, labels, band), f"{name} on {set_name}", out / f"confusion_{name}_{set_name}.png"
+        )
+    return row
+
+
+def _plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3.5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(3), LABELS, rotation=30)
+    ax.set_yticks(range(3), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(3):
+        for j in range(3):
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_summary(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["model"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.arange(len(rows))
+    a.bar(x - 0.2, [100 * r["accuracy"] for r in rows], 0.4, label="ours")
+    a.bar(x + 0.2, [r["reference_accuracy"] or 0 for r in rows], 0.4, label="reference article", alpha=0.6)
+    a.set_xticks(x, names, rotation=30)
+    a.set_ylim(50, 100)
+    a.set_ylabel("test accuracy (%)")
+    a.legend(fontsize=8)
+    b.bar(x, [r["tweets_per_second"] for r in rows])
+    b.set_xticks(x, names, rotation=30)
+    b.set_yscale("log")
+    b.set_ylabel("tweets/s (batch, 2 CPU cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown_table(rows: list[dict], three_class_sets: list[str]) -> str:
+    head = ["model", "accuracy %", "reference %", "Δ", "ROC-AUC", "F1 neg", "F1 pos"]
+    for s in three_class_sets:
+        head += [f"{s} 3-class acc", f"{s} macro-F1", f"{s} calibrated acc"]
+    head += ["train s", "tweets/s", "MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ref = r["reference_accuracy"]
+        cells = [
+            r["model"],
+            f"{100 * r['accuracy']:.1f}",
+            f"{ref:.1f}" if ref else "",
+            f"{100 * r['accuracy'] - ref:+.1f}" if ref else "",
+            f"{r['roc_auc']:.3f}",
+            f"{r['f1_neg']:.3f}",
+            f"{r['f1_pos']:.3f}",
+        ]
+        for s in three_class_sets:
+            cells += [
+                f"{100 * r[f'{s}_accuracy_3class']:.1f}",
+                f"{r[f'{s}_macro_f1_3class']:.3f}",
+                f"{100 * r[f'{s}_calibrated_accuracy_3class']:.1f}",
+            ]
+        cells += [f"{r['train_seconds']:.0f}", f"{r['tweets_per_second']:.0f}", f"{r['size_mb']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(
+    models: list[str],
+    profile_name: str,
+    files: list[Path],
+    three_class_files: dict[str, Path],
+    out_root: Path,
+    seed: int = 13,
+    train_fraction: float = 1.0,
+    band: NeutralBand = NeutralBand(),
+    bert_model: Path | None = None,
+) -> Path:
+    """Train and evaluate ``models``; return the results folder."""
+    profile = PROFILES[profile_name]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_root / f"{stamp}-{profile_name}"
+    suffix = 1
+    while out.exists():
+        out = out_root / f"{stamp}-{profile_name}-{suffix}"
+        suffix += 1
+    out.mkdir(parents=True)
+    spec = SplitSpec(seed=seed)
+    split = subsample(load_split(files, spec), profile, seed, train_fraction)
+    info = {
+        "profile": profile_name,
+        "profile_settings": asdict(profile),
+        "files": [str(f) for f in files],
+        "split": split.describe(),
+        "train_fraction": train_fraction,
+        "seed": seed,
+        "band": band.to_dict(),
+    }
+    print(f"compare: profile {profile_name}, split {info['split']}", flush=True)
+    (out / "split.json").write_text(json.dumps(info, indent=2) + "\n")
+    three_class = {name: evaluation.read_three_class(path) for name, path in three_class_files.items()}
+    rows = []
+    for name in models:
+        print(f"compare: training {name}", flush=True)
+        trained = train_family(name, split, profile, out, seed, bert_model)
+        row = evaluate_family(name, trained, split, three_class, band, out)
+        rows.append(row)
+        print(
+            f"compare: {name}: accuracy {row['accuracy']:.4f}, {row['tweets_per_second']:.0f} tweets/s, "
+            f"trained in {row['train_seconds']:.0f}s",
+            flush=True,
+        )
+        _write(out, rows, info, list(three_class))
+    return out
+
+
+def _write(out: Path, rows: list[dict], info: dict, three_class_sets: list[str]) -> None:
+    import csv
+
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.json").write_text(json.dumps({"run": info, "results": rows}, indent=2) + "\n")
+    sizes = info["split"]["sizes"]
+    md = (
+        f"# Model comparison ({info['profile']} profile)\n\n"
+        f"Split (seed {info['seed']}, rows hashed into parts, uniformly random): {sizes['train']:,} train, "
+        f"{sizes['val']:,} validation, {sizes['test']:,} test. Accuracy is binary, on the test split. "
+        f"Three-class columns apply the neutral band {info['band']}; 'calibrated' first applies temperature "
+        f"scaling fitted on the validation split. Reference: the article's figures (trained on 1.6M tweets).\n\n"
+        + markdown_table(rows, three_class_sets)
+        + "\n"
+    )
+    (out / "results.md").write_text(md)
+    _plot_summary(rows, out / "accuracy_throughput.png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__.split("\n")[0])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    p.add_argument("--models", default=",".join(ALL_MODELS), help=f"comma-separated subset of {','.join(ALL_MODELS)}")
+    p.add_argument("--data", nargs="+", type=Path, help="Sentiment140 files (default: the shared data)")
+    p.add_argument("--test-file", type=Path, help="three-class file in the Sentiment140 format (polarity 0, 2, 4)")
+    p.add_argument("--tweeteval", type=Path, help="TweetEval label,text file (default: the shared dev set)")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="train on this fraction of the training rows")
+    p.add_argument("--curve", action="store_true", help=f"learning curve: train on {CURVE_FRACTIONS} of the rows")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument(
+        "--bert-model",
+        type=Path,
+        help="evaluate this model directory (written by experiments.train_bert "
+        "on the same split) instead of training the BERT row again",
+    )
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the timestamped results folder goes")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(ALL_MODELS))
+    if unknown or not models:
+        print(f"error: unknown model(s) {unknown}; choose from {','.join(ALL_MODELS)}", file=sys.stderr)
+        return 2
+    if not 0 < args.train_fraction <= 1:
+        print(f"error: --train-fraction must be in (0, 1], got {args.train_fraction}", file=sys.stderr)
+        return 2
+    try:
+        files = args.data or default_training_files()
+        three_class: dict[str, Path] = {}
+        tweeteval = args.tweeteval or (default_data_dir() / "tweeteval" / "val.csv" if default_data_dir() else None)
+        if tweeteval and tweeteval.is_file():
+            three_class["tweeteval"] = tweeteval
+        if args.test_file:
+            three_class["testfile"] = args.test_file
+        for f in files + list(three_class.values()):
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"no such file: {f}")
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.curve:
+        curve = {}
+        for fraction in CURVE_FRACTIONS:
+            out = run(models, args.profile, files, three_class, args.out, args.seed, fraction)
+            curve[fraction] = json.loads((out / "results.json").read_text())
+        _plot_curve(curve, args.out)
+        return 0
+    out = run(
+        models, args.profile, files, three_class, args.out, args.seed, args.train_fraction, bert_model=args.bert_model
+    )
+    print(f"compare: results in {out}\n")
+    print((out / "results.md").read_text())
+    return 0
+
+
+def _plot_curve(curve: dict, out_root: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    models = [r["model"] for r in next(iter(curve.values()))["results"]]
+    for m in models:
+        xs = [c["run"]["split"]["sizes"]["train"] for c in curve.values()]
+        ys = [100 * next(r for r in c["results"] if r["model"] == m)["accuracy"] for c in curve.values()]
+        ax.plot(xs, ys, marker="o", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("training tweets")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_root / f"learning_curve-{stamp}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"compare: learning curve in {path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""TF-IDF linear models: logistic regression, linear SVC (calibrated) and multinomial naive Bayes.
+
+Each model is one scikit-learn ``Pipeline`` (cleaning, TF-IDF over 1- to 4-grams with 50,000
+features, classifier), saved with joblib. Linear SVC has no probabilities of its own, so it is
+wrapped in ``CalibratedClassifierCV`` and the neutral band applies to it as to the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import LinearSVC
+
+from sentiment.cleaning import normalise_all
+
+LINEAR_MODELS = ("logreg", "linear_svc", "multinomial_nb")
+
+
+def _clean(texts) -> list[str]:
+    return normalise_all(list(texts), "seed")
+
+
+def build_pipeline(name: str, max_features: int = 50_000, ngram_max: int = 4, seed: int = 13) -> Pipeline:
+    """A fresh, unfitted pipeline for one of :data:`LINEAR_MODELS`.
+
+    Raises:
+        ValueError: for an unknown model name.
+    """
+    if name == "logreg":
+        classifier = LogisticRegression(C=1.0, max_iter=1000)
+    elif name == "linear_svc":
+        classifier = CalibratedClassifierCV(LinearSVC(C=0.1, random_state=seed), cv=3, method="sigmoid")
+    elif name == "multinomial_nb":
+        classifier = MultinomialNB(alpha=1.0)
+    else:
+        raise ValueError(f"unknown linear model {name!r}; expected one of {LINEAR_MODELS}")
+    return Pipeline(
+        [
+            ("clean", FunctionTransformer(_clean)),
+            (
+                "tfidf",
+                TfidfVectorizer(
+                    ngram_range=(1, ngram_max), max_features=max_features, sublinear_tf=True, dtype=np.float32
+                ),
+            ),
+            ("classifier", classifier),
+        ]
+    )
+
+
+def fit(name: str, texts: list[str], labels: list[int], **kwargs) -> Pipeline:
+    return build_pipeline(name, **kwargs).fit(texts, labels)
+
+
+def predict_proba(model: Pipeline, texts: list[str]) -> np.ndarray:
+    """Positive-class probability of each text."""
+    return model.predict_proba(texts)[:, 1]
+
+
+def save(model: Pipeline, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+    return path

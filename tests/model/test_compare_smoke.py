@@ -1,0 +1,27 @@
+"""The comparison's smoke profile: every model family trains, predicts and lands in the table."""
+
+import json
+
+import pytest
+
+from experiments.compare import ALL_MODELS, run
+from tests.conftest import SAMPLE, shared_data_dir
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def test_smoke_profile_trains_every_family(tmp_path, sentiment140_files):
+    three_class = {}
+    data = shared_data_dir()
+    if data is not None and (data / "tweeteval" / "val.csv").is_file():
+        three_class["tweeteval"] = data / "tweeteval" / "val.csv"
+    out = run(list(ALL_MODELS), "smoke", sentiment140_files or [SAMPLE], three_class, tmp_path)
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["results"]] == list(ALL_MODELS)
+    for row in results["results"]:
+        assert 0.55 <= row["accuracy"] <= 1.0, row["model"]  # better than chance on 1,000 held-out tweets
+        assert row["tweets_per_second"] > 0 and row["size_mb"] > 0
+    table = (out / "results.md").read_text()
+    assert all(f"| {m} |" in table for m in ALL_MODELS)
+    assert (out / "accuracy_throughput.png").stat().st_size > 0
+    assert results["run"]["split"]["sizes"] == {"train": 3000, "val": 500, "test": 1000}
