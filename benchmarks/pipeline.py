@@ -29,8 +29,8 @@ import requests
 
 from ingest.relay import SocketRelay, TweetBuffer, feed
 from ingest.replay import replay_tweets
-from sentiment.config import PROJECT_ROOT
-from stream.job import JobConfig, JobStats, build_query, percentiles, socket_source
+from sentiment.config import PROJECT_ROOT, Config
+from stream.job import JobConfig, JobStats, build_query, build_spark, drive, percentiles, socket_source
 from stream.scoring import ScoringOptions
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
@@ -80,24 +80,8 @@ def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3
 
 
 def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    from stream.job import ship_code
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("bench")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config(
-            "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'conf' / 'log4j2.properties'}",
-        )
-        .getOrCreate()
-    )
+    spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
-    ship_code(spark)
     tweets = list(replay_tweets(SAMPLE, loop=True, limit=n))
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     config = JobConfig(
@@ -117,8 +101,7 @@ def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
         started = time.monotonic()
         feed(tweets, buffer)
         try:
-            while stats.seen < n and query.isActive and time.monotonic() - started < 1800:
-                query.awaitTermination(0.2)
+            drive(query, stats, n, timeout=1800)
         finally:
             query.stop()
     elapsed = time.monotonic() - started

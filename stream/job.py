@@ -265,21 +265,42 @@ def fetch_model_version(service_url: str, wait_seconds: float) -> str:
         time.sleep(0.5)
 
 
-def build_spark(config: Config, master: str | None = None) -> SparkSession:
-    """A SparkSession with quiet logs; local[2] unless launched by spark-submit or told otherwise."""
+def build_spark(
+    config: Config, master: str | None = None, app_name: str = "tweet-sentiment", ui: bool = True
+) -> SparkSession:
+    """A SparkSession with quiet logs and the project's code shipped to the executors.
+
+    Runs on ``local[2]`` unless launched by spark-submit or given another master.
+    """
+    effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
+    if effective and effective.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a local run
     log4j = PROJECT_ROOT / "conf" / "log4j2.properties"
     builder = (
-        SparkSession.builder.appName("tweet-sentiment")
+        SparkSession.builder.appName(app_name)
         .config("spark.sql.shuffle.partitions", str(config.stream.shuffle_partitions))
         .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", str(ui).lower())
         .config("spark.sql.session.timeZone", "UTC")
     )
-    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master(master or "local[2]")
+    if effective:
+        builder = builder.master(effective)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    ship_code(spark)
     return spark
+
+
+def drive(query, stats: JobStats, lines: int, timeout: float) -> bool:
+    """Run a started query until ``lines`` input lines were handled or ``timeout`` seconds passed.
+
+    Returns whether all lines were handled. For tests and benchmarks; the job itself runs on its trigger.
+    """
+    deadline = time.monotonic() + timeout
+    while stats.seen < lines and time.monotonic() < deadline and query.isActive:
+        query.processAllAvailable()
+    return stats.seen >= lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     spark = build_spark(config, args.master)
-    ship_code(spark)
     stats = JobStats()
     query = build_query(socket_source(spark, job.host, job.port), job, stats).start()
     print(

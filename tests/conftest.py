@@ -35,25 +35,10 @@ def sentiment140_files() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def spark():
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    from sentiment.config import Config
+    from stream.job import build_spark
 
-    from stream.job import ship_code
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("tweet-sentiment-tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config(
-            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}"
-        )
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("WARN")
-    ship_code(session)
+    session = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-tests", ui=False)
     yield session
     session.stop()
 

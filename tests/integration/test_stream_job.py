@@ -1,7 +1,6 @@
 """The Spark job's transforms on small DataFrames, and the whole path end to end."""
 
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ from ingest.relay import SocketRelay, TweetBuffer, feed
 from ingest.replay import replay_tweets
 from sentiment.labels import NeutralBand
 from stream.cleaning import label_tweets
-from stream.job import JobConfig, JobStats, build_query, parse_lines, socket_source, track_filter
+from stream.job import JobConfig, JobStats, build_query, drive, parse_lines, socket_source, track_filter
 from stream.scoring import ScoringOptions
 from tests.conftest import SAMPLE
 
@@ -79,9 +78,7 @@ def test_end_to_end_relay_spark_service_parquet(spark, service_url, tmp_path):
         source = socket_source(spark, "127.0.0.1", relay.port)
         query = build_query(source, config, stats).start()
         try:
-            deadline = time.monotonic() + 300
-            while stats.seen < expected_lines and time.monotonic() < deadline and query.isActive:
-                query.processAllAvailable()
+            drive(query, stats, expected_lines, timeout=300)
         finally:
             query.stop()
     assert query.exception() is None

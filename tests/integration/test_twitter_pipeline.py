@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ import responses
 
 from ingest.relay import SocketRelay, TweetBuffer
 from ingest.twitter import run_stream
-from stream.job import JobConfig, JobStats, build_query, socket_source
+from stream.job import JobConfig, JobStats, build_query, drive, socket_source
 from stream.scoring import ScoringOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,9 +46,7 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
     with SocketRelay("127.0.0.1", 0, buffer) as relay:
         query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
         try:
-            deadline = time.monotonic() + 120
-            while stats.seen < 3 and time.monotonic() < deadline and query.isActive:
-                query.processAllAvailable()
+            drive(query, stats, 3, timeout=120)
         finally:
             query.stop()
     out = pd.read_parquet(tmp_path / "tweets").sort_values("id")
