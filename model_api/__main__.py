@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 
 from sentiment.config import ConfigError, load_config
 
@@ -42,12 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
     service = config.service
-    threads = max(1, (os.cpu_count() or 1) // service.workers)
+    threads = max(1, (os.cpu_count() or 1) // service.workers)  # torch threads: workers x threads <= cores
+    if service.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up the workers through files in this folder.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{service.host}:{service.port}")
             self.cfg.set("workers", service.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", service.threads)
+            self.cfg.set("worker_connections", 2000)
+            self.cfg.set("backlog", 2048)
+            self.cfg.set("keepalive", 30)
             self.cfg.set("timeout", service.timeout_seconds)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)

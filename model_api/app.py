@@ -8,11 +8,14 @@ Routes: ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"text
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from model_api.batching import MicroBatcher
+from model_api.metrics import ServiceMetrics
 from sentiment.config import Config, load_config
 
 log = logging.getLogger(__name__)
@@ -45,12 +48,35 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
             config.service.model or DEFAULT_MODEL_DIR,
             band=config.band.band(),
             batch_size=config.service.inference_batch,
+            precision=config.service.precision,
         )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
+    metrics = ServiceMetrics()
+    info = predictor.describe()
+    metrics.model.labels(str(info.get("name")), str(info.get("version")), config.service.precision).set(1)
     app.extensions["tweetsent.predictor"] = predictor
     app.extensions["tweetsent.config"] = config
+    app.extensions["tweetsent.metrics"] = metrics
+    app.extensions["tweetsent.batcher"] = MicroBatcher(
+        predictor.predict,
+        max_batch=config.service.micro_batch_max,
+        max_wait_ms=config.service.micro_batch_wait_ms,
+        on_batch=metrics.observe_batch,
+    )
     app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _record(response):
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
 
     @app.errorhandler(BadRequest)
     def _bad_request(e: BadRequest):
@@ -101,7 +127,8 @@ def predict():
     body = _json_object()
     if "text" not in body:
         raise BadRequest('missing field "text"')
-    result = _predictor().predict([_text(body["text"], '"text"')])[0]
+    batcher: MicroBatcher = current_app.extensions["tweetsent.batcher"]
+    result = batcher.submit([_text(body["text"], '"text"')], timeout=_config().service.timeout_seconds)[0]
     return jsonify(result.to_dict())
 
 
@@ -119,7 +146,9 @@ def predict_batch():
     if len(texts) > limit:
         raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {limit} per request', 413)
     clean = [_text(t, f'"texts"[{i}]') for i, t in enumerate(texts)]
+    started = time.perf_counter()
     results = _predictor().predict(clean)
+    current_app.extensions["tweetsent.metrics"].observe_batch(len(clean), time.perf_counter() - started)
     return jsonify(results=[r.to_dict() for r in results])
 
 
@@ -131,3 +160,9 @@ def health():
 @bp.get("/model")
 def model():
     return jsonify(_predictor().describe())
+
+
+@bp.get("/metrics")
+def metrics():
+    body, content_type = current_app.extensions["tweetsent.metrics"].exposition()
+    return Response(body, content_type=content_type)

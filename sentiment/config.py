@@ -45,8 +45,21 @@ class ServiceConfig:
     max_text_chars: int = 10_000
     inference_batch: int = 64
     timeout_seconds: int = 120
+    threads: int = 32  # request threads per worker (gunicorn gthread)
+    precision: str = "fp32"  # fp32, bf16 (autocast) or int8 (dynamic quantization)
+    micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
+    micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
     def __post_init__(self) -> None:
+        _check(
+            self.precision in ("fp32", "bf16", "int8"),
+            f"service.precision must be fp32, bf16 or int8, got {self.precision!r}",
+        )
+        _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
+        _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")
+        _check(
+            self.micro_batch_wait_ms >= 0, f"service.micro_batch_wait_ms must be >= 0, got {self.micro_batch_wait_ms}"
+        )
         _check(0 <= self.port <= 65535, f"service.port must be 0..65535, got {self.port}")
         _check(self.workers >= 1, f"service.workers must be at least 1, got {self.workers}")
         _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
@@ -83,6 +96,7 @@ class StreamConfig:
     checkpoint: str = "output/checkpoints"
     trigger_seconds: float = 2.0
     request_batch: int = 256
+    request_concurrency: int = 2
     request_timeout_seconds: float = 30.0
     retries: int = 4
     backoff_seconds: float = 0.5
@@ -93,6 +107,9 @@ class StreamConfig:
         _check(self.request_batch >= 1, f"stream.request_batch must be at least 1, got {self.request_batch}")
         _check(self.request_timeout_seconds > 0, "stream.request_timeout_seconds must be > 0")
         _check(self.retries >= 0, f"stream.retries must be >= 0, got {self.retries}")
+        _check(
+            self.request_concurrency >= 1, f"stream.request_concurrency must be >= 1, got {self.request_concurrency}"
+        )
         _check(self.shuffle_partitions >= 1, "stream.shuffle_partitions must be at least 1")
 
 

@@ -344,6 +344,7 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         scoring=ScoringOptions(
             service_url=(args.service_url or config.service_url),
             batch_size=s.request_batch,
+            concurrency=s.request_concurrency,
             timeout=s.request_timeout_seconds,
             retries=s.retries,
             backoff=s.backoff_seconds,

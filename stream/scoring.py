@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ class ScoringOptions:
     timeout: float = 30.0
     retries: int = 4
     backoff: float = 0.5
+    concurrency: int = 2
 
 
 def _post_with_retries(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> dict:
@@ -62,22 +64,28 @@ def _post_with_retries(client: HttpClient, url: str, body: dict, options: Scorin
 def score_texts(texts: list[str], client: HttpClient, options: ScoringOptions) -> list[float]:
     """Positive-probability of each text, in order, via ``POST /predict/batch``.
 
+    Texts go in chunks of ``options.batch_size``, up to ``options.concurrency`` requests at a time.
+
     Raises:
         ServiceError: on a 4xx answer, a malformed answer, or when retries are exhausted.
     """
     url = options.service_url.rstrip("/") + "/predict/batch"
-    out: list[float] = []
-    for start in range(0, len(texts), options.batch_size):
-        chunk = texts[start : start + options.batch_size]
+    chunks = [texts[i : i + options.batch_size] for i in range(0, len(texts), options.batch_size)]
+
+    def one(chunk: list[str]) -> list[float]:
         body = _post_with_retries(client, url, {"texts": chunk}, options)
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list) or len(results) != len(chunk):
-            raise ServiceError(
-                f"{url} answered {len(results) if isinstance(results, list) else 'no'} "
-                f"result(s) for {len(chunk)} text(s)"
-            )
-        out.extend(float(r["p_positive"]) for r in results)
-    return out
+            count = len(results) if isinstance(results, list) else "no"
+            raise ServiceError(f"{url} answered {count} result(s) for {len(chunk)} text(s)")
+        return [float(r["p_positive"]) for r in results]
+
+    if options.concurrency <= 1 or len(chunks) <= 1:
+        scored = [one(c) for c in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+            scored = list(pool.map(one, chunks))
+    return [p for chunk in scored for p in chunk]
 
 
 def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -> Iterator[pd.DataFrame]:
@@ -86,8 +94,9 @@ def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -
     from requests.adapters import HTTPAdapter
 
     with requests.Session() as session:
-        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=4))
-        session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=4))
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, options.concurrency))
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         for pdf in batches:
             texts = pdf["text"].fillna("").astype(str).tolist()
             pdf = pdf.copy()

@@ -72,3 +72,16 @@ def test_unknown_route_and_method_are_json(client):
     assert client.get("/nope").status_code == 404
     r = client.get("/predict")
     assert r.status_code == 405 and "error" in r.get_json()
+
+
+def test_metrics_count_requests_by_endpoint_and_status(client):
+    client.post("/predict", json={"text": "good"})
+    client.post("/predict/batch", json={"texts": ["bad", "good"]})
+    client.post("/predict", json={})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'tweetsent_requests_total{endpoint="/predict",status="200"} 1.0' in text
+    assert 'tweetsent_requests_total{endpoint="/predict",status="400"} 1.0' in text
+    assert 'tweetsent_requests_total{endpoint="/predict/batch",status="200"} 1.0' in text
+    assert "tweetsent_texts_total 3.0" in text
+    assert 'tweetsent_model_info{name="fake",precision="fp32",version="0"} 1.0' in text
+    assert "tweetsent_request_seconds_bucket" in text and "tweetsent_batch_texts_bucket" in text

@@ -68,3 +68,31 @@ def test_wrong_number_of_results_is_an_error():
 
     with pytest.raises(ServiceError, match="0 result"):
         score_texts(["a"], Short(), OPTIONS)
+
+
+def test_concurrent_requests_keep_the_order():
+    import threading
+
+    class Slow(FakeClient):
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()
+            self.in_flight = self.peak = 0
+
+        def post(self, url, json=None, timeout=None):
+            import time
+
+            with self.lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            time.sleep(0.02 if json["texts"][0] == "a" else 0.0)  # the first chunk answers last
+            try:
+                return super().post(url, json=json, timeout=timeout)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+    client = Slow()
+    options = ScoringOptions(service_url="http://svc", batch_size=1, concurrency=3, retries=0)
+    assert score_texts(["a", "bb", "ccc", "dddd"], client, options) == [0.01, 0.02, 0.03, 0.04]
+    assert client.peak > 1

@@ -1,0 +1,70 @@
+"""Prometheus metrics of the service: requests, latency, batch sizes, inference time, model version.
+
+With several gunicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``python -m model_api`` does) so
+that ``GET /metrics`` adds up every worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServiceMetrics:
+    """One set of metrics per app, on its own registry (so tests can build many apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tweetsent_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tweetsent_request_seconds",
+            "request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "tweetsent_batch_texts", "texts per forward pass batch", buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.inference = Histogram(
+            "tweetsent_inference_seconds",
+            "time of one batched prediction",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.texts = Counter("tweetsent_texts", "texts scored", registry=self.registry)
+        self.model = Gauge(
+            "tweetsent_model_info",
+            "the served model (value 1)",
+            ["name", "version", "precision"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.inference.observe(seconds)
+        self.texts.inc(size)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics text and its content type; all workers' when running multi-process."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
