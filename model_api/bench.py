@@ -1,0 +1,198 @@
+"""Benchmark the model service against the usual way of serving the same model, side by side.
+
+Usage: python -m model_api.bench [--model DIR] [--tweets N] [--precision fp32|bf16|int8] [--json]
+
+On the same real tweets, in one run, each in its own process (so that peak memory is its own):
+
+1. ``pipeline-single``: transformers ``pipeline("text-classification")`` called once per text;
+2. ``pipeline-batched``: the same pipeline given the list, ``batch_size=64``;
+3. ``engine``: our predictor in-process (length-bucketed batches);
+4. ``service``: our service under gunicorn, ``POST /predict/batch`` with 256 texts per request.
+
+It prints tweets/s, p50/p95/p99 latency per call (a call is one text, one pipeline batch or one
+request) and peak resident memory, with each figure's ratio to ``pipeline-single``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from model_api.predictor import DEFAULT_MODEL_DIR
+
+SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
+
+
+def _texts(n: int) -> list[str]:
+    from sentiment.sentiment140 import iter_rows
+
+    texts = [r.text for r in iter_rows(SAMPLE)]
+    return (texts * (n // len(texts) + 1))[:n]
+
+
+def _percentiles(latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+
+    def q(p: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {"p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99)}
+
+
+def _phase(name: str, model: str, n: int, precision: str, url: str | None, out: mp.Queue) -> None:
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())
+    texts = _texts(n)
+    latencies: list[float] = []
+    if name.startswith("pipeline"):
+        from transformers import pipeline
+
+        from sentiment.cleaning import normalise_all
+
+        clf = pipeline("text-classification", model=model, tokenizer=model, device=-1)
+        prepared = normalise_all(texts, "light")
+        clf(prepared[:8])
+        started = time.perf_counter()
+        if name == "pipeline-single":
+            for t in prepared:
+                t0 = time.perf_counter()
+                clf(t, truncation=True)
+                latencies.append(time.perf_counter() - t0)
+        else:
+            for i in range(0, len(prepared), 64):
+                t0 = time.perf_counter()
+                clf(prepared[i : i + 64], batch_size=64, truncation=True)
+                latencies.append(time.perf_counter() - t0)
+    elif name == "engine":
+        from model_api.predictor import SentimentPredictor
+
+        predictor = SentimentPredictor.from_pretrained(model, precision=precision)
+        predictor.predict(texts[:64])
+        started = time.perf_counter()
+        for i in range(0, len(texts), 256):
+            t0 = time.perf_counter()
+            predictor.predict(texts[i : i + 256])
+            latencies.append(time.perf_counter() - t0)
+    else:
+        import requests
+
+        with requests.Session() as session:
+            session.post(f"{url}/predict/batch", json={"texts": texts[:64]}, timeout=60).raise_for_status()
+            started = time.perf_counter()
+            for i in range(0, len(texts), 256):
+                t0 = time.perf_counter()
+                session.post(f"{url}/predict/batch", json={"texts": texts[i : i + 256]}, timeout=300).raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    out.put(
+        {
+            "phase": name,
+            "tweets": len(texts),
+            "tweets_per_s": round(len(texts) / elapsed, 1),
+            **_percentiles(latencies),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_phase(name: str, model: str, n: int, precision: str, url: str | None = None) -> dict:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_phase, args=(name, model, n, precision, url, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+def _tree_peak_rss_mb(pid: int) -> int:
+    """Sum of the peak resident memory (VmHWM) of a process and its children."""
+    total, pids = 0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+        pids.extend(int(c) for c in children)
+    return round(total / 1024)
+
+
+def start_service(model: str, precision: str) -> tuple[subprocess.Popen, str]:
+    import os
+
+    import requests
+
+    port = _free_port()
+    env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model_api", "--port", str(port), "--model", model],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the service did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_api.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    p.add_argument("--tweets", type=int, default=1000, help="tweets per phase")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    rows = []
+    for name in ("pipeline-single", "pipeline-batched", "engine"):
+        rows.append(run_phase(name, args.model, args.tweets, args.precision))
+        print(json.dumps(rows[-1]), flush=True)
+    service, url = start_service(args.model, args.precision)
+    try:
+        row = run_phase("service", args.model, args.tweets, args.precision, url)
+        row["peak_rss_mb"] = _tree_peak_rss_mb(service.pid)  # the server's, not the client's
+        rows.append(row)
+        print(json.dumps(rows[-1]), flush=True)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    base = rows[0]["tweets_per_s"]
+    print(f"\n{'phase':<17}{'tweets/s':>10}{'x base':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'peak MB':>9}")
+    for r in rows:
+        print(
+            f"{r['phase']:<17}{r['tweets_per_s']:>10.1f}{r['tweets_per_s'] / base:>8.2f}{r['p50_ms']:>9.1f}"
+            f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['peak_rss_mb']:>9}"
+        )
+    print(
+        f"(precision {args.precision}, {args.tweets} tweets per phase; the service's peak memory is its "
+        "gunicorn master and workers')"
+    )
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
