@@ -3,11 +3,12 @@
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
 # make bench     pipeline and service throughput (benchmarks/pipeline.py)
+# make load-test Locust against the service on loopback (benchmarks/load_test.py)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-experiments test test-fast lint bench compare clean
+.PHONY: install install-experiments test test-fast lint bench compare load-test clean
 
 $(VENV)/.installed: requirements.lock
 	@bash scripts/check_java.sh
@@ -28,6 +29,14 @@ install-experiments: $(VENV)/.experiments
 
 test: install install-experiments
 	$(PY) -m pytest
+
+$(VENV)/.bench: $(VENV)/.installed requirements-bench.lock
+	$(PY) -m pip install --quiet -r requirements-bench.lock
+	touch $@
+
+load-test: $(VENV)/.bench
+	$(PY) -m benchmarks.load_test --scenario single --users 500 --spawn-rate 50 --seconds 60
+	$(PY) -m benchmarks.load_test --scenario batch --users 8 --spawn-rate 8 --seconds 30
 
 compare: install-experiments
 	$(PY) -m experiments.compare --profile quick

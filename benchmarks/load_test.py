@@ -1,0 +1,147 @@
+"""Load-test the model service with Locust, headless, on loopback, bounded in time.
+
+Usage: python -m benchmarks.load_test [--scenario single|batch] [--users 500] [--spawn-rate 50]
+       [--seconds 60] [--workers 1] [--out DIR]
+
+Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints
+requests/s, p50/p95/p99 and failures, and writes Locust's CSVs and a latency-over-time PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plot(history_csv: Path, png: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in csv.DictReader(history_csv.open()) if r["Name"] == "Aggregated"]
+    if not rows:
+        return
+    t0 = int(rows[0]["Timestamp"])
+    t = [int(r["Timestamp"]) - t0 for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for col, label in (("50%", "p50"), ("95%", "p95"), ("99%", "p99")):
+        ax.plot(t, [float(r[col]) if r[col] not in ("", "N/A") else float("nan") for r in rows], label=label)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("latency (ms)")
+    ax2 = ax.twinx()
+    ax2.plot(t, [float(r["Requests/s"]) for r in rows], color="grey", alpha=0.5, label="requests/s")
+    ax2.set_ylabel("requests/s")
+    ax.set_title(title, fontsize=9)
+    fig.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n")[0])
+    p.add_argument("--scenario", choices=("single", "batch"), default="single")
+    p.add_argument("--users", type=int, default=500)
+    p.add_argument("--spawn-rate", type=float, default=50)
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
+    args = p.parse_args(argv)
+    if args.users > 2000 or args.seconds > 900:
+        print("error: keep load tests bounded: at most 2000 users and 900 seconds", file=sys.stderr)
+        return 2
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
+    out.mkdir(parents=True)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(args.workers)],
+        cwd=ROOT,
+        stdout=(out / "service.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(f"{url}/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        user = "SingleTweetUser" if args.scenario == "single" else "BatchUser"
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "benchmarks" / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(args.users),
+            "-r",
+            str(args.spawn_rate),
+            "-t",
+            f"{args.seconds}s",
+            "--host",
+            url,
+            "--csv",
+            str(out / "locust"),
+            "--csv-full-history",
+            "--only-summary",
+            "--stop-timeout",
+            "10",
+            user,
+        ]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            check=False,
+            stdout=(out / "locust.log").open("w"),
+            stderr=subprocess.STDOUT,
+            timeout=args.seconds + 120,
+        )
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        (out / "metrics.txt").write_text(metrics)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    stats = next(r for r in csv.DictReader((out / "locust_stats.csv").open()) if r["Name"] == "Aggregated")
+    plot(
+        out / "locust_stats_history.csv",
+        out / "latency_over_time.png",
+        f"{args.scenario}: {args.users} users, {args.workers} worker(s)",
+    )
+    print(
+        f"scenario {args.scenario}, {args.users} users (spawn {args.spawn_rate}/s), {args.seconds}s, "
+        f"{args.workers} worker(s)"
+    )
+    print(
+        f"requests {stats['Request Count']}, failures {stats['Failure Count']}, "
+        f"{float(stats['Requests/s']):.1f} requests/s, p50 {stats['50%']} ms, p95 {stats['95%']} ms, "
+        f"p99 {stats['99%']} ms"
+    )
+    print(f"CSVs and latency_over_time.png in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
