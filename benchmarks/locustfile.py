@@ -21,7 +21,6 @@ class SingleTweetUser(HttpUser):
     """Sends one real tweet at a time, with no think time between requests."""
 
     wait_time = constant(0)
-    weight = 1
 
     @task
     def predict(self) -> None:
@@ -32,7 +31,6 @@ class BatchUser(HttpUser):
     """Sends 256 real tweets per request."""
 
     wait_time = constant(0)
-    weight = 0  # enabled by the batch scenario (--class-picker / user class argument)
 
     @task
     def predict_batch(self) -> None:
