@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from model_api.engines import make_engine
 from sentiment.cleaning import get_recipe, normalise_all
 from sentiment.labels import NeutralBand, confidence
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 METADATA_FILE = "tweet_sentiment.json"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,10 @@ class SentimentPredictor:
         band: NeutralBand = NeutralBand(),
         batch_size: int = 64,
         precision: str = "fp32",
+        model_path: str | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        model = model.eval()
-        if precision == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.model = model
+        self.model = model.eval()
+        self.engine = make_engine(self.model, model_path or "", precision)
         self.tokenizer = tokenizer
         self.info = info
         self.band = band
@@ -100,8 +97,8 @@ class SentimentPredictor:
     ) -> SentimentPredictor:
         """Load a model directory or Hugging Face hub name.
 
-        ``precision`` is ``fp32``, ``bf16`` (autocast; fast on CPUs with AVX-512 BF16 or AMX) or
-        ``int8`` (dynamic quantization of the linear layers).
+        ``precision`` picks the engine: ``fp32``, ``bf16`` (torch autocast), ``int8`` (torch dynamic
+        quantization), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
@@ -114,13 +111,12 @@ class SentimentPredictor:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
         log.info("loaded model %s (version %s, preprocessing %s)", info.name, info.version, info.preprocessing)
-        return cls(model, tokenizer, info, band=band, batch_size=batch_size, precision=precision)
+        return cls(model, tokenizer, info, band=band, batch_size=batch_size, precision=precision, model_path=path)
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
         """Apply the preprocessing the model was trained on."""
         return normalise_all(texts, self.info.preprocessing)
 
-    @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Positive-probability of each text, in input order.
 
@@ -137,11 +133,15 @@ class SentimentPredictor:
                 padding=True,
                 truncation=True,
                 max_length=self.info.max_length,
-                return_tensors="pt",
+                return_tensors="np",
             )
-            with self._lock, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                logits = self.model(**batch).logits.float()
-            out[idx] = torch.softmax(logits, dim=-1)[:, self.info.positive_index].numpy()
+            with self._lock:
+                logits = self.engine.logits(
+                    batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+                )
+            z = logits - logits.max(axis=1, keepdims=True)
+            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            out[idx] = probs[:, self.info.positive_index]
         return out
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:

@@ -46,15 +46,13 @@ class ServiceConfig:
     inference_batch: int = 64
     timeout_seconds: int = 120
     threads: int = 32  # request threads per worker (gunicorn gthread)
-    precision: str = "fp32"  # fp32, bf16 (autocast) or int8 (dynamic quantization)
+    precision: str = "fp32"  # fp32, bf16, int8 (torch) or onnx, onnx-int8 (ONNX Runtime)
     micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
     def __post_init__(self) -> None:
-        _check(
-            self.precision in ("fp32", "bf16", "int8"),
-            f"service.precision must be fp32, bf16 or int8, got {self.precision!r}",
-        )
+        precisions = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+        _check(self.precision in precisions, f"service.precision must be one of {precisions}, got {self.precision!r}")
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
         _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")
         _check(

@@ -64,3 +64,12 @@ def test_accuracy_on_the_held_out_sample(predictor):
     probs = predictor.predict_proba(texts)
     accuracy = float(np.mean((probs > 0.5) == (np.array(polarities) == 4)))
     assert accuracy >= 0.80, f"accuracy {accuracy:.3f} on {len(texts)} held-out tweets"
+
+
+@pytest.mark.parametrize(("precision", "tolerance"), [("onnx", 1e-4), ("bf16", 0.02)])
+def test_engines_agree_with_fp32(predictor, precision, tolerance):
+    from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+
+    texts = ["I love this", "worst day ever", "meh", "a long tweet that goes on and on about the weather " * 4]
+    other = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision=precision)
+    assert other.predict_proba(texts) == pytest.approx(predictor.predict_proba(texts), abs=tolerance)
