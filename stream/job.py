@@ -164,26 +164,29 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
     started = time.monotonic()
     parsed = parse_lines(batch).persist()
     try:
-        bad = parsed.where(F.col("reason").isNotNull()).select(
-            "raw", "reason", F.lit(batch_id).alias("batch_id"), F.current_timestamp().alias("received_at")
-        )
-        n_bad = bad.count()
+        is_bad = F.col("reason").isNotNull()
+        counts = parsed.agg(
+            F.sum(F.when(is_bad, 1).otherwise(0)).alias("bad"), F.sum(F.when(is_bad, 0).otherwise(1)).alias("good")
+        ).first()
+        n_bad, n_good = counts["bad"] or 0, counts["good"] or 0
         if n_bad:
-            bad.write.mode("append").parquet(config.quarantine)
-        good = parsed.where(F.col("reason").isNull()).drop("raw", "reason")
-        kept, dropped = track_filter(good, config.track)
-        n_dropped = dropped.count() if config.track else 0
-        scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version).persist()
-        try:
-            n_rows = scored.count()
-            latencies: list[float] = []
-            if n_rows:
+            parsed.where(is_bad).select(
+                "raw", "reason", F.lit(batch_id).alias("batch_id"), F.current_timestamp().alias("received_at")
+            ).write.mode("append").parquet(config.quarantine)
+        n_rows, latencies = 0, []
+        if n_good:
+            kept, _ = track_filter(parsed.where(~is_bad).drop("raw", "reason"), config.track)
+            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version)
+            scored = scored.persist()  # scored once: the write fills the cache, the collect reads it
+            try:
                 scored.write.mode("append").partitionBy("date").parquet(config.output)
                 committed = time.time()
-                sent = [r[0] for r in scored.select("relayed_at").collect() if r[0] is not None]
-                latencies = [committed - t for t in sent]
-        finally:
-            scored.unpersist()
+                sent = [r[0] for r in scored.select("relayed_at").collect()]
+            finally:
+                scored.unpersist()
+            n_rows = len(sent)
+            latencies = [committed - t for t in sent if t is not None]
+        n_dropped = n_good - n_rows
     finally:
         parsed.unpersist()
     elapsed = time.monotonic() - started
