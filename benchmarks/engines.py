@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from experiments.data import default_training_files, load_split
-from model_api.predictor import DEFAULT_MODEL_DIR, PRECISIONS, SentimentPredictor
+from model_api.engines import PRECISIONS
+from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 
 
 def main(argv: list[str] | None = None) -> int:

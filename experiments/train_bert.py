@@ -330,7 +330,7 @@ Negative, Neutral or Positive with its neutral band.
 Reproduce:
 
 ```
-python -m experiments.train_bert --out {out.name} --preprocessing {c["preprocessing"]} --epochs {c["epochs"]} \\
+python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]} --epochs {c["epochs"]} \\
     --lr {c["lr"]} --max-length {c["max_length"]} --batch-size {c["batch_size"]} --seed {c["seed"]}
 ```
 

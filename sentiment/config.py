@@ -46,7 +46,7 @@ class ServiceConfig:
     inference_batch: int = 64
     timeout_seconds: int = 120
     threads: int = 32  # request threads per worker (gunicorn gthread)
-    precision: str = "fp32"  # fp32, bf16, int8 (torch) or onnx, onnx-int8 (ONNX Runtime)
+    precision: str = "int8"  # fp32, bf16, int8 (torch) or onnx, onnx-int8 (ONNX Runtime)
     micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
