@@ -135,6 +135,11 @@ def train(
         train_texts = [train_texts[i] for i in keep]
         train_labels = [train_labels[i] for i in keep]
     val_texts, val_labels = split.texts["val"], split.labels["val"]
+    if not train_texts or not val_texts:
+        raise ValueError(
+            f"the split has {len(train_texts)} training and {len(val_texts)} validation rows; "
+            "give more data or another split seed"
+        )
     if config.max_eval_rows:
         val_texts, val_labels = val_texts[: config.max_eval_rows], val_labels[: config.max_eval_rows]
 

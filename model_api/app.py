@@ -54,7 +54,7 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
     metrics = ServiceMetrics()
     info = predictor.describe()
-    metrics.model.labels(str(info.get("name")), str(info.get("version")), config.service.precision).set(1)
+    metrics.model.labels(str(info.get("name")), str(info.get("version")), str(info.get("precision"))).set(1)
     app.extensions["tweetsent.predictor"] = predictor
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics

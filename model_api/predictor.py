@@ -157,5 +157,6 @@ class SentimentPredictor:
             "version": self.info.version,
             "preprocessing": self.info.preprocessing,
             "max_length": self.info.max_length,
+            "precision": self.precision,
             "neutral_band": {**self.band.to_dict(), "inclusive": True},
         }

@@ -69,7 +69,13 @@ class FakePredictor:
         return out
 
     def describe(self) -> dict:
-        return {"name": "fake", "version": "0", "preprocessing": "light", "neutral_band": self.band.to_dict()}
+        return {
+            "name": "fake",
+            "version": "0",
+            "preprocessing": "light",
+            "precision": "none",
+            "neutral_band": self.band.to_dict(),
+        }
 
 
 @pytest.fixture

@@ -83,5 +83,5 @@ def test_metrics_count_requests_by_endpoint_and_status(client):
     assert 'tweetsent_requests_total{endpoint="/predict",status="400"} 1.0' in text
     assert 'tweetsent_requests_total{endpoint="/predict/batch",status="200"} 1.0' in text
     assert "tweetsent_texts_total 3.0" in text
-    assert 'tweetsent_model_info{name="fake",precision="fp32",version="0"} 1.0' in text
+    assert 'tweetsent_model_info{name="fake",precision="none",version="0"} 1.0' in text
     assert "tweetsent_request_seconds_bucket" in text and "tweetsent_batch_texts_bucket" in text
