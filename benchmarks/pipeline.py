@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3
     }
 
 
-def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
+def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0) -> dict:
     spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
     tweets = list(replay_tweets(SAMPLE, loop=True, limit=n))
@@ -99,7 +100,8 @@ def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
     with SocketRelay("127.0.0.1", 0, buffer) as relay:
         query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
         started = time.monotonic()
-        feed(tweets, buffer)
+        feeder = threading.Thread(target=feed, args=(tweets, buffer, rate), daemon=True)
+        feeder.start()
         try:
             drive(query, stats, n, timeout=1800)
         finally:
@@ -115,6 +117,7 @@ def bench_end_to_end(url: str, n: int, trigger: float) -> dict:
         "latency_p50_s": round(p50, 2),
         "latency_p95_s": round(p95, 2),
         "trigger_s": trigger,
+        "offered_rate": rate or "max",
     }
 
 
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n")[0])
     p.add_argument("--tweets", type=int, default=6000, help="tweets through the whole pipeline")
     p.add_argument("--trigger", type=float, default=1.0, help="seconds between micro-batches")
+    p.add_argument("--rate", type=float, default=0.0, help="tweets/s the relay offers (0: as fast as possible)")
     p.add_argument("--service-only", action="store_true")
     p.add_argument("--first-row", action="store_true", help="also time ./run_pipeline.sh to its first row")
     p.add_argument("--json", action="store_true")
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         results["service_predict_batch"] = bench_service(url, texts)
         print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
         if not args.service_only:
-            results["end_to_end"] = bench_end_to_end(url, args.tweets, args.trigger)
+            results["end_to_end"] = bench_end_to_end(url, args.tweets, args.trigger, args.rate)
             print(f"end to end: {results['end_to_end']}", flush=True)
     finally:
         service.terminate()
