@@ -278,6 +278,8 @@ def build_spark(
     effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
     if effective and effective.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a local run
+        # Python workers run this interpreter (the virtual environment's), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log4j = PROJECT_ROOT / "conf" / "log4j2.properties"
     builder = (
         SparkSession.builder.appName(app_name)
