@@ -100,7 +100,11 @@ def confusion(probs: np.ndarray, labels: list[str], band: NeutralBand) -> np.nda
 
 
 def folder_size_mb(paths: list[Path]) -> float:
+    """Size on disk of model files and folders, leaving out derived caches (the ONNX export)."""
     total = 0
     for p in paths:
-        total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        if p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and "onnx" not in f.relative_to(p).parts)
+        else:
+            total += p.stat().st_size
     return round(total / 1e6, 2)
