@@ -1,8 +1,8 @@
 """Flask application factory for the sentiment service.
 
-Routes: ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"texts": [...]}``),
-``GET /health`` and ``GET /model``. Every error is a JSON body ``{"error": ...}`` with a 4xx or
-5xx status.
+Routes: ``POST /predict`` (``{"text": ...}``, micro-batched with concurrent calls),
+``POST /predict/batch`` (``{"texts": [...]}``), ``GET /health``, ``GET /model`` and ``GET /metrics``
+(Prometheus). Every error is a JSON body ``{"error": ...}`` with a 4xx or 5xx status.
 """
 
 from __future__ import annotations
