@@ -48,11 +48,9 @@ make --no-print-directory --quiet install
 PY=.venv/bin/python
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 
-setting() { $PY -c "from sentiment.config import load_config; c = load_config(); print($1)"; }
-service_url=$(setting "c.service_url")
-relay_host=$(setting "c.relay.host")
-relay_port=$(setting "c.relay.port")
-output=$(setting "c.resolve(c.stream.output)")
+{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; } < <(
+  $PY -c "from sentiment.config import load_config; c = load_config()
+print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), sep='\n')")
 mkdir -p output/logs
 
 relay_args=("$source")
@@ -125,9 +123,26 @@ set +e
 $PY -m stream ${job_args[@]+"${job_args[@]}"} &
 job_pid=$!
 pids+=($job_pid)
+relay_done="" relay_status=0
+while kill -0 "$job_pid" 2>/dev/null; do
+  if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then
+    relay_done=1
+    wait "$relay_pid"
+    relay_status=$?
+    if [ "$relay_status" -ne 0 ]; then
+      echo "error: the relay stopped with exit status $relay_status:" >&2
+      tail -n 5 output/logs/relay.log >&2
+      kill -TERM "$job_pid" 2>/dev/null
+    fi
+  fi
+  sleep 0.5
+done
 wait "$job_pid"
 status=$?
 set -e
+if [ -n "$relay_done" ] && [ "${relay_status:-0}" -ne 0 ]; then
+  exit 1
+fi
 tail -n 1 output/logs/relay.log | grep '^relay:' || true
 
 $PY - "$output" <<'PY'
@@ -142,7 +157,7 @@ if not out.exists():
     sys.exit(0)
 df = pd.read_parquet(out, columns=["sentiment"])
 counts = df["sentiment"].value_counts()
-print(f"\npipeline: {len(df)} row(s) in {out}")
+print(f"\npipeline: {len(df)} row(s) in {out} (this run and earlier ones)")
 for label in ("Negative", "Neutral", "Positive"):
     print(f"  {label:<9}{int(counts.get(label, 0)):>8}")
 print(f'\nRead it with pandas:\n  import pandas as pd\n  df = pd.read_parquet("{out}")')

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import requests
 import tweepy
 
 from sentiment.schema import Tweet
@@ -140,6 +141,8 @@ def sync_rules(client: tweepy.StreamingClient, keywords: list[str], lang: str | 
                 raise TwitterSetupError(f"the API refused stream rules: {errors}")
     except tweepy.HTTPException as e:
         raise TwitterSetupError(explain(e)) from None
+    except requests.RequestException as e:
+        raise TwitterSetupError(f"cannot reach the X API ({type(e).__name__}): check the network or proxy") from None
     return RuleChanges(added=[r.value for r in missing], deleted=[r.value for r in stale], kept=sorted(present))
 
 
@@ -332,6 +335,10 @@ def poll_search(
                 continue
             except tweepy.HTTPException as e:
                 raise TwitterSetupError(explain(e)) from None
+            except requests.RequestException as e:
+                raise TwitterSetupError(
+                    f"cannot reach the X API ({type(e).__name__}): check the network or proxy"
+                ) from None
             users = {str(u.id): u.username for u in (response.includes or {}).get("users", [])}
             for tweet in response.data or []:
                 fresh.append(tweet_record(tweet, users, keyword_for(tweet.text, keywords)))

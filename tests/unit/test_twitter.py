@@ -188,3 +188,10 @@ def test_search_polls_since_id_pages_and_waits_out_rate_limits(caplog):
     assert "waiting until 00:00:00 UTC" in caplog.text  # 2100-01-01, from x-rate-limit-reset
     assert sleeps[0] == 30 and sleeps[1] > 1000  # the poll interval, then the rate-limit wait
     assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_unreachable_api_is_a_clear_error():
+    responses.get(RULES, body=requests.ConnectionError("no route to host"))
+    with pytest.raises(TwitterSetupError, match="cannot reach the X API"):
+        run_stream(TOKEN, ["coffee"], lambda t: None, threading.Event())
