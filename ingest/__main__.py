@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ingest.relay import RelayStats, SocketRelay, TweetBuffer, feed
 from ingest.replay import replay_tweets
-from sentiment.config import ConfigError, load_config
+from sentiment.config import ConfigError, RelayConfig, load_config
 from sentiment.sentiment140 import ReadStats
 
 log = logging.getLogger("ingest")
@@ -88,14 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def relay_config_from_args(args: argparse.Namespace) -> RelayConfig:
+    """The configured relay settings with the command line's --host/--port/--rate/--buffer on top."""
+    options = {"host": args.host, "port": args.port, "rate": getattr(args, "rate", None), "buffer_size": args.buffer}
+    return dataclasses.replace(load_config(args.config).relay, **{k: v for k, v in options.items() if v is not None})
+
+
 def run_replay(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    overrides = {
-        k: v
-        for k, v in {"host": args.host, "port": args.port, "rate": args.rate, "buffer_size": args.buffer}.items()
-        if v is not None
-    }
-    relay_config = dataclasses.replace(config.relay, **overrides)
+    relay_config = relay_config_from_args(args)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
 
@@ -141,11 +141,7 @@ def run_twitter(args: argparse.Namespace) -> int:
     token = load_bearer_token(args.token_file)
     install_redaction(token)
     keywords = dedupe(args.track)
-    config = load_config(args.config)
-    overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "buffer_size": args.buffer}.items() if v is not None
-    }
-    relay_config = dataclasses.replace(config.relay, **overrides)
+    relay_config = relay_config_from_args(args)
     buffer = TweetBuffer(relay_config.buffer_size, overflow="drop-oldest")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+from sentiment.config import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+log = logging.getLogger(__name__)
 
 
 class TorchEngine:

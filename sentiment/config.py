@@ -21,6 +21,8 @@ from sentiment.labels import NeutralBand
 ENV_PREFIX = "TWEETSENT_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
+# Inference engines of the model service (see model_api/engines.py).
+PRECISIONS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 
 
 class ConfigError(ValueError):
@@ -51,8 +53,7 @@ class ServiceConfig:
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
     def __post_init__(self) -> None:
-        precisions = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
-        _check(self.precision in precisions, f"service.precision must be one of {precisions}, got {self.precision!r}")
+        _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
         _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")
         _check(

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from sentiment.config import StreamConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -31,11 +33,11 @@ class HttpClient(Protocol):
 @dataclass(frozen=True)
 class ScoringOptions:
     service_url: str
-    batch_size: int = 256
-    timeout: float = 30.0
-    retries: int = 4
-    backoff: float = 0.5
-    concurrency: int = 2
+    batch_size: int = StreamConfig.request_batch
+    timeout: float = StreamConfig.request_timeout_seconds
+    retries: int = StreamConfig.retries
+    backoff: float = StreamConfig.backoff_seconds
+    concurrency: int = StreamConfig.request_concurrency
 
 
 def _post_with_retries(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> dict:

@@ -91,6 +91,25 @@ def predictor():
     return SentimentPredictor.from_pretrained()
 
 
+def run_job_on_relay(spark, buffer, config, lines: int, timeout: float):
+    """Serve ``buffer`` from a relay on a free loopback port, run the job on it until ``lines``
+    input lines are handled (or ``timeout``), stop it; return the stopped query and its stats."""
+    import dataclasses
+
+    from ingest.relay import SocketRelay
+    from stream.job import JobStats, build_query, drive, socket_source
+
+    stats = JobStats()
+    with SocketRelay("127.0.0.1", 0, buffer) as relay:
+        config = dataclasses.replace(config, port=relay.port)
+        query = build_query(socket_source(spark, config.host, config.port), config, stats).start()
+        try:
+            drive(query, stats, lines, timeout)
+        finally:
+            query.stop()
+    return query, stats
+
+
 def serve(app) -> Iterator[str]:
     """Serve a WSGI app on 127.0.0.1 and a free port; yield its base URL."""
     from werkzeug.serving import make_server

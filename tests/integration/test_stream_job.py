@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import requests
 
-from ingest.relay import SocketRelay, TweetBuffer, feed
+from ingest.relay import TweetBuffer, feed
 from ingest.replay import replay_tweets
 from sentiment.labels import NeutralBand
 from stream.cleaning import label_tweets
-from stream.job import JobConfig, JobStats, build_query, drive, parse_lines, socket_source, track_filter
+from stream.job import JobConfig, parse_lines, track_filter
 from stream.scoring import ScoringOptions
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, run_job_on_relay
 
 pytestmark = pytest.mark.integration
 
@@ -74,14 +74,7 @@ def test_end_to_end_relay_spark_service_parquet(spark, service_url, tmp_path):
         scoring=ScoringOptions(service_url=service_url, batch_size=200),
         model_version="test-model",
     )
-    stats = JobStats()
-    with SocketRelay("127.0.0.1", 0, buffer) as relay:
-        source = socket_source(spark, "127.0.0.1", relay.port)
-        query = build_query(source, config, stats).start()
-        try:
-            drive(query, stats, expected_lines, timeout=300)
-        finally:
-            query.stop()
+    query, _ = run_job_on_relay(spark, buffer, config, expected_lines, timeout=300)
     assert query.exception() is None
 
     out = pd.read_parquet(tmp_path / "tweets")

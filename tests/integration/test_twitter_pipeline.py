@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import responses
 
-from ingest.relay import SocketRelay, TweetBuffer
+from ingest.relay import TweetBuffer
 from ingest.twitter import run_stream
-from stream.job import JobConfig, JobStats, build_query, drive, socket_source
+from stream.job import JobConfig
 from stream.scoring import ScoringOptions
+from tests.conftest import run_job_on_relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,13 +43,7 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
     )
-    stats = JobStats()
-    with SocketRelay("127.0.0.1", 0, buffer) as relay:
-        query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
-        try:
-            drive(query, stats, 3, timeout=120)
-        finally:
-            query.stop()
+    run_job_on_relay(spark, buffer, config, 3, timeout=120)
     out = pd.read_parquet(tmp_path / "tweets").sort_values("id")
     assert out["id"].tolist() == ["1860000000000000001", "1860000000000000002", "1860000000000000003"]
     assert out["keyword"].tolist() == ["coffee", "tea", "coffee"]
