@@ -84,21 +84,36 @@ class Trained:
 
 
 def train_family(
-    name: str, split: Split, profile: Profile, out: Path, seed: int, bert_model: Path | None = None
+    name: str,
+    split: Split,
+    profile: Profile,
+    out: Path,
+    seed: int,
+    bert_model: Path | None = None,
+    recipe: str = "tuned",
+    rnn_recipe: str | None = None,
 ) -> Trained:
+    """Train one model family. ``recipe`` is ``reference`` (the article's) or ``tuned`` (ours);
+    ``rnn_recipe`` names one of :data:`experiments.rnn.RECIPES` for the GRU and LSTM rows."""
     started = time.monotonic()
     train = (split.texts["train"], split.labels["train"])
     if name in linear.LINEAR_MODELS:
-        model = linear.fit(name, *train, seed=seed)
+        model = linear.fit(name, *train, seed=seed, sublinear_tf=recipe == "tuned")
         path = linear.save(model, out / "models" / f"{name}.joblib")
-        return Trained(lambda texts: linear.predict_proba(model, texts), [path], time.monotonic() - started)
+        tf = "sublinear TF" if recipe == "tuned" else "plain TF"
+        return Trained(lambda texts: linear.predict_proba(model, texts), [path], time.monotonic() - started, tf)
     if name in ("gru", "lstm"):
         from experiments import rnn
 
-        config = rnn.RnnConfig(cell=name, epochs=profile.rnn_epochs, seed=seed)
+        chosen = rnn_recipe or (rnn.DEFAULT_RECIPE if recipe == "tuned" else "reference")
+        config = rnn.recipe_config(chosen, cell=name, epochs=profile.rnn_epochs, seed=seed)
         model, vocab, history = rnn.fit(train, (split.texts["val"], split.labels["val"]), config, verbose=2)
         path = rnn.save(model, vocab, out / "models", name)
-        notes = f"{len(history['loss'])} epoch(s); val loss {[round(v, 4) for v in history['val_loss']]}"
+        notes = (
+            f"recipe {chosen}; {len(history['loss'])} epoch(s); "
+            f"val loss {[round(v, 4) for v in history['val_loss']]}; "
+            f"val acc {[round(v, 4) for v in history['val_accuracy']]}"
+        )
         return Trained(
             lambda texts: rnn.predict_proba(model, vocab, texts),
             [path, path.with_suffix(".vocab.json")],
@@ -253,6 +268,8 @@ def run(
     train_fraction: float = 1.0,
     band: NeutralBand = NeutralBand(),
     bert_model: Path | None = None,
+    recipe: str = "tuned",
+    rnn_recipe: str | None = None,
 ) -> Path:
     """Train and evaluate ``models``; return the results folder."""
     profile = PROFILES[profile_name]
@@ -273,6 +290,8 @@ def run(
         "train_fraction": train_fraction,
         "seed": seed,
         "band": band.to_dict(),
+        "recipe": recipe,
+        "rnn_recipe": rnn_recipe,
     }
     print(f"compare: profile {profile_name}, split {info['split']}", flush=True)
     (out / "split.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -280,7 +299,7 @@ def run(
     rows = []
     for name in models:
         print(f"compare: training {name}", flush=True)
-        trained = train_family(name, split, profile, out, seed, bert_model)
+        trained = train_family(name, split, profile, out, seed, bert_model, recipe, rnn_recipe)
         row = evaluate_family(name, trained, split, three_class, band, out)
         rows.append(row)
         print(
@@ -325,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", action="store_true", help=f"learning curve: train on {CURVE_FRACTIONS} of the rows")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument(
+        "--recipe",
+        choices=("tuned", "reference"),
+        default="tuned",
+        help="reference: the article's recipes (plain TF-IDF; word-level RNNs); tuned: ours (default)",
+    )
+    p.add_argument(
+        "--rnn-recipe",
+        help="one of experiments.rnn.RECIPES for the GRU/LSTM rows (reference, regularised, wordpiece, bert-init)",
+    )
+    p.add_argument(
         "--bert-model",
         type=Path,
         help="evaluate this model directory (written by experiments.train_bert "
@@ -341,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(models) - set(ALL_MODELS))
     if unknown or not models:
         print(f"error: unknown model(s) {unknown}; choose from {','.join(ALL_MODELS)}", file=sys.stderr)
+        return 2
+    from experiments.rnn import RECIPES
+
+    if args.rnn_recipe and args.rnn_recipe not in RECIPES:
+        print(f"error: unknown --rnn-recipe {args.rnn_recipe!r}; choose from {','.join(RECIPES)}", file=sys.stderr)
         return 2
     if not 0 < args.train_fraction <= 1:
         print(f"error: --train-fraction must be in (0, 1], got {args.train_fraction}", file=sys.stderr)
@@ -362,12 +396,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.curve:
         curve = {}
         for fraction in CURVE_FRACTIONS:
-            out = run(models, args.profile, files, three_class, args.out, args.seed, fraction)
+            out = run(
+                models,
+                args.profile,
+                files,
+                three_class,
+                args.out,
+                args.seed,
+                fraction,
+                bert_model=args.bert_model,
+                recipe=args.recipe,
+                rnn_recipe=args.rnn_recipe,
+            )
             curve[fraction] = json.loads((out / "results.json").read_text())
         _plot_curve(curve, args.out)
         return 0
     out = run(
-        models, args.profile, files, three_class, args.out, args.seed, args.train_fraction, bert_model=args.bert_model
+        models,
+        args.profile,
+        files,
+        three_class,
+        args.out,
+        args.seed,
+        args.train_fraction,
+        bert_model=args.bert_model,
+        recipe=args.recipe,
+        rnn_recipe=args.rnn_recipe,
     )
     print(f"compare: results in {out}\n")
     print((out / "results.md").read_text())

@@ -1,10 +1,15 @@
-"""GRU and LSTM classifiers (Keras on TensorFlow) over a word vocabulary with hashed OOV buckets.
+"""GRU and LSTM classifiers (Keras on TensorFlow) over a 10,501-row vocabulary with hashed OOV buckets.
 
 The embedding has 10,501 rows: the 10,000 most frequent training tokens, 500 buckets that unknown
-tokens are hashed into (so an unseen word still has a learned vector), and a padding row. Two
+tokens are hashed into (so an unseen token still has a learned vector), and a padding row. Two
 bidirectional recurrent layers of 100 units and one of 200 feed a sigmoid output. Training stops
 early on validation loss and keeps the best weights; the model is saved as ``.keras`` with its
 vocabulary beside it.
+
+Tokens are either words of the ``seed`` cleaning (the reference recipe) or WordPiece pieces of the
+BERT tokenizer over ``light`` normalisation; with WordPiece the embedding can start from the BERT
+model's own word-piece embeddings, reduced from 384 to 200 dimensions by PCA. :data:`RECIPES` names
+the configurations the comparison can train.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import json
 import os
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,21 +27,60 @@ import numpy as np
 from sentiment.cleaning import normalise_all
 
 RNN_MODELS = ("gru", "lstm")
+TOKENIZATIONS = ("word", "wordpiece")
 PAD = 0
+
+
+@cache
+def _wordpiece_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def default_wordpiece_model() -> str:
+    """The packaged MiniLM checkpoint: its tokenizer and word-piece embeddings."""
+    from experiments.train_bert import packaged_base_model
+
+    return packaged_base_model()
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Token to index: 1..size for known tokens, size+1..size+oov_buckets for hashed unknown ones."""
+    """Token to index: 1..size for known tokens, size+1..size+oov_buckets for hashed unknown ones.
+
+    ``kind`` is ``word`` (whitespace tokens of the seed cleaning) or ``wordpiece`` (pieces of the
+    tokenizer of ``wordpiece_model`` over light normalisation).
+    """
 
     tokens: tuple[str, ...]
     oov_buckets: int = 500
     max_len: int = 40
+    kind: str = "word"
+    wordpiece_model: str = ""
 
     @classmethod
-    def build(cls, texts: list[str], size: int = 10_000, oov_buckets: int = 500, max_len: int = 40) -> Vocabulary:
-        counts = Counter(tok for text in normalise_all(texts, "seed") for tok in text.split())
-        return cls(tuple(t for t, _ in counts.most_common(size)), oov_buckets, max_len)
+    def build(
+        cls,
+        texts: list[str],
+        size: int = 10_000,
+        oov_buckets: int = 500,
+        max_len: int = 40,
+        kind: str = "word",
+        wordpiece_model: str = "",
+    ) -> Vocabulary:
+        if kind not in TOKENIZATIONS:
+            raise ValueError(f"tokens must be one of {TOKENIZATIONS}, got {kind!r}")
+        empty = cls((), oov_buckets, max_len, kind, wordpiece_model)
+        counts = Counter(tok for toks in empty.tokenize(texts) for tok in toks)
+        return replace(empty, tokens=tuple(t for t, _ in counts.most_common(size)))
+
+    def tokenize(self, texts: list[str]) -> list[list[str]]:
+        if self.kind == "word":
+            return [text.split() for text in normalise_all(texts, "seed")]
+        tokenizer = _wordpiece_tokenizer(self.wordpiece_model)
+        ids = tokenizer(normalise_all(texts, "light"), add_special_tokens=False)["input_ids"]
+        return [tokenizer.convert_ids_to_tokens(row) for row in ids]
 
     @property
     def rows(self) -> int:
@@ -46,29 +91,63 @@ class Vocabulary:
         index = {t: i + 1 for i, t in enumerate(self.tokens)}
         base = len(self.tokens) + 1
         out = np.zeros((len(texts), self.max_len), dtype=np.int32)
-        for row, text in enumerate(normalise_all(texts, "seed")):
-            ids = [index.get(tok) or base + zlib.crc32(tok.encode()) % self.oov_buckets for tok in text.split()]
+        for row, toks in enumerate(self.tokenize(texts)):
+            ids = [index.get(tok) or base + zlib.crc32(tok.encode()) % self.oov_buckets for tok in toks]
             ids = ids[: self.max_len]
             out[row, : len(ids)] = ids
         return out
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"tokens": self.tokens, "oov_buckets": self.oov_buckets, "max_len": self.max_len}))
+        fields = {k: getattr(self, k) for k in ("tokens", "oov_buckets", "max_len", "kind", "wordpiece_model")}
+        path.write_text(json.dumps(fields))
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         d = json.loads(path.read_text())
-        return cls(tuple(d["tokens"]), d["oov_buckets"], d["max_len"])
+        kind, wordpiece_model = d.get("kind", "word"), d.get("wordpiece_model", "")
+        return cls(tuple(d["tokens"]), d["oov_buckets"], d["max_len"], kind, wordpiece_model)
+
+
+def bert_initial_embedding(vocab: Vocabulary, dim: int, seed: int = 13) -> np.ndarray:
+    """Embedding rows for ``vocab`` taken from the BERT model's word-piece embeddings.
+
+    The known pieces get their BERT vectors projected onto the top ``dim`` principal components
+    (fitted on those rows) and scaled to a standard deviation of 0.05; padding is zero and the OOV
+    buckets start small and random.
+    """
+    from safetensors import safe_open
+
+    if vocab.kind != "wordpiece":
+        raise ValueError("BERT-initialised embeddings need a wordpiece vocabulary")
+    tokenizer = _wordpiece_tokenizer(vocab.wordpiece_model)
+    weights = Path(vocab.wordpiece_model) / "model.safetensors"
+    with safe_open(str(weights), "np") as f:
+        key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))  # noqa: SIM118
+        table = f.get_tensor(key).astype(np.float64)
+    known = table[tokenizer.convert_tokens_to_ids(list(vocab.tokens))]
+    centred = known - known.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[:dim].T
+    projected *= 0.05 / projected.std()
+    rng = np.random.default_rng(seed)
+    out = np.zeros((vocab.rows, dim), dtype=np.float32)
+    out[1 : 1 + len(vocab.tokens)] = projected
+    out[1 + len(vocab.tokens) :] = rng.normal(0, 0.05, (vocab.oov_buckets, dim))
+    return out
 
 
 @dataclass(frozen=True)
 class RnnConfig:
     cell: str = "gru"
+    tokens: str = "word"  # word | wordpiece
+    bert_init: bool = False  # start the embedding from the BERT word-piece embeddings (wordpiece only)
+    max_len: int = 40
     embedding_dim: int = 200
     units: int = 100
     top_units: int = 200
     dropout: float = 0.3
     recurrent_dropout: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 = Adam
     lr: float = 1e-3
     batch_size: int = 256
     epochs: int = 3
@@ -78,6 +157,38 @@ class RnnConfig:
     def __post_init__(self) -> None:
         if self.cell not in RNN_MODELS:
             raise ValueError(f"cell must be one of {RNN_MODELS}, got {self.cell!r}")
+        if self.tokens not in TOKENIZATIONS:
+            raise ValueError(f"tokens must be one of {TOKENIZATIONS}, got {self.tokens!r}")
+        if self.bert_init and self.tokens != "wordpiece":
+            raise ValueError("bert_init needs tokens='wordpiece' (the BERT embeddings are per word piece)")
+
+
+# Named training recipes for the comparison, each adding one change to the one before it.
+RECIPES: dict[str, dict] = {
+    "reference": {},  # the reference article's recipe: words, random embedding, dropout 0.3, Adam 1e-3
+    "regularised": {"dropout": 0.4, "recurrent_dropout": 0.2, "weight_decay": 1e-4},
+    "wordpiece": {"dropout": 0.4, "recurrent_dropout": 0.2, "weight_decay": 1e-4, "tokens": "wordpiece", "max_len": 48},
+    "bert-init": {
+        "dropout": 0.4,
+        "recurrent_dropout": 0.2,
+        "weight_decay": 1e-4,
+        "tokens": "wordpiece",
+        "max_len": 48,
+        "bert_init": True,
+    },
+}
+DEFAULT_RECIPE = "bert-init"
+
+
+def recipe_config(recipe: str, **overrides) -> RnnConfig:
+    """The :class:`RnnConfig` of a named recipe, with ``overrides`` (cell, epochs, seed, ...).
+
+    Raises:
+        ValueError: for an unknown recipe.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown RNN recipe {recipe!r}; expected one of {sorted(RECIPES)}")
+    return RnnConfig(**{**RECIPES[recipe], **overrides})
 
 
 def build_model(vocab: Vocabulary, config: RnnConfig):
@@ -87,18 +198,28 @@ def build_model(vocab: Vocabulary, config: RnnConfig):
 
     keras.utils.set_random_seed(config.seed)
     cell = layers.GRU if config.cell == "gru" else layers.LSTM
+    initializer = (
+        keras.initializers.Constant(bert_initial_embedding(vocab, config.embedding_dim, config.seed))
+        if config.bert_init
+        else "uniform"
+    )
     inputs = keras.Input(shape=(vocab.max_len,), dtype="int32")
-    x = layers.Embedding(vocab.rows, config.embedding_dim, mask_zero=True)(inputs)
+    x = layers.Embedding(vocab.rows, config.embedding_dim, mask_zero=True, embeddings_initializer=initializer)(inputs)
     x = layers.SpatialDropout1D(config.dropout)(x)
     for _ in range(2):
         x = layers.Bidirectional(cell(config.units, return_sequences=True, recurrent_dropout=config.recurrent_dropout))(
             x
         )
-    x = cell(config.top_units)(x)
+    x = cell(config.top_units, recurrent_dropout=config.recurrent_dropout)(x)
     x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs, outputs, name=config.cell)
-    model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="binary_crossentropy", metrics=["accuracy"])
+    optimizer = (
+        keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay)
+        if config.weight_decay
+        else keras.optimizers.Adam(config.lr)
+    )
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -106,7 +227,8 @@ def fit(train: tuple[list[str], list[int]], val: tuple[list[str], list[int]], co
     """Train on ``train``, stop early on ``val`` loss; return ``(model, vocab, history)``."""
     import keras
 
-    vocab = Vocabulary.build(train[0])
+    wordpiece_model = default_wordpiece_model() if config.tokens == "wordpiece" else ""
+    vocab = Vocabulary.build(train[0], max_len=config.max_len, kind=config.tokens, wordpiece_model=wordpiece_model)
     model = build_model(vocab, config)
     history = model.fit(
         vocab.encode(train[0]),
