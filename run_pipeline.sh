@@ -93,7 +93,8 @@ echo "pipeline: starting the model service at $service_url (log: output/logs/mod
 $PY -m model_api > output/logs/model_api.log 2>&1 &
 pids+=($!)
 service_pid=$!
-for _ in $(seq 1 240); do
+# The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
+while (( $(date +%s) - started < 300 )); do
   if ! kill -0 "$service_pid" 2>/dev/null; then
     echo "error: the model service exited; its log:" >&2; tail -n 20 output/logs/model_api.log >&2; exit 1
   fi
@@ -104,7 +105,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 $PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_for_status()" 2>/dev/null || {
-  echo "error: the model service did not become healthy in 120 s; see output/logs/model_api.log" >&2; exit 1; }
+  echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
 echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
 
 echo "pipeline: starting the relay on $relay_host:$relay_port (log: output/logs/relay.log)"

@@ -1,10 +1,15 @@
 """Load-test the model service with Locust, headless, on loopback, bounded in time.
 
 Usage: python -m benchmarks.load_test [--scenario single|batch] [--users 500] [--spawn-rate 50]
-       [--seconds 60] [--workers 1] [--out DIR]
+       [--user-rate 1.0] [--seconds 60] [--workers N] [--out DIR]
 
 Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints
-requests/s, p50/p95/p99 and failures, and writes Locust's CSVs and a latency-over-time PNG.
+requests/s, p50/p95/p99 and failures, over the whole run and over its steady state (after the
+ramp-up), and writes Locust's CSVs, the service's /metrics and a latency-over-time PNG.
+
+Each single-tweet user sends ``--user-rate`` requests per second. With no pause between requests
+(``--user-rate 0``) 500 users keep 500 requests in flight whatever the service does, so by
+Little's law the latency is 500 / throughput: a closed loop measures capacity, not latency.
 """
 
 from __future__ import annotations
@@ -56,18 +61,46 @@ def plot(history_csv: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
+def steady_state(history_csv: Path, ramp_seconds: float) -> dict | None:
+    """Throughput and latency after the ramp-up, from Locust's cumulative history rows."""
+    rows = [r for r in csv.DictReader(history_csv.open()) if r["Name"] == "Aggregated"]
+    if not rows:
+        return None
+    t0 = int(rows[0]["Timestamp"])
+    after = [r for r in rows if int(r["Timestamp"]) - t0 >= ramp_seconds]
+    if len(after) < 2:
+        return None
+    first, last = after[0], after[-1]
+    seconds = int(last["Timestamp"]) - int(first["Timestamp"])
+    count = int(last["Total Request Count"]) - int(first["Total Request Count"])
+    p99 = [float(r["99%"]) for r in after if r["99%"] not in ("", "N/A")]
+    p50 = [float(r["50%"]) for r in after if r["50%"] not in ("", "N/A")]
+    return {
+        "from_s": int(first["Timestamp"]) - t0,
+        "requests_per_s": count / seconds if seconds else float("nan"),
+        "failures": int(last["Total Failure Count"]) - int(first["Total Failure Count"]),
+        "p50_ms": sorted(p50)[len(p50) // 2] if p50 else None,
+        "p99_ms": max(p99) if p99 else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n")[0])
     p.add_argument("--scenario", choices=("single", "batch"), default="single")
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--spawn-rate", type=float, default=50)
+    p.add_argument("--user-rate", type=float, default=1.0, help="requests/s per single-tweet user; 0 = no pause")
     p.add_argument("--seconds", type=int, default=60)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     args = p.parse_args(argv)
     if args.users > 2000 or args.seconds > 900:
         print("error: keep load tests bounded: at most 2000 users and 900 seconds", file=sys.stderr)
         return 2
+    if args.workers is None:
+        from sentiment.config import load_config
+
+        args.workers = load_config().service.workers
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
@@ -79,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(600):
+        for _ in range(1500):  # a compiled engine takes some seconds per worker
             try:
                 if requests.get(f"{url}/health", timeout=1).ok:
                     break
@@ -109,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "10",
             user,
         ]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TWEETSENT_LOAD_USER_RATE=str(args.user_rate))
         subprocess.run(
             cmd,
             cwd=ROOT,
@@ -125,20 +158,27 @@ def main(argv: list[str] | None = None) -> int:
         service.terminate()
         service.wait(timeout=30)
     stats = next(r for r in csv.DictReader((out / "locust_stats.csv").open()) if r["Name"] == "Aggregated")
+    steady = steady_state(out / "locust_stats_history.csv", ramp_seconds=args.users / args.spawn_rate + 5)
     plot(
         out / "locust_stats_history.csv",
         out / "latency_over_time.png",
         f"{args.scenario}: {args.users} users, {args.workers} worker(s)",
     )
+    pace = f"{args.user_rate:g} requests/s per user" if args.user_rate > 0 else "no pause between requests"
     print(
-        f"scenario {args.scenario}, {args.users} users (spawn {args.spawn_rate}/s), {args.seconds}s, "
+        f"scenario {args.scenario}, {args.users} users (spawn {args.spawn_rate}/s, {pace}), {args.seconds}s, "
         f"{args.workers} worker(s)"
     )
     print(
-        f"requests {stats['Request Count']}, failures {stats['Failure Count']}, "
+        f"whole run: requests {stats['Request Count']}, failures {stats['Failure Count']}, "
         f"{float(stats['Requests/s']):.1f} requests/s, p50 {stats['50%']} ms, p95 {stats['95%']} ms, "
         f"p99 {stats['99%']} ms"
     )
+    if steady:
+        print(
+            f"steady state (after {steady['from_s']:.0f} s): {steady['requests_per_s']:.1f} requests/s, "
+            f"failures {steady['failures']}, p50 {steady['p50_ms']} ms, p99 (worst 10 s window) {steady['p99_ms']} ms"
+        )
     print(f"CSVs and latency_over_time.png in {out}")
     return 0
 

@@ -1,36 +1,42 @@
 """Locust users for the model service: single tweets (POST /predict) and batches (POST /predict/batch).
 
 Run through ``python -m benchmarks.load_test``, which starts the service, runs Locust headless on
-loopback for a bounded time and plots the latency over time.
+loopback for a bounded time and plots the latency over time. ``TWEETSENT_LOAD_USER_RATE`` sets
+how many requests per second each single-tweet user sends (1.0 by default; 0 sends the next
+request as soon as the last is answered).
 """
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
-from locust import HttpUser, constant, task
+from locust import FastHttpUser, constant, constant_throughput, task
 
 from sentiment.sentiment140 import iter_rows
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
 TWEETS = [r.text for r in iter_rows(SAMPLE)]
+USER_RATE = float(os.environ.get("TWEETSENT_LOAD_USER_RATE", "1.0"))
 
 
-class SingleTweetUser(HttpUser):
-    """Sends one real tweet at a time, with no think time between requests."""
+class SingleTweetUser(FastHttpUser):
+    """Sends one real tweet per request, ``USER_RATE`` requests per second."""
 
-    wait_time = constant(0)
+    wait_time = constant_throughput(USER_RATE) if USER_RATE > 0 else constant(0)
 
     @task
     def predict(self) -> None:
         self.client.post("/predict", json={"text": random.choice(TWEETS)}, name="/predict")
 
 
-class BatchUser(HttpUser):
-    """Sends 256 real tweets per request."""
+class BatchUser(FastHttpUser):
+    """Sends 256 real tweets per request, with no think time."""
 
     wait_time = constant(0)
+    network_timeout = 120.0
+    connection_timeout = 120.0
 
     @task
     def predict_batch(self) -> None:

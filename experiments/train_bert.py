@@ -30,7 +30,7 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from experiments.data import Split, SplitSpec, default_training_files, load_split
-from model_api.predictor import METADATA_FILE, SentimentPredictor
+from model_api.predictor import METADATA_FILE, SentimentPredictor, write_calibration_texts
 from sentiment.cleaning import RECIPES, normalise_all
 
 log = logging.getLogger("experiments.train_bert")
@@ -230,6 +230,7 @@ def train(
     out = Path(config.out)
     version = datetime.now(UTC).strftime("%Y%m%d%H%M")
     _save(model, tokenizer, out, config, version)
+    write_calibration_texts(out, train_texts, seed=config.seed)
 
     # Score the held-out test split through the predictor, exactly as the service will.
     predictor = SentimentPredictor.from_pretrained(out)

@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(threads)
             app = create_app(config)
-            # Warm-up: the first forward pass is slow; pay for it before the first request.
-            app.extensions["tweetsent.predictor"].predict(["warming up the model", "ok"])
+            # Warm-up (and, for a compiled engine, compiling): paid before the first request.
+            app.extensions["tweetsent.predictor"].warm_up()
             return app
 
     Server().run()

@@ -1,13 +1,15 @@
 """Benchmark the model service against the usual way of serving the same model, side by side.
 
-Usage: python -m model_api.bench [--model DIR] [--tweets N] [--precision fp32|bf16|int8] [--json]
+Usage: python -m model_api.bench [--model DIR] [--tweets N] [--precision NAME] [--workers N] [--clients N] [--json]
 
-On the same real tweets, in one run, each in its own process (so that peak memory is its own):
+On the same real tweets (the shared data's held-out test rows, else the bundled sample), in one
+run, each phase in its own process (so that peak memory is its own):
 
 1. ``pipeline-single``: transformers ``pipeline("text-classification")`` called once per text;
 2. ``pipeline-batched``: the same pipeline given the list, ``batch_size=64``;
-3. ``engine``: our predictor in-process (length-bucketed batches);
-4. ``service``: our service under gunicorn, ``POST /predict/batch`` with 256 texts per request.
+3. ``engine``: our predictor in-process (token-length-bucketed batches, the service's engine);
+4. ``service``: our service under gunicorn (as configured: workers, engine), ``POST /predict/batch``
+   with 256 texts per request from ``--clients`` concurrent clients.
 
 It prints tweets/s, p50/p95/p99 latency per call (a call is one text, one pipeline batch or one
 request) and peak resident memory, with each figure's ratio to ``pipeline-single``.
@@ -26,14 +28,19 @@ import time
 from pathlib import Path
 
 from model_api.predictor import DEFAULT_MODEL_DIR
+from sentiment.config import PRECISIONS, load_config
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
 
 
 def _texts(n: int) -> list[str]:
+    from experiments.data import default_data_dir, default_training_files, load_split
     from sentiment.sentiment140 import iter_rows
 
-    texts = [r.text for r in iter_rows(SAMPLE)]
+    if default_data_dir() is not None:
+        texts = load_split(default_training_files()).texts["test"]
+    else:
+        texts = [r.text for r in iter_rows(SAMPLE)]
     return (texts * (n // len(texts) + 1))[:n]
 
 
@@ -46,7 +53,7 @@ def _percentiles(latencies: list[float]) -> dict:
     return {"p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99)}
 
 
-def _phase(name: str, model: str, n: int, precision: str, url: str | None, out: mp.Queue) -> None:
+def _phase(name: str, model: str, n: int, precision: str, url: str | None, clients: int, out: mp.Queue) -> None:
     import torch
 
     torch.set_num_threads(torch.get_num_threads())
@@ -75,22 +82,41 @@ def _phase(name: str, model: str, n: int, precision: str, url: str | None, out: 
         from model_api.predictor import SentimentPredictor
 
         predictor = SentimentPredictor.from_pretrained(model, precision=precision)
-        predictor.predict(texts[:64])
+        predictor.warm_up()
         started = time.perf_counter()
         for i in range(0, len(texts), 256):
             t0 = time.perf_counter()
             predictor.predict(texts[i : i + 256])
             latencies.append(time.perf_counter() - t0)
     else:
+        import threading
+
         import requests
 
+        chunks = [texts[i : i + 256] for i in range(0, len(texts), 256)]
+        lock = threading.Lock()
+
+        def client() -> None:
+            with requests.Session() as session:
+                while True:
+                    with lock:
+                        if not chunks:
+                            return
+                        chunk = chunks.pop()
+                    t0 = time.perf_counter()
+                    session.post(f"{url}/predict/batch", json={"texts": chunk}, timeout=300).raise_for_status()
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+
         with requests.Session() as session:
-            session.post(f"{url}/predict/batch", json={"texts": texts[:64]}, timeout=60).raise_for_status()
-            started = time.perf_counter()
-            for i in range(0, len(texts), 256):
-                t0 = time.perf_counter()
-                session.post(f"{url}/predict/batch", json={"texts": texts[i : i + 256]}, timeout=300).raise_for_status()
-                latencies.append(time.perf_counter() - t0)
+            for _ in range(2 * clients):  # every worker answers once before the clock starts
+                session.post(f"{url}/predict/batch", json={"texts": texts[:64]}, timeout=60).raise_for_status()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     elapsed = time.perf_counter() - started
     out.put(
         {
@@ -109,10 +135,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_phase(name: str, model: str, n: int, precision: str, url: str | None = None) -> dict:
+def run_phase(name: str, model: str, n: int, precision: str, url: str | None = None, clients: int = 1) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_phase, args=(name, model, n, precision, url, out))
+    proc = ctx.Process(target=_phase, args=(name, model, n, precision, url, clients, out))
     proc.start()
     result = out.get()
     proc.join()
@@ -134,7 +160,7 @@ def _tree_peak_rss_mb(pid: int) -> int:
     return round(total / 1024)
 
 
-def start_service(model: str, precision: str) -> tuple[subprocess.Popen, str]:
+def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.Popen, str]:
     import os
 
     import requests
@@ -142,13 +168,13 @@ def start_service(model: str, precision: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", str(port), "--model", model],
+        [sys.executable, "-m", "model_api", "--port", str(port), "--model", model, "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    for _ in range(1500):  # a compiled engine takes some seconds per worker
         try:
             if requests.get(f"{url}/health", timeout=1).ok:
                 return proc, url
@@ -162,16 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model_api.bench", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     p.add_argument("--tweets", type=int, default=1000, help="tweets per phase")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
+    p.add_argument("--precision", choices=PRECISIONS, help="engine (default: service.precision of the config)")
+    p.add_argument("--workers", type=int, help="service worker processes (default: service.workers)")
+    p.add_argument("--clients", type=int, help="concurrent clients of the service phase (default: its workers)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    service_config = load_config().service
+    args.precision = args.precision or service_config.precision
+    args.workers = args.workers or service_config.workers
+    args.clients = args.clients or args.workers
     rows = []
     for name in ("pipeline-single", "pipeline-batched", "engine"):
         rows.append(run_phase(name, args.model, args.tweets, args.precision))
         print(json.dumps(rows[-1]), flush=True)
-    service, url = start_service(args.model, args.precision)
+    service, url = start_service(args.model, args.precision, args.workers)
     try:
-        row = run_phase("service", args.model, args.tweets, args.precision, url)
+        row = run_phase("service", args.model, args.tweets, args.precision, url, args.clients)
         row["peak_rss_mb"] = _tree_peak_rss_mb(service.pid)  # the server's, not the client's
         rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
@@ -186,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['peak_rss_mb']:>9}"
         )
     print(
-        f"(precision {args.precision}, {args.tweets} tweets per phase; the service's peak memory is its "
-        "gunicorn master and workers')"
+        f"(engine {args.precision}, {args.tweets} tweets per phase, service with {args.workers} worker(s) and "
+        f"{args.clients} client(s); the service's peak memory is its gunicorn master and workers')"
     )
     if args.json:
         print(json.dumps(rows))

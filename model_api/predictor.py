@@ -26,6 +26,8 @@ from sentiment.labels import NeutralBand, confidence
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "tweet_sentiment.json"
+# Real training tweets, one per line, that calibrate the int8-static engine's activation ranges.
+CALIBRATION_FILE = "calibration.txt"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
@@ -64,6 +66,23 @@ def read_model_info(path: str | Path) -> ModelInfo:
     return info
 
 
+def read_calibration_texts(path: str | Path) -> list[str]:
+    """The calibration tweets of a model directory, else those of the bundled model."""
+    own = Path(str(path)) / CALIBRATION_FILE
+    source = own if own.is_file() else DEFAULT_MODEL_DIR / CALIBRATION_FILE
+    return [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_calibration_texts(folder: Path, texts: Sequence[str], count: int = 512, seed: int = 13) -> Path:
+    """Store ``count`` texts drawn at random from ``texts`` (training rows) for calibration."""
+    import random
+
+    chosen = random.Random(seed).sample(list(texts), min(count, len(texts)))
+    path = folder / CALIBRATION_FILE
+    path.write_text("".join(" ".join(t.split()) + "\n" for t in chosen), encoding="utf-8")
+    return path
+
+
 class SentimentPredictor:
     """Scores texts with a sequence-classification model and maps them to labels."""
 
@@ -78,12 +97,16 @@ class SentimentPredictor:
         model_path: str | None = None,
     ) -> None:
         self.model = model.eval()
-        self.engine = make_engine(self.model, model_path or "", precision)
         self.tokenizer = tokenizer
         self.info = info
         self.band = band
         self.batch_size = batch_size
         self.precision = precision
+        calibration = None
+        if precision in ("int8-static", "int8-dynamic"):
+            texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR)
+            calibration = [ids_mask for _, ids_mask in self._batches(self.preprocess(texts))]
+        self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length)
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
         self._lock = threading.Lock()
 
@@ -109,7 +132,11 @@ class SentimentPredictor:
         path = str(path)
         info = read_model_info(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+        # Eager attention: on tweet-length sequences it is faster than SDPA's CPU kernel, and it
+        # is what the compiled engines capture.
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, dtype=torch.float32, attn_implementation="eager"
+        )
         log.info("loaded model %s (version %s, preprocessing %s)", info.name, info.version, info.preprocessing)
         return cls(model, tokenizer, info, band=band, batch_size=batch_size, precision=precision, model_path=path)
 
@@ -117,32 +144,47 @@ class SentimentPredictor:
         """Apply the preprocessing the model was trained on."""
         return normalise_all(texts, self.info.preprocessing)
 
+    def _batches(self, prepared: list[str]):
+        """Yield ``(indices, (input_ids, attention_mask))`` batches of texts of similar token counts.
+
+        Texts are tokenized once, sorted by their number of tokens and padded per batch only to
+        the longest in it, so little padding is computed; ``indices`` put results back in order.
+        """
+        pad = self.tokenizer.pad_token_id or 0
+        ids = self.tokenizer(prepared, truncation=True, max_length=self.info.max_length, return_attention_mask=False)[
+            "input_ids"
+        ]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = len(ids[idx[-1]])
+            input_ids = np.full((len(idx), width), pad, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            yield idx, (input_ids, mask)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Positive-probability of each text, in input order.
 
-        Texts are sorted by length so that each batch pads little, then put back in order.
         Texts longer than the model's maximum length are truncated.
         """
-        prepared = self.preprocess(texts)
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
-        out = np.empty(len(prepared), dtype=np.float64)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = self.tokenizer(
-                [prepared[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.info.max_length,
-                return_tensors="np",
-            )
+        out = np.empty(len(texts), dtype=np.float64)
+        for idx, (input_ids, mask) in self._batches(self.preprocess(texts)):
             with self._lock:
-                logits = self.engine.logits(
-                    batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
-                )
+                logits = self.engine.logits(input_ids, mask)
             z = logits - logits.max(axis=1, keepdims=True)
             probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
             out[idx] = probs[:, self.info.positive_index]
         return out
+
+    def warm_up(self) -> None:
+        """Run the shapes the service will see (one text, a few, a full batch) before serving, so
+        that no request pays for a first pass or, with a compiled engine, for compiling."""
+        texts = read_calibration_texts(DEFAULT_MODEL_DIR)
+        for n in (1, 2, min(self.batch_size, len(texts))):
+            self.predict_proba(texts[:n])
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label each text with the neutral band."""

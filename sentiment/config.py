@@ -22,7 +22,7 @@ ENV_PREFIX = "TWEETSENT_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/engines.py).
-PRECISIONS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
+PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "onnx-int8")
 
 
 class ConfigError(ValueError):
@@ -48,7 +48,7 @@ class ServiceConfig:
     inference_batch: int = 64
     timeout_seconds: int = 120
     threads: int = 32  # request threads per worker (gunicorn gthread)
-    precision: str = "int8"  # fp32, bf16, int8 (torch) or onnx, onnx-int8 (ONNX Runtime)
+    precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
     micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 

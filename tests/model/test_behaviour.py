@@ -73,3 +73,30 @@ def test_engines_agree_with_fp32(predictor, precision, tolerance):
     texts = ["I love this", "worst day ever", "meh", "a long tweet that goes on and on about the weather " * 4]
     other = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision=precision)
     assert other.predict_proba(texts) == pytest.approx(predictor.predict_proba(texts), abs=tolerance)
+
+
+def test_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor):
+    texts = ["ok", "a much longer tweet with many more words in it than the others", "fine then", "hi there you"]
+    prepared = predictor.preprocess(texts)
+    batches = list(predictor._batches(prepared))
+    seen = [i for idx, _ in batches for i in idx]
+    assert sorted(seen) == list(range(len(texts)))
+    lengths = [int(mask.sum(axis=1).max()) for _, (_, mask) in batches]
+    for idx, (ids, mask) in batches:
+        assert ids.shape == mask.shape and ids.shape[1] == int(mask.sum(axis=1).max())  # no column of padding only
+    token_counts = [int(m) for _, (_, mask) in batches for m in mask.sum(axis=1)]
+    assert token_counts == sorted(token_counts) and lengths == sorted(lengths)
+
+
+@pytest.mark.slow
+def test_compiled_int8_engine_keeps_the_labels(predictor):
+    # The service's default engine: static int8 compiled by Inductor, calibrated on training tweets.
+    from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+
+    texts, polarities = read_labelled(SAMPLE)
+    texts, truth = texts[:1000], np.array(polarities[:1000]) == 4
+    int8 = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision="int8-static")
+    p32, p8 = predictor.predict_proba(texts), int8.predict_proba(texts)
+    assert float(np.mean((p8 > 0.5) == (p32 > 0.5))) >= 0.97
+    assert abs(float(np.mean((p8 > 0.5) == truth)) - float(np.mean((p32 > 0.5) == truth))) <= 0.015
+    assert int8.predict_proba(["I love this"])[0] > 0.6 and int8.predict_proba(["I hate this"])[0] < 0.4
