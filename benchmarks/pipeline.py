@@ -43,14 +43,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(port: int, workers: int = 1) -> subprocess.Popen:
+def start_service(port: int, workers: int | None = None) -> subprocess.Popen:
+    """The service as configured (engine, workers), on a loopback port."""
+    extra = ["--workers", str(workers)] if workers else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "model_api", "--port", str(port), *extra],
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300  # the first start compiles the int8 engine
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
@@ -92,7 +94,11 @@ def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0) -> dic
         quarantine=str(tmp / "q"),
         checkpoint=str(tmp / "ck"),
         trigger_seconds=trigger,
-        scoring=ScoringOptions(service_url=url, batch_size=256),
+        scoring=ScoringOptions(
+            service_url=url,
+            batch_size=Config().stream.request_batch,
+            concurrency=Config().stream.request_concurrency,
+        ),
         model_version="bench",
     )
     stats = JobStats()

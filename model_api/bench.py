@@ -191,25 +191,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=PRECISIONS, help="engine (default: service.precision of the config)")
     p.add_argument("--workers", type=int, help="service worker processes (default: service.workers)")
     p.add_argument("--clients", type=int, help="concurrent clients of the service phase (default: its workers)")
+    p.add_argument("--phases", default="pipeline-single,pipeline-batched,engine,service", help="subset to run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    phases = args.phases.split(",")
     service_config = load_config().service
     args.precision = args.precision or service_config.precision
     args.workers = args.workers or service_config.workers
     args.clients = args.clients or args.workers
     rows = []
     for name in ("pipeline-single", "pipeline-batched", "engine"):
-        rows.append(run_phase(name, args.model, args.tweets, args.precision))
-        print(json.dumps(rows[-1]), flush=True)
-    service, url = start_service(args.model, args.precision, args.workers)
-    try:
-        row = run_phase("service", args.model, args.tweets, args.precision, url, args.clients)
-        row["peak_rss_mb"] = _tree_peak_rss_mb(service.pid)  # the server's, not the client's
-        rows.append(row)
-        print(json.dumps(rows[-1]), flush=True)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+        if name in phases:
+            rows.append(run_phase(name, args.model, args.tweets, args.precision))
+            print(json.dumps(rows[-1]), flush=True)
+    if "service" in phases:
+        service, url = start_service(args.model, args.precision, args.workers)
+        try:
+            row = run_phase("service", args.model, args.tweets, args.precision, url, args.clients)
+            row["peak_rss_mb"] = _tree_peak_rss_mb(service.pid)  # the server's, not the client's
+            rows.append(row)
+            print(json.dumps(rows[-1]), flush=True)
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
     base = rows[0]["tweets_per_s"]
     print(f"\n{'phase':<17}{'tweets/s':>10}{'x base':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'peak MB':>9}")
     for r in rows:

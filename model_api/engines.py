@@ -8,7 +8,9 @@ Each engine maps a padded batch of token ids to logits (numpy).
   with the PT2E flow and the x86 Inductor quantizer (static: activation ranges calibrated once on
   real tweets; dynamic: measured per batch), then compiled by Inductor, which fuses the quantize
   steps and the element-wise ops into its kernels and runs the int8 matrix products in oneDNN
-  (AVX-512 VNNI). Compiling takes some seconds per process; Inductor caches its work on disk.
+  (AVX-512 VNNI). On a CPU with native bf16 (AVX-512 BF16 or AMX) the ops left in floating point
+  (attention, layer norms, GELU) run in bf16 ("int8-mixed-bf16"). Compiling takes some seconds
+  per process; Inductor caches its work on disk.
 - ``onnx`` and ``onnx-int8``: ONNX Runtime; the model is exported on first use and cached in
   ``<model dir>/onnx/`` (or ``~/.cache/tweet-sentiment/`` when the model directory is not
   writable), the int8 one by ONNX Runtime's dynamic quantization.
@@ -68,6 +70,7 @@ class CompiledInt8Engine:
             quantization fixes the activation ranges on them (dynamic uses one to trace).
         static: calibrated activation ranges (True) or ranges measured per batch (False).
         max_length: the longest sequence the engine will see.
+        mixed_bf16: run the floating-point ops in bf16; default: when the CPU supports bf16 natively.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class CompiledInt8Engine:
         calibration: list[tuple[np.ndarray, np.ndarray]],
         static: bool = True,
         max_length: int = 512,
+        mixed_bf16: bool | None = None,
     ) -> None:
         import torch._inductor.config as inductor_config
         from torch.export import Dim, export
@@ -104,10 +108,18 @@ class CompiledInt8Engine:
                     prepared(torch.from_numpy(ids), torch.from_numpy(mask))
             self.model = torch.compile(convert_pt2e(prepared), dynamic=True)
         self.static = static
+        self.mixed_bf16 = bf16_supported() if mixed_bf16 is None else mixed_bf16
 
     @torch.no_grad()
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return self.model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).float().numpy()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mixed_bf16):
+            out = self.model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+        return out.float().numpy()
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 ops are fast."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 class OnnxEngine:

@@ -120,8 +120,9 @@ class SentimentPredictor:
     ) -> SentimentPredictor:
         """Load a model directory or Hugging Face hub name.
 
-        ``precision`` picks the engine: ``fp32``, ``bf16`` (torch autocast), ``int8`` (torch dynamic
-        quantization), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
+        ``precision`` picks the engine (see :mod:`model_api.engines`): ``fp32``, ``bf16``, ``int8``
+        (eager torch), ``int8-static`` or ``int8-dynamic`` (PT2E int8 compiled by Inductor on first
+        use), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
