@@ -20,11 +20,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+
+from benchmarks.readiness import wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(1500):  # a compiled engine takes some seconds per worker
-            try:
-                if requests.get(f"{url}/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_for_workers(url, args.workers)
         user = "SingleTweetUser" if args.scenario == "single" else "BatchUser"
         cmd = [
             sys.executable,

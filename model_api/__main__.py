@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
     service = config.service
-    threads = max(1, (os.cpu_count() or 1) // service.workers)  # torch threads: workers x threads <= cores
+    # torch threads: workers x threads <= cores, unless configured
+    threads = service.torch_threads or max(1, (os.cpu_count() or 1) // service.workers)
     if service.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics adds up the workers through files in this folder.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             from model_api.app import create_app
 
             torch.set_num_threads(threads)
+            # The engine thread gives up the GIL inside every kernel and must win it back from the
+            # request threads after each one; a short switch interval keeps that wait small.
+            sys.setswitchinterval(float(os.environ.get("TWEETSENT_SWITCH_INTERVAL", "0.0005")))
             app = create_app(config)
             # Warm-up (and, for a compiled engine, compiling): paid before the first request.
             app.extensions["tweetsent.predictor"].warm_up()

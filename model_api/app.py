@@ -8,6 +8,7 @@ Routes: ``POST /predict`` (``{"text": ...}``, micro-batched with concurrent call
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Protocol
 
@@ -154,7 +155,8 @@ def predict_batch():
 
 @bp.get("/health")
 def health():
-    return jsonify(status="ok", version=_predictor().describe().get("version"))
+    # The worker's pid lets a client see how many of several workers are up.
+    return jsonify(status="ok", version=_predictor().describe().get("version"), worker=os.getpid())
 
 
 @bp.get("/model")

@@ -163,7 +163,7 @@ def _tree_peak_rss_mb(pid: int) -> int:
 def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.Popen, str]:
     import os
 
-    import requests
+    from benchmarks.readiness import wait_for_workers
 
     port = _free_port()
     env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)
@@ -174,14 +174,12 @@ def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(1500):  # a compiled engine takes some seconds per worker
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the service did not start")
+    try:
+        wait_for_workers(url, workers)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def main(argv: list[str] | None = None) -> int:

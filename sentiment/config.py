@@ -47,7 +47,8 @@ class ServiceConfig:
     max_text_chars: int = 10_000
     inference_batch: int = 64
     timeout_seconds: int = 120
-    threads: int = 32  # request threads per worker (gunicorn gthread)
+    threads: int = 64  # request threads per worker (gunicorn gthread)
+    torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
     micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
@@ -55,6 +56,7 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
+        _check(self.torch_threads >= 0, f"service.torch_threads must be >= 0 (0 = automatic), got {self.torch_threads}")
         _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")
         _check(
             self.micro_batch_wait_ms >= 0, f"service.micro_batch_wait_ms must be >= 0, got {self.micro_batch_wait_ms}"

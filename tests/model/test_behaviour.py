@@ -82,7 +82,7 @@ def test_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor
     seen = [i for idx, _ in batches for i in idx]
     assert sorted(seen) == list(range(len(texts)))
     lengths = [int(mask.sum(axis=1).max()) for _, (_, mask) in batches]
-    for idx, (ids, mask) in batches:
+    for _, (ids, mask) in batches:
         assert ids.shape == mask.shape and ids.shape[1] == int(mask.sum(axis=1).max())  # no column of padding only
     token_counts = [int(m) for _, (_, mask) in batches for m in mask.sum(axis=1)]
     assert token_counts == sorted(token_counts) and lengths == sorted(lengths)

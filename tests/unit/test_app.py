@@ -1,4 +1,5 @@
 import dataclasses
+import os
 
 import pytest
 
@@ -41,7 +42,8 @@ def test_long_text_is_truncated_not_rejected(client, fake_predictor):
 
 
 def test_health_and_model(client):
-    assert client.get("/health").get_json()["status"] == "ok"
+    health = client.get("/health").get_json()
+    assert health["status"] == "ok" and health["worker"] == os.getpid()
     info = client.get("/model").get_json()
     assert info["name"] == "fake" and info["neutral_band"] == {"low": 0.4, "high": 0.6}
 
