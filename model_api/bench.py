@@ -64,7 +64,8 @@ def _phase(name: str, model: str, n: int, precision: str, url: str | None, clien
 
         from sentiment.cleaning import normalise_all
 
-        clf = pipeline("text-classification", model=model, tokenizer=model, device=-1)
+        # fp32, as the model is trained: the checkpoint is stored in fp16, which is slow on a CPU.
+        clf = pipeline("text-classification", model=model, tokenizer=model, device=-1, dtype=torch.float32)
         prepared = normalise_all(texts, "light")
         clf(prepared[:8])
         started = time.perf_counter()
