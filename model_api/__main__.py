@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
             # The engine thread gives up the GIL inside every kernel and must win it back from the
             # request threads after each one; a short switch interval keeps that wait small.
-            sys.setswitchinterval(float(os.environ.get("TWEETSENT_SWITCH_INTERVAL", "0.0005")))
+            sys.setswitchinterval(0.0005)
             app = create_app(config)
             # Warm-up (and, for a compiled engine, compiling): paid before the first request.
             app.extensions["tweetsent.predictor"].warm_up()

@@ -93,7 +93,6 @@ class CompiledInt8Engine:
         # Inductor's int8 lowering copies a tensor in a way torch warns about; nothing to act on.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
         inductor_config.freezing = True  # constant-fold the weights into prepacked oneDNN layouts
-        inductor_config.cpp_wrapper = os.environ.get("TWEETSENT_CPP_WRAPPER", "0") == "1"
         batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=max(3, max_length))
         example = tuple(torch.from_numpy(a) for a in calibration[0])
         with warnings.catch_warnings():
