@@ -28,6 +28,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.readiness import wait_for_workers
 from ingest.relay import SocketRelay, TweetBuffer, feed
 from ingest.replay import replay_tweets
 from sentiment.config import PROJECT_ROOT, Config
@@ -52,16 +53,12 @@ def start_service(port: int, workers: int | None = None) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 300  # the first start compiles the int8 engine
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                return proc
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the model service did not start")
+    try:
+        wait_for_workers(f"http://127.0.0.1:{port}", workers or Config().service.workers)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc
 
 
 def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3) -> dict:

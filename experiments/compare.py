@@ -393,36 +393,26 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+    def run_on(fraction: float) -> Path:
+        return run(
+            models,
+            args.profile,
+            files,
+            three_class,
+            args.out,
+            args.seed,
+            fraction,
+            bert_model=args.bert_model,
+            recipe=args.recipe,
+            rnn_recipe=args.rnn_recipe,
+        )
+
     if args.curve:
-        curve = {}
-        for fraction in CURVE_FRACTIONS:
-            out = run(
-                models,
-                args.profile,
-                files,
-                three_class,
-                args.out,
-                args.seed,
-                fraction,
-                bert_model=args.bert_model,
-                recipe=args.recipe,
-                rnn_recipe=args.rnn_recipe,
-            )
-            curve[fraction] = json.loads((out / "results.json").read_text())
+        curve = {f: json.loads((run_on(f) / "results.json").read_text()) for f in CURVE_FRACTIONS}
         _plot_curve(curve, args.out)
         return 0
-    out = run(
-        models,
-        args.profile,
-        files,
-        three_class,
-        args.out,
-        args.seed,
-        args.train_fraction,
-        bert_model=args.bert_model,
-        recipe=args.recipe,
-        rnn_recipe=args.rnn_recipe,
-    )
+    out = run_on(args.train_fraction)
     print(f"compare: results in {out}\n")
     print((out / "results.md").read_text())
     return 0

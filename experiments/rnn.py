@@ -164,18 +164,13 @@ class RnnConfig:
 
 
 # Named training recipes for the comparison, each adding one change to the one before it.
+_REGULARISED = {"dropout": 0.4, "recurrent_dropout": 0.2, "weight_decay": 1e-4}
+_WORDPIECE = {**_REGULARISED, "tokens": "wordpiece", "max_len": 48}
 RECIPES: dict[str, dict] = {
     "reference": {},  # the reference article's recipe: words, random embedding, dropout 0.3, Adam 1e-3
-    "regularised": {"dropout": 0.4, "recurrent_dropout": 0.2, "weight_decay": 1e-4},
-    "wordpiece": {"dropout": 0.4, "recurrent_dropout": 0.2, "weight_decay": 1e-4, "tokens": "wordpiece", "max_len": 48},
-    "bert-init": {
-        "dropout": 0.4,
-        "recurrent_dropout": 0.2,
-        "weight_decay": 1e-4,
-        "tokens": "wordpiece",
-        "max_len": 48,
-        "bert_init": True,
-    },
+    "regularised": _REGULARISED,
+    "wordpiece": _WORDPIECE,
+    "bert-init": {**_WORDPIECE, "bert_init": True},
 }
 DEFAULT_RECIPE = "bert-init"
 
