@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user-rate", type=float, default=1.0, help="requests/s per single-tweet user; 0 = no pause")
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
+    p.add_argument("--server", choices=("gunicorn", "granian"), help="HTTP server (default: service.server)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     args = p.parse_args(argv)
     if args.users > 2000 or args.seconds > 900:
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
     out.mkdir(parents=True)
     service = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(args.workers)],
+        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
+        + (["--server", args.server] if args.server else []),
         cwd=ROOT,
         stdout=(out / "service.log").open("w"),
         stderr=subprocess.STDOUT,

@@ -1,6 +1,10 @@
-"""Serve the sentiment model over HTTP under gunicorn.
+"""Serve the sentiment model over HTTP, under gunicorn (default) or granian.
 
-Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N]
+Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
+
+Each worker process loads the model once (``model_api.wsgi.create``). ``gunicorn`` runs the app
+in gthread workers, whose HTTP parsing is Python; ``granian`` reads and writes HTTP in Rust and
+calls the same WSGI app from its blocking threads, which leaves more of the GIL to the model.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from sentiment.config import ConfigError, load_config
+from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,36 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default from conf)")
     p.add_argument("--model", help="model directory or Hugging Face hub name (default: bundled model)")
     p.add_argument("--workers", type=int, help="worker processes; each loads the model once")
+    p.add_argument("--server", choices=SERVERS, help="HTTP server (default from conf)")
     p.add_argument("--config", help="TOML configuration file (default conf/pipeline.toml)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # torchao notes at import that its optional CUDA kernels do not load; nothing to act on here.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-    try:
-        config = load_config(args.config)
-        overrides = {
-            k: v
-            for k, v in {"host": args.host, "port": args.port, "model": args.model, "workers": args.workers}.items()
-            if v is not None
-        }
-        config = dataclasses.replace(config, service=dataclasses.replace(config.service, **overrides))
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
+def serve_gunicorn(config: Config) -> None:
     from gunicorn.app.base import BaseApplication
 
     service = config.service
-    # torch threads: workers x threads <= cores, unless configured
-    threads = service.torch_threads or max(1, (os.cpu_count() or 1) // service.workers)
-    if service.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # /metrics adds up the workers through files in this folder.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -66,21 +49,66 @@ def main(argv: list[str] | None = None) -> int:
             self.cfg.set("accesslog", None)
 
         def load(self):
-            # Runs in each worker: one model per worker, with the cores shared between workers.
-            import torch
+            from model_api.wsgi import create
 
-            from model_api.app import create_app
-
-            torch.set_num_threads(threads)
-            # The engine thread gives up the GIL inside every kernel and must win it back from the
-            # request threads after each one; a short switch interval keeps that wait small.
-            sys.setswitchinterval(0.0005)
-            app = create_app(config)
-            # Warm-up (and, for a compiled engine, compiling): paid before the first request.
-            app.extensions["tweetsent.predictor"].warm_up()
-            return app
+            return create(config)  # in each worker, after the fork
 
     Server().run()
+
+
+def serve_granian(config: Config, config_file: str | None) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    service = config.service
+    # Granian starts fresh worker processes that load the configuration again: hand them the file
+    # and this command's overrides through the environment.
+    if config_file:
+        os.environ[ENV_PREFIX + "CONFIG"] = config_file
+    for key in ("host", "port", "model", "workers"):
+        os.environ[f"{ENV_PREFIX}SERVICE__{key.upper()}"] = str(getattr(service, key))
+    Granian(
+        "model_api.wsgi:create",
+        factory=True,
+        address=service.host,
+        port=service.port,
+        interface=Interfaces.WSGI,
+        workers=service.workers,
+        blocking_threads=service.threads,
+        backlog=2048,
+        websockets=False,
+        log_access=False,
+        workers_kill_timeout=10,
+    ).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        overrides = {
+            k: v
+            for k, v in {
+                "host": args.host,
+                "port": args.port,
+                "model": args.model,
+                "workers": args.workers,
+                "server": args.server,
+            }.items()
+            if v is not None
+        }
+        config = dataclasses.replace(config, service=dataclasses.replace(config.service, **overrides))
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if config.service.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up the workers through files in this folder.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
+    if config.service.server == "granian":
+        serve_granian(config, args.config)
+    else:
+        serve_gunicorn(config)
     return 0
 
 

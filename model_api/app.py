@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from model_api.batching import MicroBatcher
+from model_api.engine_process import EngineProcessError
 from model_api.metrics import ServiceMetrics
 from sentiment.config import Config, load_config
 
@@ -82,6 +83,11 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     @app.errorhandler(BadRequest)
     def _bad_request(e: BadRequest):
         return jsonify(error=e.message), e.status
+
+    @app.errorhandler(EngineProcessError)
+    def _engine_gone(e: EngineProcessError):
+        log.error("%s", e)
+        return jsonify(error=f"model unavailable: {e}"), 503
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -156,7 +162,10 @@ def predict_batch():
 @bp.get("/health")
 def health():
     # The worker's pid lets a client see how many of several workers are up.
-    return jsonify(status="ok", version=_predictor().describe().get("version"), worker=os.getpid())
+    predictor = _predictor()
+    if not getattr(predictor, "alive", True):
+        return jsonify(status="model process exited", worker=os.getpid()), 503
+    return jsonify(status="ok", version=predictor.describe().get("version"), worker=os.getpid())
 
 
 @bp.get("/model")

@@ -19,6 +19,7 @@ from pathlib import Path
 from sentiment.labels import NeutralBand
 
 ENV_PREFIX = "TWEETSENT_"
+SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/engines.py).
@@ -47,14 +48,17 @@ class ServiceConfig:
     max_text_chars: int = 10_000
     inference_batch: int = 64
     timeout_seconds: int = 120
-    threads: int = 64  # request threads per worker (gunicorn gthread)
+    server: str = "granian"  # HTTP server: granian (Rust HTTP, WSGI threads) or gunicorn (gthread)
+    threads: int = 256  # request threads per worker
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
-    micro_batch_max: int = 64  # most texts one shared forward pass takes from concurrent /predict calls
+    engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
+    micro_batch_max: int = 256  # most texts one shared forward pass takes from concurrent /predict calls
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(self.server in SERVERS, f"service.server must be one of {SERVERS}, got {self.server!r}")
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
         _check(self.torch_threads >= 0, f"service.torch_threads must be >= 0 (0 = automatic), got {self.torch_threads}")
         _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")

@@ -1,0 +1,147 @@
+"""The service as it is run: ``python -m model_api`` under each HTTP server, the model in a process
+of its own, on a loopback port; results must equal the in-process predictor's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from benchmarks.readiness import wait_for_workers
+from sentiment.sentiment140 import iter_rows
+from tests.conftest import ROOT, SAMPLE
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+TEXTS = [r.text for r in iter_rows(SAMPLE)][:48]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_processes(parent: int) -> list[int]:
+    """Pids of the model processes whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"model_api.engine_process" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+class Service:
+    def __init__(self, server: str, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        env = {**os.environ, "TWEETSENT_SERVICE__PRECISION": "fp32", "TWEETSENT_SERVICE__ENGINE_PROCESS": "true"}
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "model_api", "--server", server, "--port", self.url.rsplit(":", 1)[1]],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            (self.worker,) = wait_for_workers(self.url, 1, timeout=180)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"the service did not start; its log:\n{log.read_text()[-3000:]}") from None
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module", params=["granian", "gunicorn"])
+def service(request, tmp_path_factory):
+    svc = Service(request.param, tmp_path_factory.mktemp("svc") / "service.log")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from model_api.predictor import SentimentPredictor
+
+    return SentimentPredictor.from_pretrained(precision="fp32").predict(TEXTS)
+
+
+def test_batch_results_equal_the_in_process_predictor(service, reference):
+    r = requests.post(f"{service.url}/predict/batch", json={"texts": TEXTS}, timeout=60)
+    assert r.status_code == 200
+    got = r.json()["results"]
+    assert [g["sentiment"] for g in got] == [p.sentiment for p in reference]
+    assert [g["p_positive"] for g in got] == pytest.approx([p.p_positive for p in reference], abs=1e-5)
+
+
+def test_concurrent_single_requests_share_passes_and_each_gets_its_own_answer(service, reference):
+    def one(i: int) -> tuple[int, dict]:
+        return i, requests.post(f"{service.url}/predict", json={"text": TEXTS[i]}, timeout=60).json()
+
+    before = requests.get(f"{service.url}/metrics", timeout=10).text
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = dict(pool.map(one, range(len(TEXTS))))
+    for i, body in answers.items():
+        assert body["p_positive"] == pytest.approx(reference[i].p_positive, abs=1e-5), TEXTS[i]
+    after = requests.get(f"{service.url}/metrics", timeout=10).text
+    passes = metric(after, "tweetsent_batch_texts_count") - metric(before, "tweetsent_batch_texts_count")
+    assert passes < len(TEXTS)  # micro-batched across requests
+
+
+def test_the_model_runs_in_a_child_of_the_worker(service):
+    assert len(engine_processes(service.worker)) == 1
+
+
+def metric(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_a_dead_model_process_is_reported_and_stopping_leaves_no_process_behind(tmp_path):
+    svc = Service("granian", tmp_path / "service.log")
+    try:
+        (engine,) = engine_processes(svc.worker)
+        os.kill(engine, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while engine_processes(svc.worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        r = requests.post(f"{svc.url}/predict", json={"text": "still there?"}, timeout=30)
+        assert r.status_code == 503
+        assert "model process exited" in r.json()["error"]
+        assert requests.get(f"{svc.url}/health", timeout=10).status_code == 503
+    finally:
+        svc.stop()
+    assert svc.process.returncode is not None
+
+
+def test_stopping_the_service_stops_its_model_process(tmp_path):
+    svc = Service("granian", tmp_path / "service.log")
+    (engine,) = engine_processes(svc.worker)
+    svc.stop()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{engine}").exists()
