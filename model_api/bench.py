@@ -189,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tweets", type=int, default=1000, help="tweets per phase")
     p.add_argument("--precision", choices=PRECISIONS, help="engine (default: service.precision of the config)")
     p.add_argument("--workers", type=int, help="service worker processes (default: service.workers)")
-    p.add_argument("--clients", type=int, help="concurrent clients of the service phase (default: its workers)")
+    p.add_argument(
+        "--clients",
+        type=int,
+        help="concurrent clients of the service phase (default: 2 per worker, as the Spark job's "
+        "stream.request_concurrency: one request is read while the other is computed)",
+    )
     p.add_argument("--phases", default="pipeline-single,pipeline-batched,engine,service", help="subset to run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     service_config = load_config().service
     args.precision = args.precision or service_config.precision
     args.workers = args.workers or service_config.workers
-    args.clients = args.clients or args.workers
+    args.clients = args.clients or 2 * args.workers
     rows = []
     for name in ("pipeline-single", "pipeline-batched", "engine"):
         if name in phases:
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"(engine {args.precision}, {args.tweets} tweets per phase, service with {args.workers} worker(s) and "
-        f"{args.clients} client(s); the service's peak memory is its gunicorn master and workers')"
+        f"{args.clients} client(s); the service's peak memory is its process tree: server, workers, model processes)"
     )
     if args.json:
         print(json.dumps(rows))
