@@ -1,0 +1,80 @@
+"""How to cut a batch of tweets into forward passes: fixed chunks against length-aware cuts.
+
+Usage: python -m benchmarks.batching [--precision NAME] [--sizes 44,256] [--rounds 5] [--threads N]
+
+Random batches of real tweets (the bundled sample), as concurrent requests or the Spark job send
+them. Each strategy runs every batch size once untimed (so every shape is compiled), then the
+strategies take turns for ``--rounds`` rounds on the same batches; the table gives the median
+tweets/s and the ratio to fixed chunks of 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import model_api.predictor as predictor_module
+from model_api.predictor import SentimentPredictor, split_by_length
+from sentiment.config import PRECISIONS, load_config
+from sentiment.sentiment140 import iter_rows
+
+SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
+
+
+def fixed_chunks(size: int):
+    def cut(lengths, max_rows, overhead):
+        return [*range(size, len(lengths), size), len(lengths)]
+
+    return cut
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.batching", description=__doc__.split("\n")[0])
+    p.add_argument("--precision", choices=PRECISIONS, default=load_config().service.precision)
+    p.add_argument("--sizes", default="44,256", help="texts per batch (44: a typical micro-batch under load)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tweets = [r.text for r in iter_rows(SAMPLE)]
+    predictor = SentimentPredictor.from_pretrained(precision=args.precision)
+    predictor.warm_up()
+    rng = random.Random(0)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    batches = {n: [rng.sample(tweets, n) for _ in range(max(8, 700 // n))] for n in sizes}
+    strategies = {
+        "fixed chunks of 64": (fixed_chunks(64), 0),
+        "fixed chunks of 16": (fixed_chunks(16), 0),
+        **{f"length-aware, overhead {o}": (split_by_length, o) for o in (64, 128, 256)},
+    }
+    rates: dict[tuple[str, int], list[float]] = {(s, n): [] for s in strategies for n in sizes}
+    try:
+        for rnd in range(args.rounds + 1):
+            for name, (cut, overhead) in strategies.items():
+                predictor_module.split_by_length, predictor_module.PASS_OVERHEAD_TOKENS = cut, overhead
+                for n, group in batches.items():
+                    started = time.perf_counter()
+                    for batch in group:
+                        predictor.predict(batch)
+                    if rnd:  # round 0 compiles every shape
+                        rates[(name, n)].append(n * len(group) / (time.perf_counter() - started))
+    finally:
+        predictor_module.split_by_length = split_by_length
+    print(f"\n{args.precision}, {args.threads} thread(s), median of {args.rounds} rounds, tweets/s")
+    print(f"{'strategy':<30}" + "".join(f"{f'batch {n}':>14}{'x fixed 64':>12}" for n in sizes))
+    for name in strategies:
+        row = f"{name:<30}"
+        for n in sizes:
+            median = statistics.median(rates[(name, n)])
+            row += f"{median:>14.0f}{median / statistics.median(rates[('fixed chunks of 64', n)]):>12.2f}"
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The cost of the HTTP layer alone: each server with a stub model that answers at once.
+
+Usage: python -m benchmarks.http_layer [--servers granian,gunicorn] [--users 64] [--seconds 20]
+
+Serves the real Flask app (routing, JSON, micro-batcher, metrics) with a constant predictor under
+each server, one worker, on loopback; Locust sends single tweets with no pause between requests.
+Prints requests/s and the worker's CPU time per request: what every request costs besides the
+model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.load_test import ROOT, free_port
+from benchmarks.readiness import wait_for_workers
+from model_api.predictor import Prediction
+
+
+class StubPredictor:
+    """Answers every text at once with the same prediction."""
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        return [Prediction("Positive", 0.9, 0.9) for _ in texts]
+
+    def describe(self) -> dict:
+        return {"name": "stub", "version": "0", "precision": "none"}
+
+    def warm_up(self) -> None:
+        pass
+
+
+def create():
+    """WSGI factory: the app with the stub predictor."""
+    from model_api.app import create_app
+
+    return create_app(predictor=StubPredictor())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its children, from /proc."""
+    total, pids = 0.0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pids.extend(int(c) for c in children)
+    return total
+
+
+def serve(server: str, port: int) -> subprocess.Popen:
+    """One worker of ``server`` with 64 request threads, serving :func:`create` on ``port``."""
+    if server == "granian":
+        args = ["--interface", "wsgi", "--factory", "--port", str(port), "--blocking-threads", "64", "--no-ws"]
+        args.append("benchmarks.http_layer:create")
+    else:
+        args = ["-k", "gthread", "--threads", "64", "-b", f"127.0.0.1:{port}", "benchmarks.http_layer:create()"]
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / server), *args],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.http_layer", description=__doc__.split("\n")[0])
+    p.add_argument("--servers", default="granian,gunicorn")
+    p.add_argument("--users", type=int, default=64)
+    p.add_argument("--seconds", type=int, default=20)
+    args = p.parse_args(argv)
+    print(f"{'server':<10}{'requests/s':>12}{'CPU ms/request':>16}")
+    for server in args.servers.split(","):
+        port = free_port()
+        service = serve(server, port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_workers(url, 1, timeout=60)
+            before = cpu_seconds(service.pid)
+            with tempfile.TemporaryDirectory() as tmp:
+                subprocess.run(
+                    [sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locustfile.py"), "--headless"]
+                    + ["-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s", "--host", url]
+                    + ["--csv", f"{tmp}/l", "--only-summary", "SingleTweetUser"],
+                    cwd=ROOT,
+                    env=dict(os.environ, PYTHONPATH=str(ROOT), TWEETSENT_LOAD_USER_RATE="0"),
+                    check=True,
+                    capture_output=True,
+                    timeout=args.seconds + 60,
+                )
+                with open(f"{tmp}/l_stats.csv") as f:
+                    stats = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+            cpu = cpu_seconds(service.pid) - before
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+        count = int(stats["Request Count"])
+        print(f"{server:<10}{float(stats['Requests/s']):>12.1f}{1000 * cpu / max(count, 1):>16.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
