@@ -2,6 +2,7 @@
 
 Usage: python -m experiments.compare [--profile smoke|quick|full] [--models logreg,gru,...]
        [--data FILE ...] [--test-file FILE] [--tweeteval FILE] [--curve] [--out DIR]
+       python -m experiments.compare --plot-curve RESULTS_DIR ... (one curve from earlier runs)
 
 Families: TF-IDF logistic regression, linear SVC (calibrated) and multinomial naive Bayes; GRU and
 LSTM (Keras); the BERT-family fine-tune (the same code that trains the served model). Each run
@@ -342,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tweeteval", type=Path, help="TweetEval label,text file (default: the shared dev set)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="train on this fraction of the training rows")
     p.add_argument("--curve", action="store_true", help=f"learning curve: train on {CURVE_FRACTIONS} of the rows")
+    p.add_argument(
+        "--plot-curve",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="only plot a learning curve from earlier results folders (any families and fractions)",
+    )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument(
         "--recipe",
@@ -366,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.plot_curve:
+        missing = [str(d) for d in args.plot_curve if not (d / "results.json").is_file()]
+        if missing:
+            print(f"error: no results.json in {', '.join(missing)}", file=sys.stderr)
+            return 2
+        _plot_curve([json.loads((d / "results.json").read_text()) for d in args.plot_curve], args.out)
+        return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(ALL_MODELS))
     if unknown or not models:
@@ -409,8 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.curve:
-        curve = {f: json.loads((run_on(f) / "results.json").read_text()) for f in CURVE_FRACTIONS}
-        _plot_curve(curve, args.out)
+        _plot_curve([json.loads((run_on(f) / "results.json").read_text()) for f in CURVE_FRACTIONS], args.out)
         return 0
     out = run_on(args.train_fraction)
     print(f"compare: results in {out}\n")
@@ -418,28 +432,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _plot_curve(curve: dict, out_root: Path) -> None:
+def curve_points(runs: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """Test accuracy (%) against training tweets, per model, from the ``results.json`` of runs."""
+    points: dict[str, dict[int, float]] = {}
+    for run_info in runs:
+        size = run_info["run"]["split"]["sizes"]["train"]
+        for row in run_info["results"]:
+            points.setdefault(row["model"], {})[size] = 100 * row["accuracy"]
+    return {m: sorted(by_size.items()) for m, by_size in points.items()}
+
+
+def _plot_curve(runs: list[dict], out_root: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    models = [r["model"] for r in next(iter(curve.values()))["results"]]
-    for m in models:
-        xs = [c["run"]["split"]["sizes"]["train"] for c in curve.values()]
-        ys = [100 * next(r for r in c["results"] if r["model"] == m)["accuracy"] for c in curve.values()]
-        ax.plot(xs, ys, marker="o", label=m)
+    for model, points in curve_points(runs).items():
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=model)
     ax.set_xscale("log")
     ax.set_xlabel("training tweets")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_root.mkdir(parents=True, exist_ok=True)
     path = out_root / f"learning_curve-{stamp}.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"compare: learning curve in {path}")
+    return path
 
 
 if __name__ == "__main__":
