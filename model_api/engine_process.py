@@ -31,6 +31,10 @@ class EngineProcessError(RuntimeError):
     """The model process failed to start, or exited."""
 
 
+class RemotePredictionError(RuntimeError):
+    """A prediction raised in the model process (which goes on serving)."""
+
+
 class PredictorProcess:
     """A predictor that runs in a child process; calls are serialised, one batch at a time."""
 
@@ -51,20 +55,26 @@ class PredictorProcess:
         if not self._conn.poll(start_timeout):
             self.close()
             raise EngineProcessError(f"the model process did not start within {start_timeout:.0f} s")
-        self._info = self._reply()
+        self._info = self._reply(EngineProcessError)
 
     @property
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def _reply(self):
+    def _exited(self) -> EngineProcessError:
+        try:
+            code = self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        return EngineProcessError(f"the model process exited with code {code}")
+
+    def _reply(self, failure: type[RuntimeError]):
         try:
             status, payload = self._conn.recv()
         except (EOFError, OSError):
-            code = self._process.wait(timeout=10)
-            raise EngineProcessError(f"the model process exited with code {code}") from None
+            raise self._exited() from None
         if status == "error":
-            raise EngineProcessError(f"the model process failed: {payload}")
+            raise failure(f"in the model process: {payload}")
         return payload
 
     def predict(self, texts: Sequence[str]) -> list:
@@ -72,8 +82,8 @@ class PredictorProcess:
             try:
                 self._conn.send(list(texts))
             except OSError:
-                raise EngineProcessError(f"the model process exited with code {self._process.poll()}") from None
-            return self._reply()
+                raise self._exited() from None
+            return self._reply(RemotePredictionError)
 
     def describe(self) -> dict:
         return dict(self._info)

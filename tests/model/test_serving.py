@@ -145,3 +145,35 @@ def test_stopping_the_service_stops_its_model_process(tmp_path):
     while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{engine}").exists()
+
+
+def fp32_config(**service):
+    import dataclasses
+
+    from sentiment.config import load_config
+
+    config = load_config()
+    return dataclasses.replace(
+        config, service=dataclasses.replace(config.service, precision="fp32", torch_threads=1, **service)
+    )
+
+
+def test_a_failed_prediction_is_reported_and_the_model_process_serves_on(reference):
+    from model_api.engine_process import PredictorProcess, RemotePredictionError
+
+    process = PredictorProcess(fp32_config())
+    try:
+        with pytest.raises(RemotePredictionError, match="in the model process"):
+            process.predict([None])
+        assert process.alive
+        assert process.predict(TEXTS[:3])[0].p_positive == pytest.approx(reference[0].p_positive, abs=1e-5)
+    finally:
+        process.close()
+    assert not process.alive
+
+
+def test_a_model_that_cannot_load_fails_the_start_with_the_reason(tmp_path):
+    from model_api.engine_process import EngineProcessError, PredictorProcess
+
+    with pytest.raises(EngineProcessError, match="no-such-model"):
+        PredictorProcess(fp32_config(model=str(tmp_path / "no-such-model")))
