@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.scenario}: {args.users} users, {args.workers} worker(s)",
     )
     pace = f"{args.user_rate:g} requests/s per user" if args.user_rate > 0 else "no pause between requests"
+    if args.scenario == "batch":
+        pace = "256 tweets per request, no pause between requests"
     print(
         f"scenario {args.scenario}, {args.users} users (spawn {args.spawn_rate}/s, {pace}), {args.seconds}s, "
         f"{args.workers} worker(s)"
