@@ -11,6 +11,7 @@ tweets/s and the ratio to fixed chunks of 64.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import time
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-import model_api.predictor as predictor_module
 from model_api.predictor import SentimentPredictor, split_by_length
 from sentiment.config import PRECISIONS, load_config
 from sentiment.sentiment140 import iter_rows
@@ -27,7 +27,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweet
 
 
 def fixed_chunks(size: int):
-    def cut(lengths, max_rows, overhead):
+    def cut(lengths, max_rows):
         return [*range(size, len(lengths), size), len(lengths)]
 
     return cut
@@ -48,23 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = {n: [rng.sample(tweets, n) for _ in range(max(8, 700 // n))] for n in sizes}
     strategies = {
-        "fixed chunks of 64": (fixed_chunks(64), 0),
-        "fixed chunks of 16": (fixed_chunks(16), 0),
-        **{f"length-aware, overhead {o}": (split_by_length, o) for o in (64, 128, 256)},
+        "fixed chunks of 64": fixed_chunks(64),
+        "fixed chunks of 16": fixed_chunks(16),
+        **{f"length-aware, overhead {o}": functools.partial(split_by_length, overhead=o) for o in (64, 128, 256)},
     }
     rates: dict[tuple[str, int], list[float]] = {(s, n): [] for s in strategies for n in sizes}
-    try:
-        for rnd in range(args.rounds + 1):
-            for name, (cut, overhead) in strategies.items():
-                predictor_module.split_by_length, predictor_module.PASS_OVERHEAD_TOKENS = cut, overhead
-                for n, group in batches.items():
-                    started = time.perf_counter()
-                    for batch in group:
-                        predictor.predict(batch)
-                    if rnd:  # round 0 compiles every shape
-                        rates[(name, n)].append(n * len(group) / (time.perf_counter() - started))
-    finally:
-        predictor_module.split_by_length = split_by_length
+    for rnd in range(args.rounds + 1):
+        for name, cut in strategies.items():
+            predictor.split_passes = cut
+            for n, group in batches.items():
+                started = time.perf_counter()
+                for batch in group:
+                    predictor.predict(batch)
+                if rnd:  # round 0 compiles every shape
+                    rates[(name, n)].append(n * len(group) / (time.perf_counter() - started))
     print(f"\n{args.precision}, {args.threads} thread(s), median of {args.rounds} rounds, tweets/s")
     print(f"{'strategy':<30}" + "".join(f"{f'batch {n}':>14}{'x fixed 64':>12}" for n in sizes))
     for name in strategies:

@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.load_test import ROOT, free_port
+from benchmarks.load_test import ROOT
+from benchmarks.processes import free_port, process_tree
 from benchmarks.readiness import wait_for_workers
 from model_api.predictor import Prediction
 
@@ -44,17 +45,14 @@ def create():
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and its children, from /proc."""
-    total, pids = 0.0, [pid]
-    while pids:
-        current = pids.pop()
+    """User and system CPU time of a process and its descendants, from /proc."""
+    total = 0.0
+    for current in process_tree(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        pids.extend(int(c) for c in children)
     return total
 
 

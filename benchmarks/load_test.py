@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -25,15 +24,11 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
+from sentiment.config import SERVERS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def plot(history_csv: Path, png: Path, title: str) -> None:
@@ -93,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--user-rate", type=float, default=1.0, help="requests/s per single-tweet user; 0 = no pause")
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
-    p.add_argument("--server", choices=("gunicorn", "granian"), help="HTTP server (default: service.server)")
+    p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     args = p.parse_args(argv)
     if args.users > 2000 or args.seconds > 900:

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
 from ingest.relay import SocketRelay, TweetBuffer, feed
 from ingest.replay import replay_tweets
@@ -36,12 +36,6 @@ from stream.job import JobConfig, JobStats, build_query, build_spark, drive, per
 from stream.scoring import ScoringOptions
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_service(port: int, workers: int | None = None) -> subprocess.Popen:

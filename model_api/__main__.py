@@ -56,7 +56,7 @@ def serve_gunicorn(config: Config) -> None:
     Server().run()
 
 
-def serve_granian(config: Config, config_file: str | None) -> None:
+def serve_granian(config: Config, config_file: str | None, overrides: dict[str, object]) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -65,8 +65,8 @@ def serve_granian(config: Config, config_file: str | None) -> None:
     # and this command's overrides through the environment.
     if config_file:
         os.environ[ENV_PREFIX + "CONFIG"] = config_file
-    for key in ("host", "port", "model", "workers"):
-        os.environ[f"{ENV_PREFIX}SERVICE__{key.upper()}"] = str(getattr(service, key))
+    for key, value in overrides.items():
+        os.environ[f"{ENV_PREFIX}SERVICE__{key.upper()}"] = str(value)
     Granian(
         "model_api.wsgi:create",
         factory=True,
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         # /metrics adds up the workers through files in this folder.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
     if config.service.server == "granian":
-        serve_granian(config, args.config)
+        serve_granian(config, args.config, overrides)
     else:
         serve_gunicorn(config)
     return 0

@@ -44,14 +44,9 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     """Build the app. Without a predictor, load the configured model (once, here)."""
     config = config or load_config()
     if predictor is None:
-        from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+        from model_api.predictor import load_predictor
 
-        predictor = SentimentPredictor.from_pretrained(
-            config.service.model or DEFAULT_MODEL_DIR,
-            band=config.band.band(),
-            batch_size=config.service.inference_batch,
-            precision=config.service.precision,
-        )
+        predictor = load_predictor(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
     metrics = ServiceMetrics()

@@ -21,7 +21,6 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -130,12 +129,6 @@ def _phase(name: str, model: str, n: int, precision: str, url: str | None, clien
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_phase(name: str, model: str, n: int, precision: str, url: str | None = None, clients: int = 1) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -147,26 +140,26 @@ def run_phase(name: str, model: str, n: int, precision: str, url: str | None = N
 
 
 def _tree_peak_rss_mb(pid: int) -> int:
-    """Sum of the peak resident memory (VmHWM) of a process and its children."""
-    total, pids = 0, [pid]
-    while pids:
-        current = pids.pop()
+    """Sum of the peak resident memory (VmHWM) of a process and its descendants."""
+    from benchmarks.processes import process_tree
+
+    total = 0
+    for current in process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
         total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-        pids.extend(int(c) for c in children)
     return round(total / 1024)
 
 
 def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.Popen, str]:
     import os
 
+    from benchmarks.processes import free_port
     from benchmarks.readiness import wait_for_workers
 
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)
     proc = subprocess.Popen(
         [sys.executable, "-m", "model_api", "--port", str(port), "--model", model, "--workers", str(workers)],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from model_api.engines import make_engine
 from sentiment.cleaning import get_recipe, normalise_all
+from sentiment.config import Config
 from sentiment.labels import NeutralBand, confidence
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,17 @@ def split_by_length(lengths: Sequence[int], max_rows: int, overhead: float = PAS
     return ends[::-1]
 
 
+def load_predictor(config: Config) -> SentimentPredictor:
+    """The predictor the service configuration names (model, neutral band, batch size, engine)."""
+    service = config.service
+    return SentimentPredictor.from_pretrained(
+        service.model or DEFAULT_MODEL_DIR,
+        band=config.band.band(),
+        batch_size=service.inference_batch,
+        precision=service.precision,
+    )
+
+
 class SentimentPredictor:
     """Scores texts with a sequence-classification model and maps them to labels."""
 
@@ -142,6 +154,8 @@ class SentimentPredictor:
             texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR)
             calibration = [ids_mask for _, ids_mask in self._batches(self.preprocess(texts))]
         self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length)
+        # How sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
+        self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
         self._lock = threading.Lock()
 
@@ -184,9 +198,9 @@ class SentimentPredictor:
         """Yield ``(indices, (input_ids, attention_mask))`` batches of texts of similar token counts.
 
         Texts are tokenized once, sorted by their number of tokens, cut into passes of at most
-        ``batch_size`` rows where padding would cost more than another pass
-        (:func:`split_by_length`), and padded per pass only to the longest in it; ``indices`` put
-        results back in order.
+        ``batch_size`` rows where padding would cost more than another pass (``split_passes``, by
+        default :func:`split_by_length`), and padded per pass only to the longest in it;
+        ``indices`` put results back in order.
         """
         pad = self.tokenizer.pad_token_id or 0
         ids = self.tokenizer(prepared, truncation=True, max_length=self.info.max_length, return_attention_mask=False)[
@@ -194,7 +208,7 @@ class SentimentPredictor:
         ]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = 0
-        for end in split_by_length([len(ids[i]) for i in order], self.batch_size, PASS_OVERHEAD_TOKENS):
+        for end in self.split_passes([len(ids[i]) for i in order], self.batch_size):
             idx, start = order[start:end], end
             width = len(ids[idx[-1]])
             input_ids = np.full((len(idx), width), pad, dtype=np.int64)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks.processes import free_port, process_tree
 from benchmarks.readiness import wait_for_workers
 from sentiment.sentiment140 import iter_rows
 from tests.conftest import ROOT, SAMPLE
@@ -24,25 +24,16 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 TEXTS = [r.text for r in iter_rows(SAMPLE)][:48]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def engine_processes(parent: int) -> list[int]:
-    """Pids of the model processes whose parent is ``parent``."""
+def engine_processes(worker: int) -> list[int]:
+    """Pids of the living model processes below ``worker``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in process_tree(worker)[1:]:
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if ppid == parent and b"model_api.engine_process" in cmdline:
-            found.append(int(entry.name))
+        if b"model_api.engine_process" in cmdline:
+            found.append(pid)
     return found
 
 
