@@ -149,13 +149,13 @@ class SentimentPredictor:
         self.band = band
         self.batch_size = batch_size
         self.precision = precision
+        # How sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
+        self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         calibration = None
         if precision in ("int8-static", "int8-dynamic"):
             texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR)
             calibration = [ids_mask for _, ids_mask in self._batches(self.preprocess(texts))]
         self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length)
-        # How sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
-        self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
         self._lock = threading.Lock()
 
