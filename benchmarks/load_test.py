@@ -1,7 +1,7 @@
 """Load-test the model service with Locust, headless, on loopback, bounded in time.
 
 Usage: python -m benchmarks.load_test [--scenario single|batch] [--users 500] [--spawn-rate 50]
-       [--user-rate 1.0] [--seconds 60] [--workers N] [--out DIR]
+       [--user-rate 1.0] [--seconds 60] [--workers N] [--server S] [--model DIR] [--out DIR]
 
 Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints
 requests/s, p50/p95/p99 and failures, over the whole run and over its steady state (after the
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
     p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
+    p.add_argument("--model", help="model directory or hub name (default: service.model, the bundled model)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     args = p.parse_args(argv)
     if args.users > 2000 or args.seconds > 900:
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
     service = subprocess.Popen(
         [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
-        + (["--server", args.server] if args.server else []),
+        + (["--server", args.server] if args.server else [])
+        + (["--model", args.model] if args.model else []),
         cwd=ROOT,
         stdout=(out / "service.log").open("w"),
         stderr=subprocess.STDOUT,

@@ -56,3 +56,40 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
     predictor = SentimentPredictor.from_pretrained(out)
     assert predictor.info.preprocessing == "seed"
     assert predictor.preprocess(["@a Hi THERE http://x"]) == ["hi there"]
+
+
+def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
+    from experiments.train_bert import keep_layers
+    from model_api.predictor import DEFAULT_MODEL_DIR
+
+    out = tmp_path / "student"
+    config = TrainConfig(
+        base_model=str(DEFAULT_MODEL_DIR),
+        out=str(out),
+        epochs=1,
+        batch_size=16,
+        eval_every=4,
+        max_train_rows=64,
+        max_eval_rows=32,
+        max_test_rows=64,
+        layers=2,
+        teacher=str(DEFAULT_MODEL_DIR),
+        teacher_precision="int8",  # starts at once; the default compiles for about 40 s
+    )
+    train(config, [SAMPLE], SplitSpec(val_fraction=0.05, test_fraction=0.05, seed=1))
+    meta = json.loads((out / "tweet_sentiment.json").read_text())
+    assert meta["name"] == "MiniLM-L6-H384-uncased-sentiment140-2-layers-distilled"
+    assert "--layers 2 --teacher" in (out / "README.md").read_text()
+
+    student = SentimentPredictor.from_pretrained(out)
+    teacher = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR)
+    assert student.model.config.num_hidden_layers == 2
+    assert len(student.model.bert.encoder.layer) == 2
+    # Halving the layers halves the stored encoder: the file shrinks by two layers' weights.
+    layer_bytes = sum(p.numel() for p in teacher.model.bert.encoder.layer[0].parameters()) * 2  # fp16
+    shrink = (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size - (out / "model.safetensors").stat().st_size
+    assert shrink == pytest.approx(4 * layer_bytes, rel=0.01)
+    # The student scores texts in range, and a teacher cut the same way keeps layers 2 and 5.
+    probs = student.predict_proba(["i love this", "this is awful"])
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert keep_layers(teacher.model, 2) == [2, 5]

@@ -1,0 +1,48 @@
+"""Distilling into fewer layers: which layers are kept, and the distillation loss."""
+
+import pytest
+import torch
+
+from experiments.train_bert import distillation_loss, kept_layers
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("total", "keep", "expected"),
+    [(6, 3, [1, 3, 5]), (6, 2, [2, 5]), (6, 1, [5]), (6, 6, [0, 1, 2, 3, 4, 5]), (12, 4, [2, 5, 8, 11])],
+)
+def test_kept_layers_are_evenly_spaced_and_end_with_the_last(total, keep, expected):
+    assert kept_layers(total, keep) == expected
+
+
+@pytest.mark.parametrize("keep", [0, 7])
+def test_kept_layers_rejects_impossible_counts(keep):
+    with pytest.raises(ValueError, match=f"cannot keep {keep} of 6"):
+        kept_layers(6, keep)
+
+
+def test_without_the_teacher_term_the_loss_is_cross_entropy():
+    logits = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-0.4, 0.9]])
+    labels = torch.tensor([1, 0, 1])
+    teacher = torch.tensor([0.9, 0.2, 0.6])
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    assert torch.allclose(distillation_loss(logits, labels, teacher, 2.0, 0.0), expected)
+
+
+def test_the_teacher_term_vanishes_when_the_student_matches_the_teacher():
+    teacher = torch.tensor([0.9, 0.2, 0.6, 0.5])
+    margin = torch.log(teacher / (1 - teacher))
+    matching = torch.stack([torch.zeros(4), margin], dim=1)  # softmax gives the teacher's probability
+    labels = torch.tensor([1, 0, 1, 0])
+    for temperature in (1.0, 2.0, 4.0):
+        assert distillation_loss(matching, labels, teacher, temperature, 1.0).item() == pytest.approx(0.0, abs=1e-6)
+        other = matching + torch.tensor([[0.0, 0.5]])
+        assert distillation_loss(other, labels, teacher, temperature, 1.0).item() > 1e-3
+
+
+def test_the_teacher_term_pulls_the_student_towards_the_teacher_not_the_label():
+    logits = torch.zeros(1, 2, requires_grad=True)
+    # Labelled negative, but the teacher is fairly sure it is positive.
+    distillation_loss(logits, torch.tensor([0]), torch.tensor([0.8]), 2.0, 1.0).backward()
+    assert logits.grad[0, 1] < 0 < logits.grad[0, 0]  # a step raises the positive logit
