@@ -1,11 +1,12 @@
 """Compare the predictor's inference engines side by side: speed and accuracy.
 
-Usage: python -m benchmarks.engines [--model DIR] [--tweets N] [--precisions fp32,int8,...] [--threads N]
+Usage: python -m benchmarks.engines [--model DIR ...] [--tweets N] [--precisions fp32,int8,...] [--threads N]
 
-For every engine (see ``model_api/engines.py``), in one run and on the same real tweets:
-seconds until ready (load, quantize, compile, warm up), tweets/s in batches of the service's
-size (median of three passes), and binary accuracy on the whole validation split, with the
-difference to fp32 in points.
+For every model (``--model`` repeated: e.g. the bundled one and a distilled one) and engine (see
+``model_api/engines.py``), in one run and on the same real tweets: seconds until ready (load,
+quantize, compile, warm up), tweets/s in batches of the service's size (median of three passes),
+and binary accuracy on the whole validation split, with speed and accuracy against the first
+model's fp32.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sentiment.config import PRECISIONS, load_config
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    p.add_argument("--model", action="append", help="model directory; repeat to compare (default: the bundled one)")
     p.add_argument("--tweets", type=int, default=2000, help="tweets per timed pass (from the test split)")
     p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated engines; fp32 comes first")
     p.add_argument("--batch-size", type=int, default=load_config().service.inference_batch)
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     precisions = ["fp32"] + [x for x in args.precisions.split(",") if x and x != "fp32"]
+    models = args.model or [str(DEFAULT_MODEL_DIR)]
     split = load_split(default_training_files())
     timed = split.texts["test"][: args.tweets]
     val_texts, val_labels = split.texts["val"], np.array(split.labels["val"])
@@ -41,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         f"accuracy on {len(val_texts)} validation rows",
         flush=True,
     )
-    print(f"{'engine':<13}{'ready s':>8}{'tweets/s':>10}{'x fp32':>8}{'val acc %':>10}{'Δ points':>10}")
-    for precision in precisions:
+    print(f"{'model':<28}{'engine':<13}{'ready s':>8}{'tweets/s':>10}{'x fp32':>8}{'val acc %':>10}{'Δ points':>10}")
+    for model, precision in ((m, p) for m in models for p in precisions):
         started = time.perf_counter()
-        predictor = SentimentPredictor.from_pretrained(args.model, batch_size=args.batch_size, precision=precision)
+        predictor = SentimentPredictor.from_pretrained(model, batch_size=args.batch_size, precision=precision)
         predictor.warm_up()
         ready = time.perf_counter() - started
         rates = []
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = statistics.median(rates)
         base_rate, base_accuracy = base_rate or rate, base_accuracy if base_accuracy is not None else accuracy
         print(
-            f"{precision:<13}{ready:>8.1f}{rate:>10.1f}{rate / base_rate:>8.2f}{accuracy:>10.2f}"
+            f"{model[-27:]:<28}{precision:<13}{ready:>8.1f}{rate:>10.1f}{rate / base_rate:>8.2f}{accuracy:>10.2f}"
             f"{accuracy - base_accuracy:>+10.2f}",
             flush=True,
         )

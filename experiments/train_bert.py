@@ -424,7 +424,8 @@ def _write_card(out: Path, metrics: dict) -> None:
         flags += f" --teacher {c['teacher']}"
     if c.get("layers") or c.get("teacher"):
         flags += f" --base-model {c['base_model']}"
-    card = f"""# {Path(c["base_model"]).name} fine-tuned on Sentiment140
+    name = json.loads((out / METADATA_FILE).read_text())["name"]
+    card = f"""# {name}
 
 Binary tweet sentiment (negative / positive); the service maps the positive-probability to
 Negative, Neutral or Positive with its neutral band.

@@ -1,6 +1,7 @@
 """Flask application factory for the sentiment service.
 
-Routes: ``POST /predict`` (``{"text": ...}``, micro-batched with concurrent calls),
+Routes: ``POST /predict`` (``{"text": ...}``, micro-batched with concurrent calls: in the model
+process when there is one, else by a :class:`MicroBatcher` in the worker),
 ``POST /predict/batch`` (``{"texts": [...]}``), ``GET /health``, ``GET /model`` and ``GET /metrics``
 (Prometheus). Every error is a JSON body ``{"error": ...}`` with a 4xx or 5xx status.
 """
@@ -55,12 +56,17 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app.extensions["tweetsent.predictor"] = predictor
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics
-    app.extensions["tweetsent.batcher"] = MicroBatcher(
-        predictor.predict,
-        max_batch=config.service.micro_batch_max,
-        max_wait_ms=config.service.micro_batch_wait_ms,
-        on_batch=metrics.observe_batch,
-    )
+    if getattr(predictor, "batches_concurrent_calls", False):
+        # The model process batches concurrent calls itself, next to the model.
+        predictor.on_batch = metrics.observe_batch
+        app.extensions["tweetsent.submit"] = predictor.predict
+    else:
+        app.extensions["tweetsent.submit"] = MicroBatcher(
+            predictor.predict,
+            max_batch=config.service.micro_batch_max,
+            max_wait_ms=config.service.micro_batch_wait_ms,
+            on_batch=metrics.observe_batch,
+        ).submit
     app.register_blueprint(bp)
 
     @app.before_request
@@ -129,8 +135,8 @@ def predict():
     body = _json_object()
     if "text" not in body:
         raise BadRequest('missing field "text"')
-    batcher: MicroBatcher = current_app.extensions["tweetsent.batcher"]
-    result = batcher.submit([_text(body["text"], '"text"')], timeout=_config().service.timeout_seconds)[0]
+    submit = current_app.extensions["tweetsent.submit"]
+    result = submit([_text(body["text"], '"text"')], timeout=_config().service.timeout_seconds)[0]
     return jsonify(result.to_dict())
 
 
@@ -148,9 +154,13 @@ def predict_batch():
     if len(texts) > limit:
         raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {limit} per request', 413)
     clean = [_text(t, f'"texts"[{i}]') for i, t in enumerate(texts)]
-    started = time.perf_counter()
-    results = _predictor().predict(clean)
-    current_app.extensions["tweetsent.metrics"].observe_batch(len(clean), time.perf_counter() - started)
+    predictor = _predictor()
+    if getattr(predictor, "batches_concurrent_calls", False):
+        results = predictor.predict(clean, timeout=_config().service.timeout_seconds)
+    else:  # straight to the engine
+        started = time.perf_counter()
+        results = predictor.predict(clean)
+        current_app.extensions["tweetsent.metrics"].observe_batch(len(clean), time.perf_counter() - started)
     return jsonify(results=[r.to_dict() for r in results])
 
 

@@ -1,8 +1,10 @@
-"""Micro-batching: concurrent single-text requests in one worker share forward passes.
+"""Micro-batching: concurrent requests share forward passes.
 
-Request threads call :meth:`MicroBatcher.submit`; one background thread takes what is queued,
-waits at most ``max_wait_ms`` after the first text for more (up to ``max_batch`` texts), runs one
-prediction for all of them and hands each caller its own results.
+:func:`take_batch` is the rule: take the first waiting request, then more until ``max_texts``
+texts or ``max_wait`` seconds after the first. :class:`MicroBatcher` applies it inside one process
+(request threads call :meth:`MicroBatcher.submit`; one thread runs one prediction for the batch
+and hands each caller its own results); the model process (:mod:`model_api.engine_process`)
+applies it to the requests its worker sends.
 """
 
 from __future__ import annotations
@@ -13,9 +15,29 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def take_batch(waiting: queue.Queue[T], max_texts: int, max_wait: float, size: Callable[[T], int]) -> list[T]:
+    """Block for the first item of ``waiting``, then take more until they hold ``max_texts`` texts
+    (``size`` of each) or ``max_wait`` seconds have passed since the first; what is already
+    queued is taken without waiting."""
+    first = waiting.get()
+    items, total = [first], size(first)
+    deadline = time.monotonic() + max_wait
+    while total < max_texts:
+        remaining = deadline - time.monotonic()
+        try:
+            item = waiting.get(timeout=remaining) if remaining > 0 else waiting.get_nowait()
+        except queue.Empty:
+            break
+        items.append(item)
+        total += size(item)
+    return items
 
 
 class MicroBatcher:
@@ -44,23 +66,9 @@ class MicroBatcher:
         self._queue.put((list(texts), future))
         return future.result(timeout=timeout)
 
-    def _collect(self) -> list[tuple[list[str], Future]]:
-        first = self._queue.get()
-        items, size = [first], len(first[0])
-        deadline = time.monotonic() + self.max_wait
-        while size < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            items.append(item)
-            size += len(item[0])
-        return items
-
     def _run(self) -> None:
         while True:
-            items = self._collect()
+            items = take_batch(self._queue, self.max_batch, self.max_wait, lambda item: len(item[0]))
             texts = [t for item_texts, _ in items for t in item_texts]
             started = time.perf_counter()
             try:

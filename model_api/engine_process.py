@@ -7,22 +7,34 @@ worker answered 464.7 requests/s with the model in its own process against 322.8
 ``service.engine_process = true`` each worker starts one child process that loads the predictor
 and answers its calls over a socket pair; the worker keeps the HTTP work.
 
+Micro-batching happens here too, next to the model: every request thread of the worker sends its
+texts at once, tagged with a number; the model process queues them and, as soon as a prediction
+ends, takes what is waiting (up to ``service.micro_batch_max`` texts, waiting at most
+``service.micro_batch_wait_ms`` after the first) into the next one, so the model never waits for
+the worker to gather a batch. Concurrent ``/predict/batch`` requests share passes the same way.
+A batch whose prediction fails is retried request by request, so one bad request fails alone.
+
 The parent side, :class:`PredictorProcess`, has the predictor interface (``predict``,
-``describe``, ``warm_up``), so the app and its micro-batcher use it unchanged.
+``describe``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import queue
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from model_api.batching import take_batch
 from sentiment.config import Config
 
 log = logging.getLogger(__name__)
@@ -37,7 +49,10 @@ class RemotePredictionError(RuntimeError):
 
 
 class PredictorProcess:
-    """A predictor that runs in a child process; calls are serialised, one batch at a time."""
+    """A predictor that runs in a child process, which batches the concurrent calls it receives."""
+
+    # The app leaves micro-batching to this predictor (see the module docstring).
+    batches_concurrent_calls = True
 
     def __init__(self, config: Config, start_timeout: float = 900.0) -> None:
         parent, child = socket.socketpair()
@@ -50,13 +65,26 @@ class PredictorProcess:
         )
         child.close()
         self._conn = Connection(parent.detach())
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards sending, the waiting futures and the exit error
+        self._waiting: dict[int, Future] = {}
+        self._ids = itertools.count()
+        self._gone: EngineProcessError | None = None
+        # Called with (texts, seconds) after each prediction in the model process.
+        self.on_batch: Callable[[int, float], None] | None = None
         self._conn.send(config)
         # Loading and warming up (for compiled engines: compiling) happen in the child.
         if not self._conn.poll(start_timeout):
             self.close()
             raise EngineProcessError(f"the model process did not start within {start_timeout:.0f} s")
-        self._info = self._reply(EngineProcessError)
+        try:
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            raise self._exited() from None
+        if status == "error":
+            raise EngineProcessError(f"in the model process: {payload}")
+        self._info = payload
+        self._receiver = threading.Thread(target=self._receive, name="model-process-replies", daemon=True)
+        self._receiver.start()
 
     @property
     def alive(self) -> bool:
@@ -69,22 +97,60 @@ class PredictorProcess:
             code = None
         return EngineProcessError(f"the model process exited with code {code}")
 
-    def _reply(self, failure: type[RuntimeError]):
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):
-            raise self._exited() from None
-        if status == "error":
-            raise failure(f"in the model process: {payload}")
-        return payload
-
-    def predict(self, texts: Sequence[str]) -> list:
-        with self._lock:
+    def _receive(self) -> None:
+        """Hand each reply to its caller; when the child is gone, fail every waiting call."""
+        while True:
             try:
-                self._conn.send(list(texts))
+                replies, texts, seconds = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            if self.on_batch is not None:
+                self.on_batch(texts, seconds)
+            for number, ok, payload in replies:
+                with self._lock:
+                    future = self._waiting.pop(number, None)
+                if future is None:
+                    continue  # its caller gave up waiting
+                if ok:
+                    future.set_result(payload)
+                else:
+                    future.set_exception(RemotePredictionError(f"in the model process: {payload}"))
+        gone = self._exited()
+        with self._lock:
+            self._gone = gone
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for future in waiting:
+            future.set_exception(gone)
+
+    def _send(self, texts: Sequence[str]) -> tuple[int, Future]:
+        future: Future = Future()
+        with self._lock:
+            if self._gone is not None:
+                raise self._gone
+            number = next(self._ids)
+            self._waiting[number] = future
+            try:
+                self._conn.send((number, list(texts)))
             except OSError:
-                raise self._exited() from None
-            return self._reply(RemotePredictionError)
+                del self._waiting[number]
+                raise EngineProcessError("the model process exited") from None
+        return number, future
+
+    def predict(self, texts: Sequence[str], timeout: float | None = None) -> list:
+        """Predictions for ``texts``, batched in the model process with concurrent calls.
+
+        Raises:
+            EngineProcessError: the model process is gone.
+            RemotePredictionError: the prediction raised in the model process.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        number, future = self._send(texts)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            with self._lock:
+                self._waiting.pop(number, None)
+            raise
 
     def describe(self) -> dict:
         return dict(self._info)
@@ -101,8 +167,30 @@ class PredictorProcess:
             self._process.wait()
 
 
+def answer(predict: Callable[[list[str]], list], requests: list[tuple[int, list[str]]]) -> list[tuple]:
+    """Predict every request's texts in one call; ``(number, ok, results or error)`` per request.
+
+    When the shared prediction fails, each request is predicted alone, so that a bad request
+    fails without the others.
+    """
+    texts = [t for _, request_texts in requests for t in request_texts]
+    try:
+        results = predict(texts)
+    except Exception as e:
+        if len(requests) > 1:
+            return [reply for request in requests for reply in answer(predict, [request])]
+        log.exception("prediction failed in the model process")
+        return [(requests[0][0], False, f"{type(e).__name__}: {e}")]
+    replies, offset = [], 0
+    for number, request_texts in requests:
+        replies.append((number, True, results[offset : offset + len(request_texts)]))
+        offset += len(request_texts)
+    return replies
+
+
 def serve(conn: Connection) -> None:
-    """The child: load the configured predictor, report ready, then answer until the parent goes."""
+    """The child: load the configured predictor, report ready, then batch and answer the worker's
+    requests until it goes."""
     config: Config = conn.recv()
     try:
         import torch
@@ -119,17 +207,29 @@ def serve(conn: Connection) -> None:
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
     conn.send(("ok", predictor.describe()))
+
+    waiting: queue.Queue[tuple[int, list[str]] | None] = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                waiting.put(conn.recv())
+            except (EOFError, OSError):
+                waiting.put(None)  # the worker is gone
+                return
+
+    threading.Thread(target=read, name="worker-requests", daemon=True).start()
+    max_wait = config.service.micro_batch_wait_ms / 1000
     while True:
-        try:
-            texts = conn.recv()
-        except (EOFError, OSError):
-            return  # the worker is gone
-        try:
-            reply = ("ok", predictor.predict(texts))
-        except Exception as e:  # the worker hands it to the callers of this batch
-            log.exception("prediction failed in the model process")
-            reply = ("error", f"{type(e).__name__}: {e}")
-        conn.send(reply)
+        items = take_batch(waiting, config.service.micro_batch_max, max_wait, lambda r: len(r[1]) if r else 0)
+        requests = [r for r in items if r is not None]
+        if requests:
+            started = time.perf_counter()
+            replies = answer(predictor.predict, requests)
+            texts = sum(len(r[1]) for r in requests)
+            conn.send((replies, texts, time.perf_counter() - started))
+        if len(requests) < len(items):
+            return
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ METADATA_FILE = "tweet_sentiment.json"
 # Real training tweets, one per line, that calibrate the int8-static engine's activation ranges.
 CALIBRATION_FILE = "calibration.txt"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+# The bundled 3-layer model distilled from the default one: about twice as fast, 0.6 points less
+# accurate on the test split (see its README.md).
+FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,23 @@ def split_by_length(lengths: Sequence[int], max_rows: int, overhead: float = PAS
     return ends[::-1]
 
 
+def model_location(config: Config) -> str:
+    """Where ``service.model`` points: the bundled model when empty; a directory relative to the
+    working directory or, failing that, to the project root; else a Hugging Face hub name."""
+    name = config.service.model
+    if not name:
+        return str(DEFAULT_MODEL_DIR)
+    for candidate in (Path(name), config.resolve(name)):
+        if candidate.is_dir():
+            return str(candidate)
+    return name
+
+
 def load_predictor(config: Config) -> SentimentPredictor:
     """The predictor the service configuration names (model, neutral band, batch size, engine)."""
     service = config.service
     return SentimentPredictor.from_pretrained(
-        service.model or DEFAULT_MODEL_DIR,
+        model_location(config),
         band=config.band.band(),
         batch_size=service.inference_batch,
         precision=service.precision,

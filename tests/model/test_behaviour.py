@@ -1,11 +1,15 @@
-"""Behaviour of the bundled model: direction, negation, invariance to mentions and URLs, accuracy."""
+"""Behaviour of the bundled models: direction, negation, invariance to mentions and URLs, accuracy.
+
+The direction, negation, invariance and accuracy checks run on both bundled models: the default
+one and the 3-layer one distilled from it (``model_api/model-fast``).
+"""
 
 import json
 
 import numpy as np
 import pytest
 
-from model_api.predictor import DEFAULT_MODEL_DIR, METADATA_FILE
+from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, METADATA_FILE, SentimentPredictor
 from sentiment.cleaning import normalise_all
 from sentiment.sentiment140 import read_labelled
 from tests.conftest import SAMPLE
@@ -13,30 +17,36 @@ from tests.conftest import SAMPLE
 pytestmark = pytest.mark.model
 
 
+@pytest.fixture(scope="module", params=["default", "fast"])
+def bundled(request, predictor):
+    """Each bundled model in turn (the session's predictor is the default one)."""
+    return predictor if request.param == "default" else SentimentPredictor.from_pretrained(FAST_MODEL_DIR)
+
+
 @pytest.mark.parametrize("text", ["I love this", "what a wonderful day, so happy!", "best concert ever :)"])
-def test_clearly_positive(predictor, text):
-    assert predictor.predict([text])[0].sentiment == "Positive"
+def test_clearly_positive(bundled, text):
+    assert bundled.predict([text])[0].sentiment == "Positive"
 
 
 @pytest.mark.parametrize("text", ["I hate this", "worst day ever, so sad", "my phone broke again. ugh"])
-def test_clearly_negative(predictor, text):
-    assert predictor.predict([text])[0].sentiment == "Negative"
+def test_clearly_negative(bundled, text):
+    assert bundled.predict([text])[0].sentiment == "Negative"
 
 
 @pytest.mark.parametrize(
     ("plain", "negated"),
     [("this movie is good", "this movie is not good"), ("I am happy today", "I am not happy today")],
 )
-def test_negation_lowers_the_positive_probability(predictor, plain, negated):
-    p_plain, p_negated = predictor.predict_proba([plain, negated])
+def test_negation_lowers_the_positive_probability(bundled, plain, negated):
+    p_plain, p_negated = bundled.predict_proba([plain, negated])
     assert p_plain > 0.5
     assert p_negated < p_plain - 0.2
 
 
 @pytest.mark.parametrize("text", ["I love this new song", "I hate waiting in line", "so tired of this rain"])
-def test_mentions_and_urls_do_not_change_the_label(predictor, text):
+def test_mentions_and_urls_do_not_change_the_label(bundled, text):
     variants = [text, f"@somebody {text}", f"{text} http://t.co/abc123", f"@a @b {text} www.example.com/x"]
-    labels = {p.sentiment for p in predictor.predict(variants)}
+    labels = {p.sentiment for p in bundled.predict(variants)}
     assert len(labels) == 1
 
 
@@ -58,10 +68,10 @@ def test_serving_uses_the_training_preprocessing(predictor):
     assert predictor.preprocess(texts) == normalise_all(texts, recorded)
 
 
-def test_accuracy_on_the_held_out_sample(predictor):
+def test_accuracy_on_the_held_out_sample(bundled):
     # The bundled sample is drawn from the test split the model never trained on.
     texts, polarities = read_labelled(SAMPLE)
-    probs = predictor.predict_proba(texts)
+    probs = bundled.predict_proba(texts)
     accuracy = float(np.mean((probs > 0.5) == (np.array(polarities) == 4)))
     assert accuracy >= 0.80, f"accuracy {accuracy:.3f} on {len(texts)} held-out tweets"
 

@@ -168,3 +168,26 @@ def test_a_model_that_cannot_load_fails_the_start_with_the_reason(tmp_path):
 
     with pytest.raises(EngineProcessError, match="no-such-model"):
         PredictorProcess(fp32_config(model=str(tmp_path / "no-such-model")))
+
+
+def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(reference):
+    from model_api.engine_process import PredictorProcess, RemotePredictionError
+
+    process = PredictorProcess(fp32_config())
+    batches: list[int] = []
+    process.on_batch = lambda texts, seconds: batches.append(texts)
+    try:
+        calls = [[t] for t in TEXTS[:24]] + [TEXTS[24:40]] + [[None]]  # singles, a batch, a bad one
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            futures = [pool.submit(process.predict, texts, 60) for texts in calls]
+        for i, future in enumerate(futures[:24]):
+            assert future.result()[0].p_positive == pytest.approx(reference[i].p_positive, abs=1e-5)
+        assert [p.p_positive for p in futures[24].result()] == pytest.approx(
+            [p.p_positive for p in reference[24:40]], abs=1e-5
+        )
+        with pytest.raises(RemotePredictionError, match="in the model process"):
+            futures[25].result()
+        assert len(batches) < len(calls)  # calls shared predictions
+        assert process.predict(TEXTS[:1])[0].p_positive == pytest.approx(reference[0].p_positive, abs=1e-5)
+    finally:
+        process.close()

@@ -51,3 +51,47 @@ def test_batch_observer_sees_sizes():
     batcher = MicroBatcher(lambda texts: texts, max_batch=8, max_wait_ms=0, on_batch=lambda n, s: seen.append(n))
     batcher.submit(["a", "b", "c"], timeout=5)
     assert seen == [3]
+
+
+def test_take_batch_takes_what_is_queued_up_to_the_limit_without_waiting():
+    import queue
+
+    from model_api.batching import take_batch
+
+    waiting: queue.Queue[list[str]] = queue.Queue()
+    for texts in (["a", "b"], ["c"], ["d", "e", "f"], ["g"]):
+        waiting.put(texts)
+    started = time.monotonic()
+    assert take_batch(waiting, 4, 10.0, len) == [["a", "b"], ["c"], ["d", "e", "f"]]  # 6 >= 4: stop
+    assert take_batch(waiting, 4, 0.05, len) == [["g"]]  # nothing more came within the wait
+    assert time.monotonic() - started < 1.0
+
+
+def test_take_batch_waits_for_more_after_the_first():
+    import queue
+
+    from model_api.batching import take_batch
+
+    waiting: queue.Queue[list[str]] = queue.Queue()
+    waiting.put(["first"])
+    threading.Timer(0.05, waiting.put, args=(["late"],)).start()
+    assert take_batch(waiting, 8, 0.5, len) == [["first"], ["late"]]
+
+
+def test_model_process_answers_each_request_and_isolates_a_bad_one():
+    from model_api.engine_process import answer
+
+    calls = []
+
+    def predict(texts):
+        calls.append(list(texts))
+        if None in texts:
+            raise TypeError("text must be a string")
+        return [t.upper() for t in texts]
+
+    good = answer(predict, [(1, ["a", "b"]), (2, ["c"])])
+    assert good == [(1, True, ["A", "B"]), (2, True, ["C"])] and calls == [["a", "b", "c"]]
+    calls.clear()
+    mixed = answer(predict, [(1, ["a"]), (2, [None]), (3, ["d", "e"])])
+    assert mixed == [(1, True, ["A"]), (2, False, "TypeError: text must be a string"), (3, True, ["D", "E"])]
+    assert calls[0] == ["a", None, "d", "e"] and len(calls) == 4  # the shared call, then one per request
