@@ -1,7 +1,7 @@
 """Load-test the model service with Locust, headless, on loopback, bounded in time.
 
 Usage: python -m benchmarks.load_test [--scenario single|batch] [--users 500] [--spawn-rate 50]
-       [--user-rate 1.0] [--seconds 60] [--workers N] [--server S] [--model DIR] [--out DIR]
+       [--user-rate 1.0] [--aligned] [--seconds 60] [--workers N] [--server S] [--model DIR] [--out DIR]
 
 Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints
 requests/s, p50/p95/p99 and failures, over the whole run and over its steady state (after the
@@ -10,6 +10,9 @@ ramp-up), and writes Locust's CSVs, the service's /metrics and a latency-over-ti
 Each single-tweet user sends ``--user-rate`` requests per second. With no pause between requests
 (``--user-rate 0``) 500 users keep 500 requests in flight whatever the service does, so by
 Little's law the latency is 500 / throughput: a closed loop measures capacity, not latency.
+Paced users start at random phases of their period, as independent users would; ``--aligned``
+keeps Locust's own start, where the users spawned in one step send in the same instant, every
+period (see ``benchmarks/locustfile.py``).
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--spawn-rate", type=float, default=50)
     p.add_argument("--user-rate", type=float, default=1.0, help="requests/s per single-tweet user; 0 = no pause")
+    p.add_argument(
+        "--aligned", action="store_true", help="paced users keep Locust's spawn phases (bursts) instead of random ones"
+    )
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
     p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
@@ -137,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             "10",
             user,
         ]
-        env = dict(os.environ, PYTHONPATH=str(ROOT), TWEETSENT_LOAD_USER_RATE=str(args.user_rate))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            TWEETSENT_LOAD_USER_RATE=str(args.user_rate),
+            TWEETSENT_LOAD_ALIGNED="1" if args.aligned else "0",
+        )
         subprocess.run(
             cmd,
             cwd=ROOT,
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.scenario}: {args.users} users, {args.workers} worker(s)",
     )
     pace = f"{args.user_rate:g} requests/s per user" if args.user_rate > 0 else "no pause between requests"
+    if args.user_rate > 0:
+        pace += ", in step (Locust's spawn phases)" if args.aligned else ", random phases"
     if args.scenario == "batch":
         pace = "256 tweets per request, no pause between requests"
     print(

@@ -12,7 +12,9 @@ texts at once, tagged with a number; the model process queues them and, as soon 
 ends, takes what is waiting (up to ``service.micro_batch_max`` texts, waiting at most
 ``service.micro_batch_wait_ms`` after the first) into the next one, so the model never waits for
 the worker to gather a batch. Concurrent ``/predict/batch`` requests share passes the same way.
-A batch whose prediction fails is retried request by request, so one bad request fails alone.
+Each request is answered as soon as the forward pass holding its last text ends, not when the
+whole batch is done. A batch whose prediction fails is retried request by request, so one bad
+request fails alone.
 
 The parent side, :class:`PredictorProcess`, has the predictor interface (``predict``,
 ``describe``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.
@@ -29,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -101,11 +103,11 @@ class PredictorProcess:
         """Hand each reply to its caller; when the child is gone, fail every waiting call."""
         while True:
             try:
-                replies, texts, seconds = self._conn.recv()
+                replies, batch = self._conn.recv()
             except (EOFError, OSError):
                 break
-            if self.on_batch is not None:
-                self.on_batch(texts, seconds)
+            if batch is not None and self.on_batch is not None:
+                self.on_batch(*batch)
             for number, ok, payload in replies:
                 with self._lock:
                     future = self._waiting.pop(number, None)
@@ -167,25 +169,44 @@ class PredictorProcess:
             self._process.wait()
 
 
-def answer(predict: Callable[[list[str]], list], requests: list[tuple[int, list[str]]]) -> list[tuple]:
-    """Predict every request's texts in one call; ``(number, ok, results or error)`` per request.
+Passes = Callable[[list[str]], Iterable[tuple[list[int], list]]]
 
-    When the shared prediction fails, each request is predicted alone, so that a bad request
-    fails without the others.
+
+def answer(passes: Passes, requests: list[tuple[int, list[str]]], reply: Callable[[list[tuple]], None]) -> None:
+    """Predict every request's texts together, pass by pass, and ``reply`` with
+    ``(number, ok, results or error)`` for each request as soon as its last text is scored.
+
+    ``passes(texts)`` yields ``(indices, results)`` per forward pass. When the shared prediction
+    fails, the requests not yet answered are predicted one by one, so that a bad request fails
+    without the others.
     """
     texts = [t for _, request_texts in requests for t in request_texts]
+    owner = [r for r, (_, request_texts) in enumerate(requests) for _ in request_texts]
+    first = list(itertools.accumulate((len(t) for _, t in requests), initial=0))
+    results: list[list] = [[None] * len(request_texts) for _, request_texts in requests]
+    left = [len(request_texts) for _, request_texts in requests]
+    empty = [(number, True, []) for number, request_texts in requests if not request_texts]
+    if empty:
+        reply(empty)
     try:
-        results = predict(texts)
+        for indices, scored in passes(texts):
+            ready = []
+            for i, result in zip(indices, scored, strict=True):
+                r = owner[i]
+                results[r][i - first[r]] = result
+                left[r] -= 1
+                if not left[r]:
+                    ready.append((requests[r][0], True, results[r]))
+            if ready:
+                reply(ready)
     except Exception as e:
+        unanswered = [request for request, n in zip(requests, left, strict=True) if n]
         if len(requests) > 1:
-            return [reply for request in requests for reply in answer(predict, [request])]
+            for request in unanswered:
+                answer(passes, [request], reply)
+            return
         log.exception("prediction failed in the model process")
-        return [(requests[0][0], False, f"{type(e).__name__}: {e}")]
-    replies, offset = [], 0
-    for number, request_texts in requests:
-        replies.append((number, True, results[offset : offset + len(request_texts)]))
-        offset += len(request_texts)
-    return replies
+        reply([(requests[0][0], False, f"{type(e).__name__}: {e}")])
 
 
 def serve(conn: Connection) -> None:
@@ -225,9 +246,9 @@ def serve(conn: Connection) -> None:
         requests = [r for r in items if r is not None]
         if requests:
             started = time.perf_counter()
-            replies = answer(predictor.predict, requests)
+            answer(predictor.predict_passes, requests, lambda replies: conn.send((replies, None)))
             texts = sum(len(r[1]) for r in requests)
-            conn.send((replies, texts, time.perf_counter() - started))
+            conn.send(([], (texts, time.perf_counter() - started)))
         if len(requests) < len(items):
             return
 

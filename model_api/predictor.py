@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,18 +233,23 @@ class SentimentPredictor:
                 mask[row, : len(ids[i])] = 1
             yield idx, (input_ids, mask)
 
+    def _proba_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """``(indices, positive-probabilities)`` of each forward pass, as it ends."""
+        for idx, (input_ids, mask) in self._batches(self.preprocess(texts)):
+            with self._lock:
+                logits = self.engine.logits(input_ids, mask)
+            z = logits - logits.max(axis=1, keepdims=True)
+            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            yield idx, probs[:, self.info.positive_index]
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Positive-probability of each text, in input order.
 
         Texts longer than the model's maximum length are truncated.
         """
         out = np.empty(len(texts), dtype=np.float64)
-        for idx, (input_ids, mask) in self._batches(self.preprocess(texts)):
-            with self._lock:
-                logits = self.engine.logits(input_ids, mask)
-            z = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-            out[idx] = probs[:, self.info.positive_index]
+        for idx, probs in self._proba_passes(texts):
+            out[idx] = probs
         return out
 
     def warm_up(self) -> None:
@@ -254,11 +259,24 @@ class SentimentPredictor:
         for n in (1, 2, min(self.batch_size, len(texts))):
             self.predict_proba(texts[:n])
 
+    def _labelled(self, p: float) -> Prediction:
+        # Round first, so that the band applied to the reported probability gives the same label.
+        p = round(p, 6)
+        return Prediction(self.band.label(p), p, confidence(p))
+
+    def predict_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], list[Prediction]]]:
+        """Label the texts pass by pass: ``(indices into texts, predictions)`` as each forward pass
+        ends, so that a caller can answer the texts of early passes before the batch is done."""
+        for idx, probs in self._proba_passes(texts):
+            yield idx, [self._labelled(float(p)) for p in probs]
+
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label each text with the neutral band."""
-        # Round first, so that the band applied to the reported probability gives the same label.
-        probs = [round(float(p), 6) for p in self.predict_proba(texts)]
-        return [Prediction(self.band.label(p), p, confidence(p)) for p in probs]
+        out: list[Prediction] = [None] * len(texts)  # type: ignore[list-item]
+        for idx, predictions in self.predict_passes(texts):
+            for i, prediction in zip(idx, predictions, strict=True):
+                out[i] = prediction
+        return out
 
     def describe(self) -> dict:
         """What ``GET /model`` reports."""

@@ -78,20 +78,32 @@ def test_take_batch_waits_for_more_after_the_first():
     assert take_batch(waiting, 8, 0.5, len) == [["first"], ["late"]]
 
 
-def test_model_process_answers_each_request_and_isolates_a_bad_one():
+def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates_a_bad_one():
     from model_api.engine_process import answer
 
     calls = []
 
-    def predict(texts):
+    def passes(texts):
+        """Two passes: the texts at even positions, then those at odd ones."""
         calls.append(list(texts))
         if None in texts:
             raise TypeError("text must be a string")
-        return [t.upper() for t in texts]
+        for parity in (0, 1):
+            idx = list(range(parity, len(texts), 2))
+            yield idx, [texts[i].upper() for i in idx]
 
-    good = answer(predict, [(1, ["a", "b"]), (2, ["c"])])
-    assert good == [(1, True, ["A", "B"]), (2, True, ["C"])] and calls == [["a", "b", "c"]]
+    replies = []
+    answer(passes, [(1, ["a", "b"]), (2, ["c"]), (3, [])], replies.append)
+    # The empty request at once; "c" (position 2) in the first pass; "a", "b" need both passes.
+    assert replies == [[(3, True, [])], [(2, True, ["C"])], [(1, True, ["A", "B"])]]
+    assert calls == [["a", "b", "c"]]
+
     calls.clear()
-    mixed = answer(predict, [(1, ["a"]), (2, [None]), (3, ["d", "e"])])
-    assert mixed == [(1, True, ["A"]), (2, False, "TypeError: text must be a string"), (3, True, ["D", "E"])]
+    replies.clear()
+    answer(passes, [(1, ["a"]), (2, [None]), (3, ["d", "e"])], replies.append)
+    assert sorted(r for batch in replies for r in batch) == [
+        (1, True, ["A"]),
+        (2, False, "TypeError: text must be a string"),
+        (3, True, ["D", "E"]),
+    ]
     assert calls[0] == ["a", None, "d", "e"] and len(calls) == 4  # the shared call, then one per request
