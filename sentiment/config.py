@@ -53,7 +53,7 @@ class ServiceConfig:
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
-    micro_batch_max: int = 256  # most texts one shared forward pass takes from concurrent /predict calls
+    micro_batch_max: int = 256  # most texts one shared prediction takes from concurrent requests
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
 
     def __post_init__(self) -> None:
