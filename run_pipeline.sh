@@ -93,6 +93,26 @@ echo "pipeline: starting the model service at $service_url (log: output/logs/mod
 $PY -m model_api > output/logs/model_api.log 2>&1 &
 pids+=($!)
 service_pid=$!
+
+# The relay holds tweets until the job connects, and the job starts Spark while the service loads
+# (and, the first time, compiles) its model; the job waits for the service before it scores.
+echo "pipeline: starting the relay on $relay_host:$relay_port (log: output/logs/relay.log)"
+$PY -m ingest "${relay_args[@]}" > output/logs/relay.log 2>&1 &
+pids+=($!)
+relay_pid=$!
+# Ready when it says it listens. (Not by connecting to it: it would send that probe tweets.)
+for _ in $(seq 1 150); do
+  grep -q "relay listening on" output/logs/relay.log 2>/dev/null && break
+  kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
+  sleep 0.2
+done
+
+echo "pipeline: starting the Spark job"
+set +e
+$PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
+job_pid=$!
+pids+=($job_pid)
+
 # The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
 while (( $(date +%s) - started < 300 )); do
   if ! kill -0 "$service_pid" 2>/dev/null; then
@@ -108,22 +128,6 @@ $PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_fo
   echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
 echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
 
-echo "pipeline: starting the relay on $relay_host:$relay_port (log: output/logs/relay.log)"
-$PY -m ingest "${relay_args[@]}" > output/logs/relay.log 2>&1 &
-pids+=($!)
-relay_pid=$!
-for _ in $(seq 1 100); do
-  $PY -c "import socket; socket.create_connection(('$relay_host', $relay_port), timeout=1).close()" 2>/dev/null \
-    && break
-  kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
-  sleep 0.2
-done
-
-echo "pipeline: starting the Spark job"
-set +e
-$PY -m stream ${job_args[@]+"${job_args[@]}"} &
-job_pid=$!
-pids+=($job_pid)
 relay_done="" relay_status=0
 while kill -0 "$job_pid" 2>/dev/null; do
   if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then

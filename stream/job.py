@@ -369,14 +369,20 @@ def main(argv: list[str] | None = None) -> int:
         job = job_config_from_args(args, config)
         if job.stop_after is not None and job.stop_after < 1:
             raise ConfigError(f"--stop-after must be at least 1, got {job.stop_after}")
-        job = dataclasses.replace(
-            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service)
-        )
-    except (ConfigError, FileNotFoundError, RuntimeError) as e:
+    except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    # Spark starts while the service may still be loading (or compiling) its model.
     spark = build_spark(config, args.master)
+    try:
+        job = dataclasses.replace(
+            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service)
+        )
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        spark.stop()
+        return 2
     stats = JobStats()
     query = build_query(socket_source(spark, job.host, job.port), job, stats).start()
     print(
