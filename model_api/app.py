@@ -56,17 +56,27 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app.extensions["tweetsent.predictor"] = predictor
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics
+    # How the routes get predictions: ``(texts, timeout) -> results`` for a single text and a batch.
     if getattr(predictor, "batches_concurrent_calls", False):
-        # The model process batches concurrent calls itself, next to the model.
+        # The model process batches concurrent calls itself, next to the model, and reports them.
         predictor.on_batch = metrics.observe_batch
-        app.extensions["tweetsent.submit"] = predictor.predict
+        submit_one = submit_batch = predictor.predict
     else:
-        app.extensions["tweetsent.submit"] = MicroBatcher(
+        submit_one = MicroBatcher(
             predictor.predict,
             max_batch=config.service.micro_batch_max,
             max_wait_ms=config.service.micro_batch_wait_ms,
             on_batch=metrics.observe_batch,
         ).submit
+
+        def submit_batch(texts: list[str], timeout: float | None = None) -> list:
+            started = time.perf_counter()  # straight to the engine
+            results = predictor.predict(texts)
+            metrics.observe_batch(len(texts), time.perf_counter() - started)
+            return results
+
+    app.extensions["tweetsent.submit"] = submit_one
+    app.extensions["tweetsent.submit_batch"] = submit_batch
     app.register_blueprint(bp)
 
     @app.before_request
@@ -154,13 +164,8 @@ def predict_batch():
     if len(texts) > limit:
         raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {limit} per request', 413)
     clean = [_text(t, f'"texts"[{i}]') for i, t in enumerate(texts)]
-    predictor = _predictor()
-    if getattr(predictor, "batches_concurrent_calls", False):
-        results = predictor.predict(clean, timeout=_config().service.timeout_seconds)
-    else:  # straight to the engine
-        started = time.perf_counter()
-        results = predictor.predict(clean)
-        current_app.extensions["tweetsent.metrics"].observe_batch(len(clean), time.perf_counter() - started)
+    submit_batch = current_app.extensions["tweetsent.submit_batch"]
+    results = submit_batch(clean, timeout=_config().service.timeout_seconds)
     return jsonify(results=[r.to_dict() for r in results])
 
 

@@ -33,19 +33,16 @@ def test_bucketed_batches_cover_every_row_once():
     assert spread < 10  # batches hold texts of similar length
 
 
+def tiny_config(**settings) -> TrainConfig:
+    """A training run small enough for a test: one epoch over 64 rows, evaluated every 4 steps."""
+    return TrainConfig(
+        **{"epochs": 1, "batch_size": 16, "eval_every": 4, "max_train_rows": 64, "max_eval_rows": 32, **settings}
+    )
+
+
 def test_tiny_training_run_writes_a_servable_model(tmp_path):
     out = tmp_path / "model"
-    config = TrainConfig(
-        base_model=packaged_base_model(),
-        out=str(out),
-        preprocessing="seed",
-        epochs=1,
-        batch_size=16,
-        max_length=32,
-        eval_every=4,
-        max_train_rows=64,
-        max_eval_rows=32,
-    )
+    config = tiny_config(base_model=packaged_base_model(), out=str(out), preprocessing="seed", max_length=32)
     # Seed 1: the sample itself is drawn from the test part of the default seed's split.
     metrics = train(config, [SAMPLE], SplitSpec(val_fraction=0.05, test_fraction=0.05, seed=1))
     meta = json.loads((out / "tweet_sentiment.json").read_text())
@@ -63,14 +60,9 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     from model_api.predictor import DEFAULT_MODEL_DIR
 
     out = tmp_path / "student"
-    config = TrainConfig(
+    config = tiny_config(
         base_model=str(DEFAULT_MODEL_DIR),
         out=str(out),
-        epochs=1,
-        batch_size=16,
-        eval_every=4,
-        max_train_rows=64,
-        max_eval_rows=32,
         max_test_rows=64,
         layers=2,
         teacher=str(DEFAULT_MODEL_DIR),
