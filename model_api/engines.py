@@ -1,6 +1,8 @@
 """Inference engines behind the predictor: eager torch, compiled int8 torch, and ONNX Runtime.
 
-Each engine maps a padded batch of token ids to logits (numpy).
+Each engine maps one forward pass's arrays to logits (numpy): padded rows (``input_ids``,
+``attention_mask``), or, for the torch engines and a BERT model, packed rows of several texts
+(``model_api.packing``).
 
 - ``fp32``, ``bf16`` (bf16 weights and activations, fp32 logits), ``int8`` (eager dynamic
   quantization of the linear layers): plain PyTorch, ready at once.
@@ -28,30 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_api.packing import PackedBertClassifier
 from sentiment.config import PRECISIONS
 
 log = logging.getLogger(__name__)
 
 
-class TorchEngine:
-    def __init__(self, model: torch.nn.Module, precision: str = "fp32") -> None:
-        model = model.eval()
-        if precision == "int8":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the eager API's deprecation notice
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        elif precision == "bf16":
-            model = copy.deepcopy(model).to(torch.bfloat16)
-        self.model = model
-
-    @torch.inference_mode()
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
-        return out.logits.float().numpy()
-
-
 class _Logits(torch.nn.Module):
-    """The classifier as a function of two tensors, the form ``torch.export`` captures."""
+    """The classifier as a function of padded ids and mask, the form ``torch.export`` captures."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -61,15 +47,37 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
+def forward_module(model: torch.nn.Module, packed: bool) -> torch.nn.Module:
+    """The model as a function of arrays: packed rows (see :mod:`model_api.packing`) or padded ones."""
+    return PackedBertClassifier(model) if packed else _Logits(model)
+
+
+class TorchEngine:
+    def __init__(self, model: torch.nn.Module, precision: str = "fp32", packed: bool = False) -> None:
+        model = model.eval()
+        if precision == "int8":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the eager API's deprecation notice
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif precision == "bf16":
+            model = copy.deepcopy(model).to(torch.bfloat16)
+        self.model = forward_module(model, packed)
+
+    @torch.inference_mode()
+    def logits(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.model(*(torch.from_numpy(a) for a in arrays)).float().numpy()
+
+
 class CompiledInt8Engine:
     """PT2E int8 quantization (x86 Inductor quantizer) compiled by Inductor.
 
     Args:
         model: the fp32 sequence classifier.
-        calibration: padded ``(input_ids, attention_mask)`` batches of real texts; static
+        calibration: batches of real texts, in the engine's input form; static
             quantization fixes the activation ranges on them (dynamic uses one to trace).
         static: calibrated activation ranges (True) or ranges measured per batch (False).
         max_length: the longest sequence the engine will see.
+        packed: the batches are packed rows (:mod:`model_api.packing`), not padded ones.
         mixed_bf16: run the floating-point ops in bf16; default: when the CPU supports bf16 natively.
     """
 
@@ -79,6 +87,7 @@ class CompiledInt8Engine:
         calibration: list[tuple[np.ndarray, np.ndarray]],
         static: bool = True,
         max_length: int = 512,
+        packed: bool = False,
         mixed_bf16: bool | None = None,
     ) -> None:
         import torch._inductor.config as inductor_config
@@ -93,27 +102,28 @@ class CompiledInt8Engine:
         # Inductor's int8 lowering copies a tensor in a way torch warns about; nothing to act on.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
         inductor_config.freezing = True  # constant-fold the weights into prepacked oneDNN layouts
-        batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=max(3, max_length))
+        rows, seq = Dim("rows", min=1, max=4096), Dim("seq", min=2, max=max(3, max_length))
+        dynamic = ({0: rows, 1: seq},) * (3 if packed else 2)
+        if packed:
+            dynamic += ({0: Dim("texts", min=1, max=4096 * max_length)},)
         example = tuple(torch.from_numpy(a) for a in calibration[0])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            graph = export(
-                _Logits(model.eval()), example, dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq})
-            ).module()
+            graph = export(forward_module(model.eval(), packed), example, dynamic_shapes=dynamic).module()
             quantizer = xiq.X86InductorQuantizer()
             quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_dynamic=not static))
             prepared = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
-                for ids, mask in calibration:
-                    prepared(torch.from_numpy(ids), torch.from_numpy(mask))
+                for arrays in calibration:
+                    prepared(*(torch.from_numpy(a) for a in arrays))
             self.model = torch.compile(convert_pt2e(prepared), dynamic=True)
         self.static = static
         self.mixed_bf16 = bf16_supported() if mixed_bf16 is None else mixed_bf16
 
     @torch.no_grad()
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def logits(self, *arrays: np.ndarray) -> np.ndarray:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mixed_bf16):
-            out = self.model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+            out = self.model(*(torch.from_numpy(a) for a in arrays))
         return out.float().numpy()
 
 
@@ -180,17 +190,24 @@ def make_engine(
     model: torch.nn.Module,
     model_path: str,
     precision: str,
-    calibration: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    calibration: list[tuple[np.ndarray, ...]] | None = None,
     max_length: int = 512,
+    packed: bool = False,
 ):
     """The engine for a precision name (see :data:`PRECISIONS`).
 
-    ``calibration`` (padded batches of real texts) is needed by the compiled int8 engines.
+    ``calibration`` (batches of real texts, in the engine's input form) is needed by the compiled
+    int8 engines. ``packed``: the engine takes packed rows (:mod:`model_api.packing`); the ONNX
+    Runtime engines take padded ones only.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision in ("int8-static", "int8-dynamic"):
-        return CompiledInt8Engine(model, calibration or [], static=precision == "int8-static", max_length=max_length)
+        return CompiledInt8Engine(
+            model, calibration or [], static=precision == "int8-static", max_length=max_length, packed=packed
+        )
     if precision.startswith("onnx"):
+        if packed:
+            raise ValueError("the ONNX Runtime engines take padded batches only")
         return OnnxEngine(onnx_file(model, model_path, quantized=precision == "onnx-int8"))
-    return TorchEngine(model, precision)
+    return TorchEngine(model, precision, packed)

@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from model_api.engines import make_engine
+from model_api.packing import can_pack, pack_rows, packed_arrays
 from sentiment.cleaning import get_recipe, normalise_all
 from sentiment.config import Config
 from sentiment.labels import NeutralBand, confidence
@@ -142,6 +143,7 @@ def load_predictor(config: Config) -> SentimentPredictor:
         band=config.band.band(),
         batch_size=service.inference_batch,
         precision=service.precision,
+        pack=service.pack_texts,
     )
 
 
@@ -157,6 +159,7 @@ class SentimentPredictor:
         batch_size: int = 64,
         precision: str = "fp32",
         model_path: str | None = None,
+        pack: bool = True,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -164,13 +167,15 @@ class SentimentPredictor:
         self.band = band
         self.batch_size = batch_size
         self.precision = precision
-        # How sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
+        # Several texts per row (model_api.packing) where the model and the engine allow it.
+        self.packed = pack and can_pack(self.model) and not precision.startswith("onnx")
+        # Unpacked: how sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
         self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         calibration = None
         if precision in ("int8-static", "int8-dynamic"):
             texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR)
-            calibration = [ids_mask for _, ids_mask in self._batches(self.preprocess(texts))]
-        self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length)
+            calibration = [arrays for _, arrays in self._batches(self.preprocess(texts))]
+        self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length, self.packed)
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
         self._lock = threading.Lock()
 
@@ -181,12 +186,15 @@ class SentimentPredictor:
         band: NeutralBand = NeutralBand(),
         batch_size: int = 64,
         precision: str = "fp32",
+        pack: bool = True,
     ) -> SentimentPredictor:
         """Load a model directory or Hugging Face hub name.
 
         ``precision`` picks the engine (see :mod:`model_api.engines`): ``fp32``, ``bf16``, ``int8``
         (eager torch), ``int8-static`` or ``int8-dynamic`` (PT2E int8 compiled by Inductor on first
         use), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
+        ``pack``: pack several texts into each row of a forward pass where the model is a BERT
+        classifier and the engine a torch one (:mod:`model_api.packing`).
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
@@ -203,24 +211,33 @@ class SentimentPredictor:
             path, dtype=torch.float32, attn_implementation="eager"
         )
         log.info("loaded model %s (version %s, preprocessing %s)", info.name, info.version, info.preprocessing)
-        return cls(model, tokenizer, info, band=band, batch_size=batch_size, precision=precision, model_path=path)
+        return cls(
+            model, tokenizer, info, band=band, batch_size=batch_size, precision=precision, model_path=path, pack=pack
+        )
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
         """Apply the preprocessing the model was trained on."""
         return normalise_all(texts, self.info.preprocessing)
 
     def _batches(self, prepared: list[str]):
-        """Yield ``(indices, (input_ids, attention_mask))`` batches of texts of similar token counts.
+        """Yield ``(indices, arrays)``, one forward pass each; ``indices`` put results back in order.
 
-        Texts are tokenized once, sorted by their number of tokens, cut into passes of at most
+        Texts are tokenized once. Packed (``self.packed``): texts are packed into rows of
+        ``max_length`` tokens, ``batch_size`` rows per pass, and ``arrays`` are
+        :func:`model_api.packing.packed_arrays`. Otherwise ``arrays`` are ``(input_ids,
+        attention_mask)``: texts sorted by their number of tokens, cut into passes of at most
         ``batch_size`` rows where padding would cost more than another pass (``split_passes``, by
-        default :func:`split_by_length`), and padded per pass only to the longest in it;
-        ``indices`` put results back in order.
+        default :func:`split_by_length`), and padded per pass only to the longest in it.
         """
         pad = self.tokenizer.pad_token_id or 0
         ids = self.tokenizer(prepared, truncation=True, max_length=self.info.max_length, return_attention_mask=False)[
             "input_ids"
         ]
+        if self.packed:
+            rows = pack_rows([len(x) for x in ids], self.info.max_length)
+            for start in range(0, len(rows), self.batch_size):
+                yield packed_arrays(ids, rows[start : start + self.batch_size], pad)
+            return
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = 0
         for end in self.split_passes([len(ids[i]) for i in order], self.batch_size):
@@ -235,9 +252,9 @@ class SentimentPredictor:
 
     def _proba_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """``(indices, positive-probabilities)`` of each forward pass, as it ends."""
-        for idx, (input_ids, mask) in self._batches(self.preprocess(texts)):
+        for idx, arrays in self._batches(self.preprocess(texts)):
             with self._lock:
-                logits = self.engine.logits(input_ids, mask)
+                logits = self.engine.logits(*arrays)
             z = logits - logits.max(axis=1, keepdims=True)
             probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
             yield idx, probs[:, self.info.positive_index]

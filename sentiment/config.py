@@ -47,6 +47,7 @@ class ServiceConfig:
     max_body_bytes: int = 2 * 1024 * 1024
     max_text_chars: int = 10_000
     inference_batch: int = 64
+    pack_texts: bool = True  # BERT models: several texts per row of a forward pass, no padding
     timeout_seconds: int = 120
     server: str = "granian"  # HTTP server: granian (Rust HTTP, WSGI threads) or gunicorn (gthread)
     threads: int = 256  # request threads per worker

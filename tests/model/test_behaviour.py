@@ -85,10 +85,17 @@ def test_engines_agree_with_fp32(predictor, precision, tolerance):
     assert other.predict_proba(texts) == pytest.approx(predictor.predict_proba(texts), abs=tolerance)
 
 
-def test_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor):
+def padded(predictor, batch_size=64):
+    """The same model and engine, one text per row."""
+    from model_api.predictor import SentimentPredictor
+
+    return SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=batch_size, pack=False)
+
+
+def test_unpacked_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor):
     texts = ["ok", "a much longer tweet with many more words in it than the others", "fine then", "hi there you"]
     prepared = predictor.preprocess(texts)
-    batches = list(predictor._batches(prepared))
+    batches = list(padded(predictor)._batches(prepared))
     seen = [i for idx, _ in batches for i in idx]
     assert sorted(seen) == list(range(len(texts)))
     lengths = [int(mask.sum(axis=1).max()) for _, (_, mask) in batches]
@@ -96,6 +103,17 @@ def test_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor
         assert ids.shape == mask.shape and ids.shape[1] == int(mask.sum(axis=1).max())  # no column of padding only
     token_counts = [int(m) for _, (_, mask) in batches for m in mask.sum(axis=1)]
     assert token_counts == sorted(token_counts) and lengths == sorted(lengths)
+
+
+def test_packed_passes_score_like_padded_ones(predictor):
+    # The bundled models are BERT classifiers, so the service packs several tweets per row.
+    from model_api.predictor import SentimentPredictor
+
+    texts, _ = read_labelled(SAMPLE)
+    texts = texts[:600]
+    packed = SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=8)
+    assert packed.packed and len(list(packed._batches(packed.preprocess(texts)))) > 1
+    assert packed.predict_proba(texts) == pytest.approx(padded(predictor).predict_proba(texts), abs=1e-4)
 
 
 @pytest.mark.slow
