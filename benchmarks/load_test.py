@@ -1,11 +1,18 @@
 """Load-test the model service with Locust, headless, on loopback, bounded in time.
 
-Usage: python -m benchmarks.load_test [--scenario single|batch] [--users 500] [--spawn-rate 50]
-       [--user-rate 1.0] [--aligned] [--seconds 60] [--workers N] [--server S] [--model DIR] [--out DIR]
+Usage: python -m benchmarks.load_test [--scenario single|batch|floor] [--users 500] [--spawn-rate 50]
+       [--user-rate 1.0] [--aligned] [--seconds 60] [--locust-processes N] [--workers N] [--server S]
+       [--model DIR] [--out DIR]
 
 Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints
 requests/s, p50/p95/p99 and failures, over the whole run and over its steady state (after the
 ramp-up), and writes Locust's CSVs, the service's /metrics and a latency-over-time PNG.
+
+``--scenario floor`` sends the single-tweet users to ``benchmarks/floor_server.py`` instead, which
+answers at once: the latency Locust and loopback add by themselves. One Locust process with 500
+users adds tens of milliseconds (its users wait for their turn in one event loop);
+``--locust-processes N`` spreads the users over N processes, at the cost of their CPU, which the
+service on the same cores then lacks.
 
 Each single-tweet user sends ``--user-rate`` requests per second. With no pause between requests
 (``--user-rate 0``) 500 users keep 500 requests in flight whatever the service does, so by
@@ -85,7 +92,7 @@ def steady_state(history_csv: Path, ramp_seconds: float) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n")[0])
-    p.add_argument("--scenario", choices=("single", "batch"), default="single")
+    p.add_argument("--scenario", choices=("single", "batch", "floor"), default="single")
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--spawn-rate", type=float, default=50)
     p.add_argument("--user-rate", type=float, default=1.0, help="requests/s per single-tweet user; 0 = no pause")
@@ -93,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         "--aligned", action="store_true", help="paced users keep Locust's spawn phases (bursts) instead of random ones"
     )
     p.add_argument("--seconds", type=int, default=60)
+    p.add_argument(
+        "--locust-processes",
+        type=int,
+        default=1,
+        help="Locust processes sharing the users (its --processes); one process adds its own latency at 500 users",
+    )
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
     p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
     p.add_argument("--model", help="model directory or hub name (default: service.model, the bundled model)")
@@ -109,17 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
     out.mkdir(parents=True)
+    if args.scenario == "floor":
+        args.workers = 1
+        command = ["-m", "granian", "--interface", "asgi", "--port", str(port), "benchmarks.floor_server:app"]
+    else:
+        command = ["-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
+        command += (["--server", args.server] if args.server else []) + (["--model", args.model] if args.model else [])
     service = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
-        + (["--server", args.server] if args.server else [])
-        + (["--model", args.model] if args.model else []),
+        [sys.executable, *command],
         cwd=ROOT,
         stdout=(out / "service.log").open("w"),
         stderr=subprocess.STDOUT,
     )
     try:
         wait_for_workers(url, args.workers)
-        user = "SingleTweetUser" if args.scenario == "single" else "BatchUser"
+        user = "BatchUser" if args.scenario == "batch" else "SingleTweetUser"
         cmd = [
             sys.executable,
             "-m",
@@ -141,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "--only-summary",
             "--stop-timeout",
             "10",
+            *(["--processes", str(args.locust_processes)] if args.locust_processes > 1 else []),
             user,
         ]
         env = dict(
@@ -158,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT,
             timeout=args.seconds + 120,
         )
-        metrics = requests.get(f"{url}/metrics", timeout=5).text
-        (out / "metrics.txt").write_text(metrics)
+        if args.scenario != "floor":
+            (out / "metrics.txt").write_text(requests.get(f"{url}/metrics", timeout=5).text)
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         pace = "256 tweets per request, no pause between requests"
     print(
         f"scenario {args.scenario}, {args.users} users (spawn {args.spawn_rate}/s, {pace}), {args.seconds}s, "
-        f"{args.workers} worker(s)"
+        f"{args.workers} worker(s), {args.locust_processes} Locust process(es)"
     )
     print(
         f"whole run: requests {stats['Request Count']}, failures {stats['Failure Count']}, "
