@@ -37,6 +37,19 @@ class NeutralBand:
         return {"low": self.low, "high": self.high}
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One text's label. Defined here, away from the model code, so that a process that only
+    receives predictions (the service's HTTP worker) unpickles them without importing torch."""
+
+    sentiment: str
+    p_positive: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"sentiment": self.sentiment, "p_positive": self.p_positive, "confidence": self.confidence}
+
+
 def confidence(p_positive: float) -> float:
     """Probability of the more likely of the two classes, in ``[0.5, 1]``."""
     return max(p_positive, 1.0 - p_positive)
