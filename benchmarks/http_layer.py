@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.load_test import ROOT
 from benchmarks.processes import free_port, process_tree
 from benchmarks.readiness import wait_for_workers
-from model_api.predictor import Prediction
+from sentiment.labels import Prediction
 
 
 class StubPredictor:

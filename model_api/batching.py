@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def take_batch(waiting: queue.Queue[T], max_texts: int, max_wait: float, size: Callable[[T], int]) -> list[T]:
+def take_batch(
+    waiting: queue.Queue[T] | queue.SimpleQueue[T], max_texts: int, max_wait: float, size: Callable[[T], int]
+) -> list[T]:
     """Block for the first item of ``waiting``, then take more until they hold ``max_texts`` texts
     (``size`` of each) or ``max_wait`` seconds have passed since the first; what is already
     queued is taken without waiting."""

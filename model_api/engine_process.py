@@ -134,9 +134,7 @@ class PredictorProcess:
     def _send_queued(self) -> None:
         """Send the queued requests, all that are waiting in one message, until closed."""
         while True:
-            queued = [self._outbox.get()]
-            while not self._outbox.empty():
-                queued.append(self._outbox.get_nowait())
+            queued = take_batch(self._outbox, sys.maxsize, 0.0, lambda _: 1)  # all queued, no waiting
             requests = [r for r in queued if r is not None]
             try:
                 if requests:

@@ -47,6 +47,11 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
+def takes_packed_rows(precision: str) -> bool:
+    """Whether the engine of ``precision`` can run packed rows: the torch ones, not ONNX Runtime's."""
+    return not precision.startswith("onnx")
+
+
 def forward_module(model: torch.nn.Module, packed: bool) -> torch.nn.Module:
     """The model as a function of arrays: packed rows (see :mod:`model_api.packing`) or padded ones."""
     return PackedBertClassifier(model) if packed else _Logits(model)
@@ -206,8 +211,8 @@ def make_engine(
         return CompiledInt8Engine(
             model, calibration or [], static=precision == "int8-static", max_length=max_length, packed=packed
         )
+    if packed and not takes_packed_rows(precision):
+        raise ValueError("the ONNX Runtime engines take padded batches only")
     if precision.startswith("onnx"):
-        if packed:
-            raise ValueError("the ONNX Runtime engines take padded batches only")
         return OnnxEngine(onnx_file(model, model_path, quantized=precision == "onnx-int8"))
     return TorchEngine(model, precision, packed)

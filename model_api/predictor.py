@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from model_api.engines import make_engine
+from model_api.engines import make_engine, takes_packed_rows
 from model_api.packing import can_pack, pack_rows, packed_arrays
 from sentiment.cleaning import get_recipe, normalise_all
 from sentiment.config import Config
@@ -158,7 +158,7 @@ class SentimentPredictor:
         self.batch_size = batch_size
         self.precision = precision
         # Several texts per row (model_api.packing) where the model and the engine allow it.
-        self.packed = pack and can_pack(self.model) and not precision.startswith("onnx")
+        self.packed = pack and can_pack(self.model) and takes_packed_rows(precision)
         # Unpacked: how sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
         self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         calibration = None
