@@ -1,17 +1,22 @@
-"""Relay tweets to the Spark job over a TCP socket, one JSON object per line.
+"""Relay tweets to the Spark job: into the durable spool (default) or over a plain TCP socket.
 
 Usage: python -m ingest replay --file PATH [--track KEYWORD ...] [--rate N] [--loop] [--limit N]
-       [--host H] [--port P]
+       [--spool DIR] [--start-over] [--transport spool|socket] [--host H] [--port P]
+       python -m ingest lines --file PATH.jsonl [--rate N] [--spool DIR] [--start-over]
        python -m ingest twitter --track KEYWORD [--track ...] [--mode stream|search] [--lang en]
-       [--no-retweets] [--token-file FILE] [--host H] [--port P]
+       [--no-retweets] [--token-file FILE] [--spool DIR] [--transport spool|socket]
 
-The twitter command reads the bearer token from TWITTER_BEARER_TOKEN (or --token-file).
+A finite replay into the spool resumes where an earlier run of the same command stopped (the
+records carry their position in the file), marks the spool complete at its end, and does nothing
+when run again after that (``--start-over`` empties the spool first). The twitter command reads
+the bearer token from TWITTER_BEARER_TOKEN (or --token-file).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import signal
 import sys
@@ -19,9 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-from ingest.relay import RelayStats, SocketRelay, TweetBuffer, feed
-from ingest.replay import replay_tweets
-from sentiment.config import ConfigError, RelayConfig, load_config
+from ingest import spool as spool_log
+from ingest.relay import RelayStats, SocketRelay, SpoolStats, SpoolTicker, TweetBuffer, feed, write_records
+from ingest.replay import jsonl_records, line_record, replay_records, replay_tweets, source_key
+from ingest.spool import Spool, SpoolError, SpoolFull
+from sentiment.config import TRANSPORTS, Config, ConfigError, RelayConfig, load_config
 from sentiment.sentiment140 import ReadStats
 
 log = logging.getLogger("ingest")
@@ -52,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--host", help="bind address (default from conf: 127.0.0.1)")
     r.add_argument("--port", type=int, help="port (default from conf)")
     r.add_argument("--buffer", type=int, help="tweets held while no client is connected (default from conf)")
-    r.add_argument("--config", help="TOML configuration file")
+    add_transport_args(r)
     r.add_argument(
         "--count",
         action="store_true",
@@ -84,20 +91,112 @@ def build_parser() -> argparse.ArgumentParser:
         help="tweets held while no client is connected; beyond it the oldest "
         "are dropped and counted (default from conf)",
     )
-    t.add_argument("--config", help="TOML configuration file")
+    add_transport_args(t)
+
+    j = sub.add_parser(
+        "lines",
+        help="replay a JSON-lines file as is (one tweet object per line; the job quarantines bad lines)",
+    )
+    j.add_argument("--file", type=Path, required=True, help="JSON-lines file")
+    j.add_argument("--rate", type=float, help="lines per second; 0 = as fast as possible (default from conf)")
+    add_transport_args(j, socket=False)
     return p
 
 
-def relay_config_from_args(args: argparse.Namespace) -> RelayConfig:
-    """The configured relay settings with the command line's --host/--port/--rate/--buffer on top."""
-    options = {"host": args.host, "port": args.port, "rate": getattr(args, "rate", None), "buffer_size": args.buffer}
-    return dataclasses.replace(load_config(args.config).relay, **{k: v for k, v in options.items() if v is not None})
+def add_transport_args(p: argparse.ArgumentParser, socket: bool = True) -> None:
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--spool", help="spool folder (default from conf: output/spool)")
+    p.add_argument("--start-over", action="store_true", help="empty the spool and its archive first")
+    if socket:
+        p.add_argument(
+            "--transport",
+            choices=TRANSPORTS,
+            help="spool: durable log, exactly once (default from conf); socket: serve Spark's socket source, "
+            "at most once",
+        )
+
+
+def relay_config_from_args(args: argparse.Namespace) -> tuple[RelayConfig, Config]:
+    """The configured relay settings with the command line's options on top."""
+    config = load_config(args.config)
+    options = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "rate": getattr(args, "rate", None),
+        "buffer_size": getattr(args, "buffer", None),
+        "transport": getattr(args, "transport", None),
+        "spool": args.spool,
+    }
+    relay = dataclasses.replace(config.relay, **{k: v for k, v in options.items() if v is not None})
+    return relay, config
+
+
+def open_spool(relay: RelayConfig, config: Config, start_over: bool) -> Spool:
+    folder = config.resolve(relay.spool)
+    if start_over:
+        spool_log.reset(folder)
+        print(f"relay: emptied {folder} and {spool_log.archive_dir(folder)}", flush=True)
+    spool = Spool(
+        folder,
+        segment_records=relay.segment_records,
+        segment_seconds=relay.segment_seconds,
+        max_pending_bytes=relay.max_pending_bytes,
+        retention_hours=relay.retention_hours,
+        retention_bytes=relay.retention_bytes,
+    )
+    spool.open()
+    return spool
+
+
+def spool_replay(records, src: str, relay: RelayConfig, config: Config, args: argparse.Namespace) -> int:
+    """Append a finite, numbered record stream to the spool, resuming after what is already there."""
+    spool = open_spool(relay, config, args.start_over)
+    done = spool.complete()
+    if done and done.get("src") == src:
+        print(
+            f"relay: {args.file} is already wholly in {spool.folder} ({done['records']} record(s)); nothing to do. "
+            "Use --start-over to relay it again.",
+            flush=True,
+        )
+        return 0
+    spool.clear_complete()
+    last = spool.last or {}
+    skip = last["seq"] + 1 if last.get("src") == src and last.get("seq") is not None else 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stats = SpoolStats()
+    print(
+        f"relay: writing {args.file} to {spool.folder} at {relay.rate or 'max'} tweets/s"
+        + (f", resuming after record {skip}" if skip else ""),
+        flush=True,
+    )
+    numbered = (dataclasses.replace(r, src=src) for r in itertools.islice(records, skip, None))
+    try:
+        with SpoolTicker(spool):
+            write_records(numbered, spool, relay.rate, stop, stats)
+            if not stop.is_set():
+                spool.mark_complete(src, skip + stats.written)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        spool.close()
+    state = "complete" if not stop.is_set() else "stopped"
+    print(
+        f"relay: {stats.written} record(s) written ({stats.errors} to be quarantined), {skip} already there; "
+        f"replay {state}; spool offsets up to {spool.next_offset}",
+        flush=True,
+    )
+    return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    relay_config = relay_config_from_args(args)
+    relay_config, config = relay_config_from_args(args)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    if relay_config.transport == "spool" and not args.count:
+        src = source_key(args.file, sorted(args.track), args.loop)
+        records = replay_records(args.file, track=args.track, loop=args.loop, limit=args.limit)
+        return spool_replay(records, src, relay_config, config, args)
 
     read_stats = ReadStats()
     tweets = replay_tweets(args.file, track=args.track, loop=args.loop, limit=args.limit, stats=read_stats)
@@ -141,7 +240,9 @@ def run_twitter(args: argparse.Namespace) -> int:
     token = load_bearer_token(args.token_file)
     install_redaction(token)
     keywords = dedupe(args.track)
-    relay_config = relay_config_from_args(args)
+    relay_config, config = relay_config_from_args(args)
+    if relay_config.transport == "spool":
+        return twitter_to_spool(args, token, keywords, relay_config, config)
     buffer = TweetBuffer(relay_config.buffer_size, overflow="drop-oldest")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -176,6 +277,69 @@ def run_twitter(args: argparse.Namespace) -> int:
     return 0
 
 
+def twitter_to_spool(
+    args: argparse.Namespace, token: str, keywords: list[str], relay: RelayConfig, config: Config
+) -> int:
+    """Live tweets into the spool: the API callback queues them in memory, a writer appends them."""
+    from ingest.twitter import relay_live
+
+    spool = open_spool(relay, config, args.start_over)
+    spool.clear_complete()
+    buffer = TweetBuffer(relay.buffer_size, overflow="drop-oldest")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stats = RelayStats()
+    written = SpoolStats()
+
+    def emit(tweet) -> None:
+        buffer.put(tweet.to_json_line())
+        stats.produced += 1
+
+    def writer() -> None:
+        reported = 0
+        while not (stop.is_set() and not len(buffer)):
+            lines = buffer.take(512, timeout=0.2)
+            records = [line_record(line.rstrip(b"\n"), "api", relay.max_line_bytes) for line in lines]
+            while records:
+                try:
+                    spool.append(records)
+                    written.written += len(records)
+                    break
+                except SpoolFull as e:
+                    log.warning("waiting: %s (%d tweet(s) held in memory)", e, len(buffer))
+                    if stop.wait(1.0):
+                        buffer.give_back(lines)
+                        return
+            if buffer.dropped > reported:
+                log.warning("memory buffer full: %d oldest tweet(s) dropped so far", buffer.dropped)
+                reported = buffer.dropped
+
+    print(f"relay: writing tweets about {keywords} to {spool.folder} ({args.mode})", flush=True)
+    thread = threading.Thread(target=writer, name="spool-writer", daemon=True)
+    with SpoolTicker(spool):
+        thread.start()
+        try:
+            relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    spool.close()
+    print(
+        f"relay: {stats.produced} tweet(s) received, {written.written} written to the spool, "
+        f"{buffer.dropped} dropped (memory buffer full), {len(buffer)} unwritten",
+        flush=True,
+    )
+    return 0
+
+
+def run_lines(args: argparse.Namespace) -> int:
+    relay_config, config = relay_config_from_args(args)
+    src = source_key(args.file, "lines")
+    return spool_replay(jsonl_records(args.file, relay_config.max_line_bytes), src, relay_config, config, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -186,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_replay(args)
         if args.command == "twitter":
             return run_twitter(args)
+        if args.command == "lines":
+            return run_lines(args)
+    except SpoolError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except TwitterSetupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,9 @@
-"""A TCP server that relays tweets, one JSON object per line, to the client that connects.
+"""Hand tweets to the Spark job: append them to the durable spool (the default), or serve them over
+a plain TCP socket to Spark's socket source (at most once: kept only in memory on both sides).
 
-The Spark job's socket source connects as a client. Tweets wait in a bounded buffer while no
+:func:`write_records` paces records into a :class:`~ingest.spool.Spool`; :class:`SpoolTicker`
+seals its segments on time. :class:`SocketRelay` is the TCP server; the Spark job connects as a
+client. Tweets wait in a bounded buffer while no
 client is connected, so nothing is lost when Spark connects late or reconnects: a replay blocks
 when the buffer is full (``overflow="block"``), a live source drops the oldest tweets and counts
 them (``overflow="drop-oldest"``).
@@ -17,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ingest.spool import Record, Spool, SpoolError, SpoolFull
 from sentiment.schema import Tweet
 
 log = logging.getLogger(__name__)
@@ -208,3 +212,96 @@ def feed(
         if stats is not None:
             stats.produced = count
     return count
+
+
+@dataclass
+class SpoolStats:
+    written: int = 0
+    errors: int = 0
+    waits: int = 0
+
+
+def write_records(
+    records: Iterable[Record],
+    spool: Spool,
+    rate: float = 0.0,
+    stop: threading.Event | None = None,
+    stats: SpoolStats | None = None,
+    chunk: int = 256,
+) -> int:
+    """Append records to the spool, paced at ``rate`` per second (0: in chunks, as fast as the disk).
+
+    While the spool holds too much unread data (:class:`~ingest.spool.SpoolFull`) the writer waits
+    and says so every 10 s; nothing is dropped. Returns the number of records written.
+    """
+    stats = stats if stats is not None else SpoolStats()
+    interval = 1.0 / rate if rate > 0 else 0.0
+    started = time.monotonic()
+    pending: list[Record] = []
+
+    def put(batch: list[Record]) -> bool:
+        warned = 0.0
+        while True:
+            try:
+                spool.append(batch)
+                break
+            except SpoolFull as e:
+                stats.waits += 1
+                if time.monotonic() - warned >= 10:
+                    log.warning("waiting: %s", e)
+                    warned = time.monotonic()
+                if stop is not None and stop.wait(0.5):
+                    return False
+        stats.written += len(batch)
+        stats.errors += sum(1 for r in batch if r.error)
+        return True
+
+    for record in records:
+        if stop is not None and stop.is_set():
+            break
+        if interval:
+            delay = started + stats.written * interval - time.monotonic()
+            if delay > 0 and (stop.wait(delay) if stop is not None else time.sleep(delay)):
+                break
+            if not put([record]):
+                break
+            continue
+        pending.append(record)
+        if len(pending) >= chunk:
+            if not put(pending):
+                pending = []
+                break
+            pending = []
+    if pending:
+        put(pending)
+    return stats.written
+
+
+class SpoolTicker:
+    """Seals the spool's open segment on time and prunes its archive, from a background thread."""
+
+    def __init__(self, spool: Spool, prune_every: float = 60.0) -> None:
+        self.spool = spool
+        self.prune_every = prune_every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spool-ticker", daemon=True)
+
+    def __enter__(self) -> SpoolTicker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        pruned_at = 0.0
+        while not self._stop.wait(min(0.1, self.spool.segment_seconds / 2)):
+            try:
+                self.spool.tick()
+                if time.monotonic() - pruned_at >= self.prune_every:
+                    pruned_at = time.monotonic()
+                    if deleted := self.spool.prune():
+                        log.info("retention: deleted %d archived segment(s)", deleted)
+            except SpoolError as e:
+                log.error("%s", e)

@@ -1,4 +1,5 @@
-"""Replay tweets from a Sentiment140 file, optionally filtered by keyword, looped and limited."""
+"""Replay tweets from a Sentiment140 file (optionally filtered by keyword, looped and limited) or
+lines from a JSON-lines file, as tweets or as spool records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.spool import Record
 from sentiment.schema import Tweet
 from sentiment.sentiment140 import ReadStats, iter_rows
 
@@ -70,3 +72,77 @@ def replay_tweets(
     rounds = itertools.count() if loop else range(1)
     tweets = itertools.chain.from_iterable(one_pass(r) for r in rounds)
     return itertools.islice(tweets, limit) if limit is not None else tweets
+
+
+def source_key(path: str | Path, *parts: object) -> str:
+    """A short, stable name for one replay (file and options), so that a rerun can resume it."""
+    import hashlib
+
+    path = Path(path).resolve()
+    digest = hashlib.sha1(repr((str(path), *parts)).encode()).hexdigest()[:10]
+    return f"{path.name}#{digest}"
+
+
+def replay_records(
+    path: str | Path,
+    track: list[str] | None = None,
+    loop: bool = False,
+    limit: int | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Record]:
+    """The spool records of a Sentiment140 replay: each tweet as a JSON line, and each malformed
+    row as a record carrying its file, line and reason (the job quarantines it).
+
+    ``seq`` numbers the records from 0 in an order that is the same on every run, so that a rerun
+    can skip what an earlier run already put in the spool.
+    """
+    stats = stats if stats is not None else ReadStats()
+    stats.keep_rejects = True
+    name = Path(path).name
+    seq = itertools.count()
+
+    def rejects() -> Iterator[Record]:
+        while stats.rejects:
+            line, reason = stats.rejects.pop(0)
+            yield Record(line="", error=f"{name}:{line}: {reason}", seq=next(seq))
+
+    for tweet in replay_tweets(path, track=track, loop=loop, limit=limit, stats=stats):
+        yield from rejects()
+        yield Record(line=tweet.to_json_line().decode("utf-8").rstrip("\n"), seq=next(seq))
+    yield from rejects()
+
+
+def jsonl_records(path: str | Path, max_line_bytes: int = 65_536) -> Iterator[Record]:
+    """The spool records of a JSON-lines file, each line as it is (the job validates it).
+
+    Lines the relay cannot pass on as text are kept as records with an ``error``: bytes that are not
+    UTF-8 (decoded with U+FFFD in their place), lines over ``max_line_bytes`` (cut to 1,000
+    characters), blank lines.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such JSON-lines file: {path}")
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\r\n")
+            yield line_record(raw, f"{path.name}:{number}", max_line_bytes, seq=number - 1)
+
+
+def line_record(raw: bytes, where: str, max_line_bytes: int, seq: int | None = None) -> Record:
+    """One received line as a spool record, with an ``error`` when it cannot be used as text."""
+    if len(raw) > max_line_bytes:
+        text = raw[:1000].decode("utf-8", errors="replace")
+        return Record(text, f"{where}: line of {len(raw):,} bytes is over the limit of {max_line_bytes:,}", seq=seq)
+    if not raw.strip():
+        return Record("", f"{where}: blank line", seq=seq)
+    try:
+        return Record(raw.decode("utf-8"), seq=seq)
+    except UnicodeDecodeError as e:
+        return Record(
+            raw.decode("utf-8", errors="replace"),
+            f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at position {e.start})",
+            seq=seq,
+        )

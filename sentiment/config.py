@@ -23,6 +23,7 @@ SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/engines.py).
+TRANSPORTS = ("spool", "socket")
 PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "onnx-int8")
 
 
@@ -81,12 +82,27 @@ class ServiceConfig:
 class RelayConfig:
     """The socket relay (``python -m ingest``)."""
 
-    host: str = "127.0.0.1"
-    port: int = 9009
+    transport: str = "spool"  # spool: durable log on disk (exactly once); socket: Spark's socket source (at most once)
+    spool: str = "output/spool"  # the log's folder; the job archives what it has committed to <spool>-done
+    host: str = "127.0.0.1"  # transport = "socket" only
+    port: int = 9009  # transport = "socket" only
     rate: float = 50.0  # tweets per second; 0 sends as fast as the client reads
     buffer_size: int = 100_000
+    segment_records: int = 1000  # a spool segment is sealed (made visible to the job) at this many lines...
+    segment_seconds: float = 0.5  # ...or this old, whichever comes first
+    max_pending_bytes: int = 2 << 30  # unread spool beyond this: a replay waits, a live relay buffers
+    retention_hours: float = 24.0  # committed segments are kept this long in <spool>-done...
+    retention_bytes: int = 1 << 30  # ...and at most this many bytes of them
+    max_line_bytes: int = 65_536  # longer received lines are quarantined (cut to 1,000 characters)
 
     def __post_init__(self) -> None:
+        _check(self.transport in TRANSPORTS, f"relay.transport must be one of {TRANSPORTS}, got {self.transport!r}")
+        _check(self.segment_records >= 1, f"relay.segment_records must be at least 1, got {self.segment_records}")
+        _check(self.segment_seconds > 0, f"relay.segment_seconds must be > 0, got {self.segment_seconds}")
+        _check(self.max_pending_bytes >= 0, "relay.max_pending_bytes must be >= 0 (0 = no limit)")
+        _check(self.retention_hours >= 0, "relay.retention_hours must be >= 0")
+        _check(self.retention_bytes >= 0, "relay.retention_bytes must be >= 0")
+        _check(self.max_line_bytes >= 1024, f"relay.max_line_bytes must be at least 1024, got {self.max_line_bytes}")
         _check(0 <= self.port <= 65535, f"relay.port must be 0..65535, got {self.port}")
         _check(self.rate >= 0, f"relay.rate must be >= 0 (0 = as fast as possible), got {self.rate}")
         _check(self.buffer_size >= 1, f"relay.buffer_size must be at least 1, got {self.buffer_size}")
@@ -99,16 +115,22 @@ class StreamConfig:
     service_url: str = ""  # empty: the service's host and port
     output: str = "output/tweets"
     quarantine: str = "output/quarantine"
-    checkpoint: str = "output/checkpoints"
+    checkpoint: str = "output/checkpoints"  # one stable checkpoint per output under it: a rerun resumes
     trigger_seconds: float = 2.0
+    max_files_per_trigger: int = 20  # spool segments per micro-batch (each holds at most relay.segment_records)
+    dedup_minutes: float = 10.0  # a tweet id seen again within this many minutes is dropped
     request_batch: int = 256
     request_concurrency: int = 2
     request_timeout_seconds: float = 30.0
-    retries: int = 4
+    retries: int = 2  # quick retries per request; a longer outage holds the batch (outage_limit_seconds)
     backoff_seconds: float = 0.5
+    outage_limit_seconds: float = 0.0  # longest wait for a model service that is down; 0 = wait indefinitely
     shuffle_partitions: int = 2
 
     def __post_init__(self) -> None:
+        _check(self.max_files_per_trigger >= 1, "stream.max_files_per_trigger must be at least 1")
+        _check(self.dedup_minutes > 0, f"stream.dedup_minutes must be > 0, got {self.dedup_minutes}")
+        _check(self.outage_limit_seconds >= 0, "stream.outage_limit_seconds must be >= 0 (0 = no limit)")
         _check(self.trigger_seconds >= 0, f"stream.trigger_seconds must be >= 0, got {self.trigger_seconds}")
         _check(self.request_batch >= 1, f"stream.request_batch must be at least 1, got {self.request_batch}")
         _check(self.request_timeout_seconds > 0, "stream.request_timeout_seconds must be > 0")

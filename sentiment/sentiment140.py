@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,11 +49,16 @@ class ReadStats:
     malformed: int = 0
     encoding: str = "utf-8"
     examples: list[str] = field(default_factory=list)
+    # With ``keep_rejects``, every rejected row waits here as (line, reason) until a reader takes it.
+    keep_rejects: bool = False
+    rejects: list[tuple[int, str]] = field(default_factory=list)
 
     def reject(self, path: Path, line: int, reason: str) -> None:
         self.malformed += 1
         if len(self.examples) < 5:
             self.examples.append(f"{path}:{line}: {reason}")
+        if self.keep_rejects:
+            self.rejects.append((line, reason))
 
 
 def detect_encoding(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -102,14 +108,14 @@ def iter_rows(path: str | Path, stats: ReadStats | None = None) -> Iterator[Row]
     stats = stats if stats is not None else ReadStats()
     stats.encoding = detect_encoding(path)
     with path.open(encoding=stats.encoding, newline="") as f:
-        reader = csv.reader(f)
-        first = next(reader, None)
+        rows = _numbered_rows(path, csv.reader(f), stats)
+        line, first = next(rows, (0, None))
         if first is None:
             raise ValueError(f"{path} is empty")
         if [c.strip().lower() for c in first] == ["polarity", "text"]:
-            yield from _text_only(path, reader, stats)
+            yield from _text_only(path, rows, stats)
         elif len(first) == 6:
-            yield from _six_columns(path, _with_line_numbers(first, reader), stats)
+            yield from _six_columns(path, itertools.chain([(line, first)], rows), stats)
         else:
             raise ValueError(
                 f"{path}:1: expected six columns (polarity,id,date,query,user,text) or a "
@@ -119,10 +125,20 @@ def iter_rows(path: str | Path, stats: ReadStats | None = None) -> Iterator[Row]
         log.warning("%s: skipped %d malformed row(s), e.g. %s", path, stats.malformed, stats.examples[0])
 
 
-def _with_line_numbers(first: list[str], reader) -> Iterator[tuple[int, list[str]]]:
-    """Pair each row with the physical line it ends on (a quoted text may span lines)."""
-    yield reader.line_num, first
-    for cells in reader:
+def _numbered_rows(path: Path, reader, stats: ReadStats) -> Iterator[tuple[int, list[str]]]:
+    """Pair each row with the physical line it ends on (a quoted text may span lines).
+
+    A row the csv module refuses (a field over its limit of 131,072 characters, a NUL byte) is
+    rejected and the reading goes on with the next row.
+    """
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            stats.reject(path, reader.line_num, f"unreadable CSV row: {e}")
+            continue
         yield reader.line_num, cells
 
 
@@ -130,9 +146,8 @@ def _polarity(value: str) -> int | None:
     return POLARITIES.get(value.strip())
 
 
-def _text_only(path: Path, reader: Iterator[list[str]], stats: ReadStats) -> Iterator[Row]:
-    for cells in reader:
-        line = reader.line_num  # type: ignore[attr-defined]
+def _text_only(path: Path, rows: Iterator[tuple[int, list[str]]], stats: ReadStats) -> Iterator[Row]:
+    for line, cells in rows:
         if len(cells) != 2:
             stats.reject(path, line, f"expected 2 columns, got {len(cells)}")
             continue

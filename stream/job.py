@@ -1,14 +1,18 @@
-"""Score a socket stream of tweets with the model service and write them to parquet.
+"""Score the relayed tweets with the model service and write them to parquet, exactly once.
 
-Usage: spark-submit stream/job.py [--track KEYWORD ...] [--host H] [--port P] [--service-url URL]
-       [--output DIR] [--checkpoint DIR] [--trigger SECONDS] [--stop-after N]
+Usage: spark-submit stream/job.py [KEYWORD ...] [--track KEYWORD ...] [--transport spool|socket]
+       [--spool DIR] [--service-url URL] [--output DIR] [--checkpoint DIR] [--trigger SECONDS]
+       [--until-done] [--stop-after N] [--start-over]
    or: python -m stream [same options]
 
-Reads JSON lines (``id``, ``created_at``, ``user``, ``text``, ``keyword``) from the relay, sends
-lines that do not parse to a quarantine parquet with the raw line and the reason, cleans the text
-with native Spark SQL expressions, scores it through ``POST /predict/batch`` from each partition
-(``mapInPandas``), labels it with the neutral band and appends it to parquet partitioned by the
-processing date. Each micro-batch prints its rows, rate and latency.
+Reads the relay's spool (segments of JSON-line envelopes, by default) with Spark's file source, or
+the relay's plain socket. Validates each line (:mod:`stream.parsing`), sends unusable ones to the
+quarantine with the raw line and the reason, drops tweet ids seen again within the de-duplication
+window, cleans the text with native Spark SQL, scores it through ``POST /predict/batch`` from each
+partition (``mapInPandas``), labels it with the neutral band and writes each micro-batch as one
+file per date, atomically and idempotently (:mod:`stream.sink`). The checkpoint is one folder per
+output, so the same command resumes after a crash; while the model service is down a batch waits
+for it, and a failed query restarts from its checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,21 +38,20 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.types import DoubleType, StructField, StructType
 
-from sentiment.config import PROJECT_ROOT, Config, ConfigError, load_config
+from ingest.spool import archive_dir, read_complete
+from sentiment.config import PROJECT_ROOT, TRANSPORTS, Config, ConfigError, StreamConfig, load_config
 from sentiment.labels import NeutralBand
-from sentiment.schema import TWEET_FIELDS
 from stream.cleaning import clean_tweets, label_tweets
-from stream.scoring import ScoringOptions, score_partitions
+from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
+from stream.scoring import ScoringOptions, ServiceOutage, fetch_model_version, score_partitions, wait_for_service
+from stream.sink import ParquetSink, sink_id_for
 
 log = logging.getLogger("stream")
 
-CORRUPT = "_corrupt_record"
-LINE_SCHEMA = StructType(
-    [StructField(name, StringType()) for name in TWEET_FIELDS]
-    + [StructField("relayed_at", DoubleType()), StructField(CORRUPT, StringType())]
-)
+QUARANTINE_COLUMNS = ("raw", "reason", "offset", "batch_id", "received_at")
 OUTPUT_COLUMNS = (
     "id",
     "created_at",
@@ -66,62 +70,68 @@ OUTPUT_COLUMNS = (
 
 @dataclass(frozen=True)
 class JobConfig:
-    host: str
-    port: int
     output: str
     quarantine: str
-    checkpoint: str
+    checkpoint: str  # this query's own checkpoint folder
     trigger_seconds: float
     scoring: ScoringOptions
+    transport: str = "spool"
+    spool: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_files_per_trigger: int = StreamConfig.max_files_per_trigger
+    dedup_minutes: float = StreamConfig.dedup_minutes
+    outage_limit_seconds: float = StreamConfig.outage_limit_seconds
     band: NeutralBand = NeutralBand()
     track: tuple[str, ...] = ()
     model_version: str = "unknown"
     stop_after: int | None = None
+    until_done: bool = False
 
 
 @dataclass
 class JobStats:
-    """Counts kept by the driver across micro-batches."""
+    """Counts kept by the driver across micro-batches (and query restarts) of one run."""
 
     rows: int = 0
     quarantined: int = 0
     filtered: int = 0
+    duplicates: int = 0
     batches: int = 0
-    # Seconds from the relay sending a tweet to its batch being committed, most recent first out.
+    outage: str | None = None  # set when a batch gave up waiting for the service
+    # Seconds from the relay accepting a tweet to its batch being committed, most recent first out.
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def seen(self) -> int:
-        return self.rows + self.quarantined + self.filtered
+        return self.rows + self.quarantined + self.filtered + self.duplicates
 
 
-def parse_lines(lines: DataFrame) -> DataFrame:
-    """Parse the ``value`` column; add ``reason`` (null when the line is a usable tweet)."""
-    parsed = lines.select(
-        F.col("value").alias("raw"),
-        F.from_json("value", LINE_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}).alias("j"),
-    )
-    created = F.coalesce(F.try_to_timestamp(F.col("j.created_at")), F.lit(None).cast("timestamp"))
-    reason = (
-        F.when(F.col("j").isNull() | F.col(f"j.{CORRUPT}").isNotNull(), F.lit("not a valid JSON object"))
-        .when(F.col("j.id").isNull() | (F.trim(F.col("j.id")) == ""), F.lit('missing field "id"'))
-        .when(F.col("j.text").isNull(), F.lit('missing field "text"'))
-        .when(
-            F.col("j.created_at").isNotNull() & created.isNull(),
-            F.concat(F.lit('"created_at" is not an ISO 8601 timestamp: '), F.col("j.created_at")),
+class ProgressListener(StreamingQueryListener):
+    """Adds each batch's de-duplicated rows (from the query's progress) to the stats."""
+
+    def __init__(self, stats: JobStats) -> None:
+        self.stats = stats
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's names)
+        pass
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        dropped = sum(
+            int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in event.progress.stateOperators
         )
-    )
-    return parsed.select(
-        "raw",
-        reason.alias("reason"),
-        F.col("j.id").alias("id"),
-        F.coalesce(created, F.current_timestamp()).alias("created_at"),
-        F.col("j.user").alias("user"),
-        F.col("j.keyword").alias("keyword"),
-        F.col("j.text").alias("text"),
-        F.col("j.relayed_at").alias("relayed_at"),
-    )
+        if dropped:
+            with self.stats.lock:
+                self.stats.duplicates += dropped
+            log.info("batch %d: %d duplicate tweet id(s) dropped", event.progress.batchId, dropped)
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        pass
 
 
 def track_filter(df: DataFrame, track: tuple[str, ...]) -> tuple[DataFrame, DataFrame]:
@@ -159,10 +169,25 @@ def enrich(scored: DataFrame, band: NeutralBand, model_version: str) -> DataFram
     )
 
 
-def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: JobStats) -> None:
-    """The ``foreachBatch`` body: quarantine, clean, score, label, write, report."""
+@dataclass(frozen=True)
+class Sinks:
+    tweets: ParquetSink
+    quarantine: ParquetSink
+
+    @classmethod
+    def for_job(cls, config: JobConfig) -> Sinks:
+        sink_id = sink_id_for(config.checkpoint)
+        return cls(ParquetSink(config.output, sink_id), ParquetSink(config.quarantine, sink_id))
+
+
+def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: JobStats, sinks: Sinks) -> None:
+    """The ``foreachBatch`` body: quarantine, clean, score, label, write, report.
+
+    ``batch`` holds parsed, de-duplicated lines (:func:`stream.parsing.parse_lines`). Each output
+    gets this batch as whole files named by ``batch_id``, so a batch run again replaces its own.
+    """
     started = time.monotonic()
-    parsed = parse_lines(batch).persist()
+    parsed = batch.persist()
     try:
         is_bad = F.col("reason").isNotNull()
         counts = parsed.agg(
@@ -170,22 +195,31 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
         ).first()
         n_bad, n_good = counts["bad"] or 0, counts["good"] or 0
         if n_bad:
-            parsed.where(is_bad).select(
-                "raw", "reason", F.lit(batch_id).alias("batch_id"), F.current_timestamp().alias("received_at")
-            ).write.mode("append").parquet(config.quarantine)
+            bad = parsed.where(is_bad).withColumns({"batch_id": F.lit(batch_id), "received_at": F.col("relayed_at")})
+            sinks.quarantine.write(bad.select(*QUARANTINE_COLUMNS), batch_id)
         n_rows, latencies = 0, []
         if n_good:
-            kept, _ = track_filter(parsed.where(~is_bad).drop("raw", "reason"), config.track)
-            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version)
-            scored = scored.persist()  # scored once: the write fills the cache, the collect reads it
+            kept, _ = track_filter(parsed.where(~is_bad).drop("raw", "reason", "offset"), config.track)
             try:
-                scored.write.mode("append").partitionBy("date").parquet(config.output)
-                committed = time.time()
+                wait_for_service(
+                    config.scoring.service_url,
+                    f"batch {batch_id} ({n_good} tweet(s))",
+                    config.outage_limit_seconds,
+                    stop=stats.stopping.is_set,
+                )
+            except ServiceOutage as e:
+                stats.outage = str(e)
+                raise
+            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version)
+            scored = scored.persist()  # scored once: the collect fills the cache, the write reads it
+            try:
                 sent = [r[0] for r in scored.select("relayed_at").collect()]
+                sinks.tweets.write(scored, batch_id, partition_by="date")
+                committed = time.time()
             finally:
                 scored.unpersist()
             n_rows = len(sent)
-            latencies = [committed - t for t in sent if t is not None]
+            latencies = [committed - t.timestamp() for t in sent if t is not None]
         n_dropped = n_good - n_rows
     finally:
         parsed.unpersist()
@@ -215,57 +249,43 @@ def percentiles(values: list[float], qs: tuple[float, ...]) -> list[float]:
     return [ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] for q in qs]
 
 
-def build_query(lines: DataFrame, config: JobConfig, stats: JobStats):
-    """Build (not start) the streaming write of a DataFrame of JSON lines (column ``value``)."""
+def read_source(spark: SparkSession, config: JobConfig) -> DataFrame:
+    """The relay's lines as a streaming DataFrame with a ``value`` column."""
+    if config.transport == "socket":
+        return spark.readStream.format("socket").option("host", config.host).option("port", config.port).load()
+    folder = Path(config.spool)
+    folder.mkdir(parents=True, exist_ok=True)
+    return (
+        spark.readStream.format("text")
+        .option("maxFilesPerTrigger", config.max_files_per_trigger)
+        .option("cleanSource", "archive")
+        .option("sourceArchiveDir", str(archive_dir(folder)))
+        .load(str(folder))
+    )
+
+
+def build_query(source: DataFrame, config: JobConfig, stats: JobStats, sinks: Sinks | None = None):
+    """Build (not start) the streaming query of a source DataFrame (column ``value``)."""
+    sinks = sinks or Sinks.for_job(config)
+    parsed = drop_duplicate_tweets(parse_lines(unwrap(source, config.transport)), config.dedup_minutes)
     writer = (
-        lines.writeStream.queryName("tweet_sentiment")
+        parsed.writeStream.queryName("tweet_sentiment")
         .option("checkpointLocation", config.checkpoint)
-        .foreachBatch(lambda df, batch_id: process_batch(df, batch_id, config, stats))
+        .foreachBatch(lambda df, batch_id: process_batch(df, batch_id, config, stats, sinks))
     )
     if config.trigger_seconds > 0:
         writer = writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
     return writer
 
 
-def socket_source(spark: SparkSession, host: str, port: int) -> DataFrame:
-    return spark.readStream.format("socket").option("host", host).option("port", port).load()
-
-
 def ship_code(spark: SparkSession) -> None:
-    """Send the ``sentiment`` and ``stream`` packages to the executors (needed on a cluster)."""
+    """Send the ``sentiment``, ``stream`` and ``ingest`` packages to the executors (needed on a cluster)."""
     archive = Path(tempfile.mkdtemp(prefix="tweetsent-")) / "tweet_sentiment_code.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for package in ("sentiment", "stream"):
+        for package in ("sentiment", "stream", "ingest"):
             for path in (PROJECT_ROOT / package).rglob("*.py"):
                 zf.write(path, path.relative_to(PROJECT_ROOT))
     spark.sparkContext.addPyFile(str(archive))
-
-
-def fetch_model_version(service_url: str, wait_seconds: float) -> str:
-    """Ask the service which model it serves, waiting for it to come up.
-
-    Raises:
-        RuntimeError: if the service does not answer within ``wait_seconds``.
-    """
-    import requests
-
-    deadline = time.monotonic() + wait_seconds
-    last = ""
-    while True:
-        try:
-            r = requests.get(service_url.rstrip("/") + "/model", timeout=5)
-            if r.ok:
-                info = r.json()
-                return f"{info.get('name', 'model')}@{info.get('version', 'unversioned')}"
-            last = f"HTTP {r.status_code}"
-        except requests.RequestException as e:
-            last = type(e).__name__
-        if time.monotonic() >= deadline:
-            raise RuntimeError(
-                f"model service at {service_url} did not answer within {wait_seconds:.0f}s "
-                f"({last}); start it with: python -m model_api"
-            )
-        time.sleep(0.5)
 
 
 def build_spark(
@@ -309,7 +329,7 @@ def drive(query, stats: JobStats, lines: int, timeout: float) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m stream", description="Score a socket stream of tweets into parquet.")
+    p = argparse.ArgumentParser(prog="python -m stream", description="Score the relayed tweets into parquet.")
     p.add_argument(
         "--track",
         action="append",
@@ -318,17 +338,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep only tweets containing KEYWORD (case-insensitive); repeatable",
     )
     p.add_argument("keywords", nargs="*", help="keywords to track (same as --track)")
-    p.add_argument("--host", help="relay host (default from conf)")
-    p.add_argument("--port", type=int, help="relay port (default from conf)")
+    p.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="spool: read the relay's durable log, exactly once (default from conf); "
+        "socket: Spark's socket source, at most once",
+    )
+    p.add_argument("--spool", help="the relay's spool folder (default from conf: output/spool)")
+    p.add_argument("--host", help="relay host, --transport socket (default from conf)")
+    p.add_argument("--port", type=int, help="relay port, --transport socket (default from conf)")
     p.add_argument("--service-url", help="model service URL (default from conf)")
     p.add_argument("--output", help="parquet output folder (default from conf: output/tweets)")
     p.add_argument("--quarantine", help="quarantine parquet folder (default from conf)")
     p.add_argument(
-        "--checkpoint", help="checkpoint folder; each run uses a subfolder run-<UTC time> (default from conf)"
+        "--checkpoint", help="checkpoint root; this job's is <root>/tweets, kept across runs (default from conf)"
+    )
+    p.add_argument(
+        "--start-over",
+        action="store_true",
+        help="delete the checkpoint and the outputs first, instead of resuming where the last run stopped",
     )
     p.add_argument("--trigger", type=float, help="seconds between micro-batches (default from conf)")
-    p.add_argument("--stop-after", type=int, help="stop once N input lines have been processed")
-    p.add_argument("--wait-for-service", type=float, default=120.0, help="seconds to wait for the service")
+    p.add_argument(
+        "--until-done",
+        action="store_true",
+        help="stop once the relay has marked its finite replay complete and all of it is written",
+    )
+    p.add_argument("--stop-after", type=int, help="stop once N input lines have been handled by this run")
+    p.add_argument("--wait-for-service", type=float, default=300.0, help="seconds to wait for the service at start")
     p.add_argument("--master", help="Spark master (default local[2] unless set by spark-submit)")
     p.add_argument("--config", help="TOML configuration file")
     return p
@@ -336,16 +373,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
     s = config.stream
+    transport = args.transport or config.relay.transport
+    root = config.resolve(args.checkpoint or s.checkpoint)
+    if transport == "socket":
+        # The socket source cannot resume from an old checkpoint, so each socket run checkpoints apart.
+        checkpoint = root / time.strftime("socket-run-%Y%m%dT%H%M%SZ", time.gmtime())
+    else:
+        checkpoint = root / "tweets"
     return JobConfig(
+        transport=transport,
+        spool=str(config.resolve(args.spool or config.relay.spool)),
         host=args.host or config.relay.host,
         port=args.port if args.port is not None else config.relay.port,
         output=str(config.resolve(args.output or s.output)),
         quarantine=str(config.resolve(args.quarantine or s.quarantine)),
-        # The socket source cannot resume from an old checkpoint, so each run checkpoints apart.
-        checkpoint=str(
-            config.resolve(args.checkpoint or s.checkpoint) / time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime())
-        ),
+        checkpoint=str(checkpoint),
         trigger_seconds=args.trigger if args.trigger is not None else s.trigger_seconds,
+        max_files_per_trigger=s.max_files_per_trigger,
+        dedup_minutes=s.dedup_minutes,
+        outage_limit_seconds=s.outage_limit_seconds,
         scoring=ScoringOptions(
             service_url=(args.service_url or config.service_url),
             batch_size=s.request_batch,
@@ -357,7 +403,70 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         band=config.band.band(),
         track=tuple(dict.fromkeys(args.track + args.keywords)),
         stop_after=args.stop_after,
+        until_done=args.until_done,
     )
+
+
+def start_over(job: JobConfig) -> None:
+    """Forget the job's progress: delete its checkpoint and what it wrote."""
+    for folder in (job.checkpoint, job.output, job.quarantine):
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"stream: starting over (deleted {job.checkpoint}, {job.output}, {job.quarantine})", flush=True)
+
+
+def run_query(query, job: JobConfig, stats: JobStats) -> Exception | None:
+    """Watch a started query until it fails, the run is stopped, or its end condition holds.
+
+    Returns the query's error, or None when it ended as asked.
+    """
+    try:
+        while query.isActive and not stats.stopping.is_set():
+            query.awaitTermination(0.5)
+            if job.stop_after is not None and stats.seen >= job.stop_after:
+                return None
+            if job.until_done and read_complete(job.spool) is not None:
+                # Everything the relay will write is sealed: take what is there, then stop.
+                query.processAllAvailable()
+                return None
+    except Exception as e:  # the query failed (StreamingQueryException and the like)
+        return e
+    finally:
+        if query.isActive:
+            query.stop()
+    return query.exception()
+
+
+def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_row: int = 5) -> int:
+    """Run the query; restart it from its checkpoint after a failure, with a growing pause.
+
+    Gives up (returns 1) when the service stayed down longer than ``outage_limit_seconds`` or when
+    the query fails ``max_failures_in_a_row`` times with no batch written in between.
+    """
+    sinks = Sinks.for_job(job)
+    failures = 0
+    while True:
+        batches_before = stats.batches
+        query = build_query(read_source(spark, job), job, stats, sinks).start()
+        error = run_query(query, job, stats)
+        if error is None or stats.stopping.is_set():
+            return 0
+        if stats.outage:
+            print(f"error: {stats.outage}", file=sys.stderr)
+            return 1
+        failures = 1 if stats.batches > batches_before else failures + 1
+        summary = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        if failures > max_failures_in_a_row or job.transport == "socket":
+            print(f"error: the streaming query failed: {summary}", file=sys.stderr)
+            return 1
+        pause = min(60.0, 2.0**failures)
+        log.error(
+            "the streaming query failed (%s); restarting it from its checkpoint in %.0fs (failure %d in a row)",
+            summary,
+            pause,
+            failures,
+        )
+        if stats.stopping.wait(pause):
+            return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,9 +478,21 @@ def main(argv: list[str] | None = None) -> int:
         job = job_config_from_args(args, config)
         if job.stop_after is not None and job.stop_after < 1:
             raise ConfigError(f"--stop-after must be at least 1, got {job.stop_after}")
+        if job.until_done and job.transport != "spool":
+            raise ConfigError("--until-done needs --transport spool (a socket has no end)")
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.start_over:
+        start_over(job)
+
+    stats = JobStats()
+
+    def request_stop(*_: object) -> None:
+        stats.stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
 
     # Spark starts while the service may still be loading (or compiling) its model.
     spark = build_spark(config, args.master)
@@ -383,40 +504,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         spark.stop()
         return 2
-    stats = JobStats()
-    query = build_query(socket_source(spark, job.host, job.port), job, stats).start()
+    spark.streams.addListener(ProgressListener(stats))
+    where = job.spool if job.transport == "spool" else f"{job.host}:{job.port} (socket, at most once)"
     print(
-        f"stream: reading {job.host}:{job.port}, scoring with {job.scoring.service_url} "
-        f"({job.model_version}), writing {job.output}" + (f", tracking {list(job.track)}" if job.track else ""),
+        f"stream: reading {where}, scoring with {job.scoring.service_url} ({job.model_version}), "
+        f"writing {job.output}, checkpoint {job.checkpoint}" + (f", tracking {list(job.track)}" if job.track else ""),
         flush=True,
     )
-
-    stopping = threading.Event()
-
-    def request_stop(*_: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
-        while query.isActive and not stopping.is_set():
-            query.awaitTermination(0.5)
-            if job.stop_after is not None and stats.seen >= job.stop_after:
-                break
+        status = run(spark, job, stats)
     finally:
-        if query.isActive:
-            query.stop()
-        error = query.exception()
         spark.stop()
     print(
         f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
-        f"({job.quarantine}), {stats.filtered} not tracked, in {stats.batches} batch(es)",
+        f"({job.quarantine}), {stats.duplicates} duplicate(s) dropped, {stats.filtered} not tracked, "
+        f"in {stats.batches} batch(es)",
         flush=True,
     )
-    if error is not None:
-        print(f"error: the streaming query failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

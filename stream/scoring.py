@@ -1,4 +1,4 @@
-"""Scoring tweets through the model service over HTTP, in batches, from Spark tasks.
+"""The job's one HTTP client of the model service: scoring in batches from Spark tasks, health, waiting.
 
 :func:`score_texts` is the one function that talks to the service; it takes a client object with
 ``post(url, json=..., timeout=...)`` (a :class:`requests.Session` in the job, a fake in tests).
@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,27 +39,37 @@ class ScoringOptions:
     concurrency: int = StreamConfig.request_concurrency
 
 
-def _post_with_retries(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> dict:
-    last: str = ""
-    for attempt in range(options.retries + 1):
-        if attempt:
-            delay = options.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.25)
-            log.warning(
-                "retrying %s in %.2fs (attempt %d of %d): %s", url, delay, attempt + 1, options.retries + 1, last
-            )
-            time.sleep(delay)
-        try:
-            response = client.post(url, json=body, timeout=options.timeout)
-        except Exception as e:  # connection refused, reset, timeout: worth a retry
-            last = f"{type(e).__name__}: {e}"
-            continue
-        if response.status_code >= 500 or response.status_code == 429:
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
-            continue
-        if response.status_code >= 400:
-            raise ServiceError(f"{url} refused the request: HTTP {response.status_code}: {response.text[:500]}")
-        return response.json()
-    raise ServiceError(f"{url} failed after {options.retries + 1} attempt(s); last error: {last}")
+def make_session(options: ScoringOptions):
+    """A pooled HTTP session that retries connection failures, 429 and 5xx answers (urllib3's
+    ``Retry``: exponential backoff from ``options.backoff``, at most ``options.retries`` times)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=options.retries,
+        backoff_factor=options.backoff,
+        backoff_jitter=options.backoff / 4,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # POST /predict/batch is safe to repeat: scoring has no side effect
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, options.concurrency), max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _post(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> dict:
+    try:
+        response = client.post(url, json=body, timeout=options.timeout)
+    except Exception as e:  # refused, reset, timed out, retries exhausted
+        raise ServiceError(f"{url} unreachable: {type(e).__name__}: {e}") from None
+    if response.status_code >= 400:
+        raise ServiceError(f"{url} answered HTTP {response.status_code}: {response.text[:500]}")
+    return response.json()
 
 
 def score_texts(texts: list[str], client: HttpClient, options: ScoringOptions) -> list[float]:
@@ -68,14 +77,16 @@ def score_texts(texts: list[str], client: HttpClient, options: ScoringOptions) -
 
     Texts go in chunks of ``options.batch_size``, up to ``options.concurrency`` requests at a time.
 
+    Retries are the client's (see :func:`make_session`).
+
     Raises:
-        ServiceError: on a 4xx answer, a malformed answer, or when retries are exhausted.
+        ServiceError: on an error answer, a malformed answer, or an unreachable service.
     """
     url = options.service_url.rstrip("/") + "/predict/batch"
     chunks = [texts[i : i + options.batch_size] for i in range(0, len(texts), options.batch_size)]
 
     def one(chunk: list[str]) -> list[float]:
-        body = _post_with_retries(client, url, {"texts": chunk}, options)
+        body = _post(client, url, {"texts": chunk}, options)
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list) or len(results) != len(chunk):
             count = len(results) if isinstance(results, list) else "no"
@@ -92,15 +103,92 @@ def score_texts(texts: list[str], client: HttpClient, options: ScoringOptions) -
 
 def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -> Iterator[pd.DataFrame]:
     """``mapInPandas`` body: add ``p_positive`` to each pandas batch, one session per task."""
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    with requests.Session() as session:
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, options.concurrency))
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    with make_session(options) as session:
         for pdf in batches:
             texts = pdf["text"].fillna("").astype(str).tolist()
             pdf = pdf.copy()
             pdf["p_positive"] = score_texts(texts, session, options) if texts else []
             yield pdf
+
+
+def service_health(url: str, timeout: float = 5.0) -> str | None:
+    """None when ``GET /health`` answers 200, else what went wrong (``HTTP 503``, ``ConnectionError``)."""
+    import requests
+
+    try:
+        r = requests.get(url.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as e:
+        return type(e).__name__
+    return None if r.ok else f"HTTP {r.status_code}"
+
+
+class ServiceOutage(RuntimeError):
+    """The model service stayed down longer than the configured limit."""
+
+
+def wait_for_service(
+    url: str,
+    what: str,
+    limit: float = 0.0,
+    stop: Callable[[], bool] = lambda: False,
+    report_every: float = 5.0,
+    cap: float = 5.0,
+) -> float:
+    """Wait until the service is healthy, with capped exponential backoff; return the seconds waited.
+
+    Logs one line every ``report_every`` seconds while it waits (how long, what is held).
+
+    Raises:
+        ServiceOutage: after ``limit`` seconds (0: never), or when ``stop()`` becomes true.
+    """
+    started = time.monotonic()
+    problem = service_health(url)
+    if problem is None:
+        return 0.0
+    delay, reported = 0.25, started
+    log.warning("model service at %s is down (%s); holding %s until it answers", url, problem, what)
+    while problem is not None:
+        waited = time.monotonic() - started
+        if stop():
+            raise ServiceOutage(f"stopped while waiting for the model service ({problem}); {what} is not written")
+        if limit and waited >= limit:
+            raise ServiceOutage(
+                f"model service at {url} down for {waited:.0f}s ({problem}), "
+                f"over stream.outage_limit_seconds = {limit:g}"
+            )
+        if time.monotonic() - reported >= report_every:
+            log.warning("model service down for %.0fs (%s); still holding %s", waited, problem, what)
+            reported = time.monotonic()
+        time.sleep(delay)
+        delay = min(cap, delay * 2)
+        problem = service_health(url)
+    waited = time.monotonic() - started
+    log.warning("model service back after %.1fs; scoring %s", waited, what)
+    return waited
+
+
+def fetch_model_version(service_url: str, wait_seconds: float) -> str:
+    """Ask the service which model it serves, waiting for it to come up.
+
+    Raises:
+        RuntimeError: if the service does not answer within ``wait_seconds``.
+    """
+    import requests
+
+    deadline = time.monotonic() + wait_seconds
+    last = ""
+    while True:
+        try:
+            r = requests.get(service_url.rstrip("/") + "/model", timeout=5)
+            if r.ok:
+                info = r.json()
+                return f"{info.get('name', 'model')}@{info.get('version', 'unversioned')}"
+            last = f"HTTP {r.status_code}"
+        except requests.RequestException as e:
+            last = type(e).__name__
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"model service at {service_url} did not answer within {wait_seconds:.0f}s "
+                f"({last}); start it with: python -m model_api"
+            )
+        time.sleep(0.5)
