@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Run the whole pipeline: model service -> relay -> Spark job -> parquet.
 #
-#   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop]
+#   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop] [--start-over]
 #   ./run_pipeline.sh --source twitter KEYWORD ... [--mode stream|search] [--lang en] [--no-retweets] [--limit N]
+#   common: [--transport spool|socket] [--start-over]
 #
 # With no arguments it replays the bundled sample tweets through the bundled model and stops
-# when every tweet is in the parquet. With --source twitter it relays live tweets (bearer token
-# from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. Ctrl-C stops all three parts cleanly.
+# when every tweet is in the parquet. Run again, it resumes where it stopped (nothing twice);
+# --start-over empties the spool, the checkpoint and the outputs first. With --source twitter it
+# relays live tweets (bearer token from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. A service
+# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts cleanly.
 # Settings come from conf/pipeline.toml (ports, paths, trigger, band); see the README.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
-keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets=""
+keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets="" transport="" start_over=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --transport) transport="${2:?--transport needs spool or socket}"; shift 2 ;;
+    --start-over) start_over=1; shift ;;
     --source) source="${2:?--source needs replay or twitter}"; shift 2 ;;
     --mode) mode="${2:?--mode needs stream or search}"; shift 2 ;;
     --lang) lang="${2:?--lang needs a language code}"; shift 2 ;;
@@ -48,12 +53,18 @@ make --no-print-directory --quiet install
 PY=.venv/bin/python
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 
-{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; } < <(
+{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; read -r conf_transport; } < <(
   $PY -c "from sentiment.config import load_config; c = load_config()
-print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), sep='\n')")
+print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), c.relay.transport, sep='\n')")
+transport="${transport:-$conf_transport}"
+case "$transport" in
+  spool|socket) ;;
+  *) echo "error: --transport must be spool or socket, got '$transport'" >&2; exit 2 ;;
+esac
 mkdir -p output/logs
 
-relay_args=("$source")
+relay_args=("$source" --transport "$transport")
+if [ -n "$start_over" ] && [ "$transport" = spool ]; then relay_args+=(--start-over); fi
 if [ "$source" = replay ]; then
   [ -n "$file" ] && relay_args+=(--file "$file")
   [ -n "$rate" ] && relay_args+=(--rate "$rate")
@@ -66,10 +77,14 @@ else
 fi
 for k in ${keywords[@]+"${keywords[@]}"}; do relay_args+=(--track "$k"); done
 
-job_args=()
+job_args=(--transport "$transport")
+[ -n "$start_over" ] && job_args+=(--start-over)
 for k in ${keywords[@]+"${keywords[@]}"}; do job_args+=(--track "$k"); done
 if [ "$source" = twitter ]; then
   [ -n "$limit" ] && job_args+=(--stop-after "$limit")
+elif [ "$transport" = spool ]; then
+  # A finite replay: the relay marks the spool complete at its end; the job stops once all of it is written.
+  if [ -z "$loop" ] || [ -n "$limit" ]; then job_args+=(--until-done); fi
 elif [ -z "$loop" ] || [ -n "$limit" ]; then
   total=$($PY -m ingest "${relay_args[@]}" --count)
   if [ "$total" -eq 0 ]; then
@@ -89,20 +104,34 @@ trap 'echo; echo "pipeline: stopping"; cleanup; exit 130' INT TERM
 trap cleanup EXIT
 
 started=$(date +%s)
+start_service() {
+  $PY -m model_api >> output/logs/model_api.log 2>&1 &
+  service_pid=$!
+  pids+=($service_pid)
+}
+start_relay() {
+  # Restarted, it resumes: --start-over only on the first start.
+  local args=() a
+  for a in "${relay_args[@]}"; do
+    [ "${1:-}" = again ] && [ "$a" = --start-over ] && continue
+    args+=("$a")
+  done
+  $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
+  relay_pid=$!
+  pids+=($relay_pid)
+}
+: > output/logs/model_api.log
+: > output/logs/relay.log
 echo "pipeline: starting the model service at $service_url (log: output/logs/model_api.log)"
-$PY -m model_api > output/logs/model_api.log 2>&1 &
-pids+=($!)
-service_pid=$!
+start_service
 
-# The relay holds tweets until the job connects, and the job starts Spark while the service loads
-# (and, the first time, compiles) its model; the job waits for the service before it scores.
-echo "pipeline: starting the relay on $relay_host:$relay_port (log: output/logs/relay.log)"
-$PY -m ingest "${relay_args[@]}" > output/logs/relay.log 2>&1 &
-pids+=($!)
-relay_pid=$!
-# Ready when it says it listens. (Not by connecting to it: it would send that probe tweets.)
+# The relay writes to the spool (or holds tweets until the job connects), and the job starts Spark
+# while the service loads its model; the job waits for the service before it scores.
+echo "pipeline: starting the relay, transport $transport (log: output/logs/relay.log)"
+start_relay
+# Ready when it says so. (Not by connecting to a socket relay: it would send that probe tweets.)
 for _ in $(seq 1 150); do
-  grep -q "relay listening on" output/logs/relay.log 2>/dev/null && break
+  grep -Eq "relay listening on|relay: writing|nothing to do" output/logs/relay.log 2>/dev/null && break
   kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
   sleep 0.2
 done
@@ -128,13 +157,30 @@ $PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_fo
   echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
 echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
 
-relay_done="" relay_status=0
+# Supervise: a service or relay that exits unexpectedly is started again (the relay resumes where
+# its spool ends); a socket relay cannot resume, so there its exit stops the job.
+relay_done="" relay_status=0 relay_restarts=0 service_restarts=0
 while kill -0 "$job_pid" 2>/dev/null; do
+  if ! kill -0 "$service_pid" 2>/dev/null; then
+    wait "$service_pid"; code=$?
+    service_restarts=$((service_restarts + 1))
+    echo "pipeline: the model service exited (status $code); restarting it (restart $service_restarts)" >&2
+    tail -n 3 output/logs/model_api.log >&2
+    sleep $(( service_restarts < 5 ? service_restarts : 5 ))
+    start_service
+  fi
   if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then
-    relay_done=1
-    wait "$relay_pid"
-    relay_status=$?
-    if [ "$relay_status" -ne 0 ]; then
+    wait "$relay_pid"; relay_status=$?
+    if [ "$relay_status" -eq 0 ]; then
+      relay_done=1
+    elif [ "$transport" = spool ] && [ "$relay_status" -lt 2 -o "$relay_status" -gt 3 ] && [ "$relay_restarts" -lt 10 ]; then
+      relay_restarts=$((relay_restarts + 1))
+      echo "pipeline: the relay exited (status $relay_status); restarting it to resume (restart $relay_restarts)" >&2
+      tail -n 3 output/logs/relay.log >&2
+      sleep 1
+      start_relay again
+    else
+      relay_done=1
       echo "error: the relay stopped with exit status $relay_status:" >&2
       tail -n 5 output/logs/relay.log >&2
       kill -TERM "$job_pid" 2>/dev/null
@@ -162,7 +208,7 @@ if not out.exists():
     sys.exit(0)
 df = pd.read_parquet(out, columns=["sentiment"])
 counts = df["sentiment"].value_counts()
-print(f"\npipeline: {len(df)} row(s) in {out} (this run and earlier ones)")
+print(f"\npipeline: {len(df)} row(s) in {out} (this run and earlier ones; --start-over to begin afresh)")
 for label in ("Negative", "Neutral", "Positive"):
     print(f"  {label:<9}{int(counts.get(label, 0)):>8}")
 print(f'\nRead it with pandas:\n  import pandas as pd\n  df = pd.read_parquet("{out}")')

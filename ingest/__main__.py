@@ -152,7 +152,8 @@ def spool_replay(records, src: str, relay: RelayConfig, config: Config, args: ar
     """Append a finite, numbered record stream to the spool, resuming after what is already there."""
     spool = open_spool(relay, config, args.start_over)
     done = spool.complete()
-    if done and done.get("src") == src:
+    limit = getattr(args, "limit", None)
+    if done and done.get("src") == src and done.get("limit") == limit:
         print(
             f"relay: {args.file} is already wholly in {spool.folder} ({done['records']} record(s)); nothing to do. "
             "Use --start-over to relay it again.",
@@ -175,7 +176,7 @@ def spool_replay(records, src: str, relay: RelayConfig, config: Config, args: ar
         with SpoolTicker(spool):
             write_records(numbered, spool, relay.rate, stop, stats)
             if not stop.is_set():
-                spool.mark_complete(src, skip + stats.written)
+                spool.mark_complete(src, skip + stats.written, limit)
     except KeyboardInterrupt:
         pass
     finally:

@@ -230,10 +230,10 @@ class Spool:
         state = {"next_offset": self.next_offset, "last": self.last}
         self._guard(lambda: _write_atomic(self.folder / STATE_FILE, json.dumps(state)))
 
-    def mark_complete(self, src: str, records: int) -> None:
-        """Seal, then record that the finite source ``src`` is wholly in the log."""
+    def mark_complete(self, src: str, records: int, limit: int | None = None) -> None:
+        """Seal, then record that the finite source ``src`` (up to ``limit``) is wholly in the log."""
         self.flush()
-        marker = {"src": src, "records": records, "next_offset": self.next_offset, "at": time.time()}
+        marker = {"src": src, "records": records, "limit": limit, "next_offset": self.next_offset, "at": time.time()}
         self._guard(lambda: _write_atomic(self.folder / COMPLETE_FILE, json.dumps(marker)))
 
     def clear_complete(self) -> None:

@@ -35,7 +35,7 @@ def unwrap(source: DataFrame, transport: str) -> DataFrame:
             F.coalesce(F.timestamp_seconds(relayed), F.current_timestamp()).alias("relayed_at"),
         )
     e = F.from_json("value", ENVELOPE_SCHEMA).alias("e")
-    return source.select(e).select(
+    return source.select(e, "value").select(
         F.coalesce(F.col("e.line"), F.col("value")).alias("line"),
         F.when(F.col("e.offset").isNull(), F.lit("not a spool record"))
         .otherwise(F.col("e.error"))
@@ -107,10 +107,10 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 def drop_duplicate_tweets(parsed: DataFrame, minutes: float) -> DataFrame:
     """Keep the first copy of each tweet id within ``minutes`` of relay time (a streaming operator).
 
-    Unusable lines are keyed by their spool offset (or a row id on the socket), so none is merged.
+    Unusable lines are keyed by their spool offset (a random key on the socket), so none is merged.
     """
     key = F.when(F.col("reason").isNull(), F.concat(F.lit("id:"), F.col("id"))).otherwise(
-        F.concat(F.lit("line:"), F.coalesce(F.col("offset"), F.monotonically_increasing_id()).cast("string"))
+        F.concat(F.lit("line:"), F.coalesce(F.col("offset").cast("string"), F.rand().cast("string")))
     )
     return (
         parsed.withColumn("_key", key)
