@@ -97,16 +97,36 @@ def run_job_on_relay(spark, buffer, config, lines: int, timeout: float):
     import dataclasses
 
     from ingest.relay import SocketRelay
-    from stream.job import JobStats, build_query, drive, socket_source
+    from stream.job import JobStats, build_query, drive, read_source
 
     stats = JobStats()
     with SocketRelay("127.0.0.1", 0, buffer) as relay:
-        config = dataclasses.replace(config, port=relay.port)
-        query = build_query(socket_source(spark, config.host, config.port), config, stats).start()
+        config = dataclasses.replace(config, transport="socket", port=relay.port)
+        query = build_query(read_source(spark, config), config, stats).start()
         try:
             drive(query, stats, lines, timeout)
         finally:
             query.stop()
+    return query, stats
+
+
+def run_job_on_spool(spark, records, config, lines: int, timeout: float):
+    """Write ``records`` (``ingest.spool.Record``) to the spool folder ``config.spool``, run the job
+    on it until ``lines`` lines are handled (or ``timeout``), stop it; return the query and its stats."""
+    import dataclasses
+
+    from ingest.spool import Spool
+    from stream.job import JobStats, build_query, drive, read_source
+
+    with Spool(config.spool, segment_records=100) as spool:
+        spool.append(records)
+    config = dataclasses.replace(config, transport="spool")
+    stats = JobStats()
+    query = build_query(read_source(spark, config), config, stats).start()
+    try:
+        drive(query, stats, lines, timeout)
+    finally:
+        query.stop()
     return query, stats
 
 
