@@ -17,6 +17,7 @@ The tests in ``tests/faults`` run the same scenarios and assert on the same figu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -163,14 +164,19 @@ class Pipeline:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=60)
 
     def wait(self, name: str, timeout: float) -> int:
         return self.procs.pop(name).wait(timeout=timeout)
+
+    def spooled(self) -> int:
+        """Offsets the relay has sealed in the spool so far."""
+        try:
+            return json.loads((self.work / "spool" / "_state.json").read_text())["next_offset"]
+        except (OSError, ValueError, KeyError):
+            return 0
 
     def rows(self) -> int:
         import pandas as pd
@@ -299,7 +305,7 @@ def kill_relay(work: Path, tweets: int, rate: float) -> Outcome:
         p.start_relay(*relay_args)
         p.start_job()
         reader.start()
-        _mid_stream(p, tweets // 3)
+        wait_until(lambda: p.spooled() >= tweets // 3, 300, f"{tweets // 3} tweets in the spool")
         p.kill("relay")
         rows_down = p.rows()
         restarted = time.monotonic()
