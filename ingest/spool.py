@@ -156,22 +156,25 @@ class Spool:
                     f"{self.folder} holds more than {self.max_pending_bytes:,} bytes that the job has not read "
                     "(relay.max_pending_bytes); start the job, or raise the limit"
                 )
-            if self._file is None:
-                self._start_segment(now)
-            lines = []
-            for r in records:
-                envelope = {"offset": self.next_offset, "at": round(now, 3), "line": r.line}
-                if r.error:
-                    envelope["error"] = r.error
-                if r.src is not None:
-                    envelope["src"], envelope["seq"] = r.src, r.seq
-                lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
-                self.last = {"offset": self.next_offset, "src": r.src, "seq": r.seq}
-                self.next_offset += 1
-            self._guard(lambda: (self._file.write("".join(lines)), self._file.flush()))
-            self._open_count += len(records)
-            if self._open_count >= self.segment_records:
-                self._seal()
+            while records:
+                if self._file is None:
+                    self._start_segment(now)
+                room = self.segment_records - self._open_count
+                part, records = records[:room], records[room:]
+                lines = []
+                for r in part:
+                    envelope = {"offset": self.next_offset, "at": round(now, 3), "line": r.line}
+                    if r.error:
+                        envelope["error"] = r.error
+                    if r.src is not None:
+                        envelope["src"], envelope["seq"] = r.src, r.seq
+                    lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
+                    self.last = {"offset": self.next_offset, "src": r.src, "seq": r.seq}
+                    self.next_offset += 1
+                self._guard(lambda: (self._file.write("".join(lines)), self._file.flush()))
+                self._open_count += len(part)
+                if self._open_count >= self.segment_records:
+                    self._seal()
             return self.next_offset
 
     def tick(self, now: float | None = None) -> None:

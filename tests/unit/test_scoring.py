@@ -43,22 +43,11 @@ def test_batches_and_keeps_order():
     assert client.requests == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
 
 
-def test_retries_transient_failures():
-    client = FakeClient([ConnectionError("refused"), Response(503, text="busy")])
-    assert score_texts(["abc"], client, OPTIONS) == [0.03]
-
-
-def test_gives_up_after_the_retries():
-    client = FakeClient([Response(500, text="boom")] * 3)
-    with pytest.raises(ServiceError, match="failed after 3 attempt.*HTTP 500"):
-        score_texts(["abc"], client, OPTIONS)
-
-
-def test_client_errors_are_not_retried():
-    client = FakeClient([Response(400, text='{"error": "bad"}')])
-    with pytest.raises(ServiceError, match="refused the request: HTTP 400"):
-        score_texts(["abc"], client, OPTIONS)
-    assert client.requests == []
+def test_error_answers_and_unreachable_services_are_errors():
+    with pytest.raises(ServiceError, match="HTTP 400"):
+        score_texts(["abc"], FakeClient([Response(400, text='{"error": "bad"}')]), OPTIONS)
+    with pytest.raises(ServiceError, match="unreachable: ConnectionError"):
+        score_texts(["abc"], FakeClient([ConnectionError("refused")]), OPTIONS)
 
 
 def test_wrong_number_of_results_is_an_error():

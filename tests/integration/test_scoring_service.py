@@ -1,0 +1,112 @@
+"""The job's HTTP client against a real server on loopback: urllib3 retries, and waiting out an outage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stream.scoring import (
+    ScoringOptions,
+    ServiceError,
+    ServiceOutage,
+    make_session,
+    score_texts,
+    wait_for_service,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Flaky:
+    """A server answering each path with a scripted list of statuses (then 200 for ever)."""
+
+    def __init__(self, script: dict[str, list[int]]) -> None:
+        self.script = {k: list(v) for k, v in script.items()}
+        self.hits: dict[str, int] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, body: dict | None = None) -> None:
+                outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                statuses = outer.script.get(self.path, [])
+                status = statuses.pop(0) if statuses else 200
+                payload = json.dumps(body if status == 200 and body else {"error": "scripted"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self):
+                self._answer({"status": "ok"})
+
+            def do_POST(self):
+                texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["texts"]
+                self._answer({"results": [{"p_positive": len(t) / 100} for t in texts]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky():
+    servers = []
+
+    def make(script):
+        servers.append(Flaky(script))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def options(url: str, retries: int = 2) -> ScoringOptions:
+    return ScoringOptions(service_url=url, batch_size=10, timeout=5, retries=retries, backoff=0.0)
+
+
+def test_the_session_retries_5xx_answers(flaky):
+    server = flaky({"/predict/batch": [503, 502]})
+    with make_session(options(server.url)) as session:
+        assert score_texts(["abc", "de"], session, options(server.url)) == [0.03, 0.02]
+    assert server.hits["/predict/batch"] == 3
+
+
+def test_the_session_gives_up_after_its_retries(flaky):
+    server = flaky({"/predict/batch": [500] * 5})
+    with make_session(options(server.url)) as session, pytest.raises(ServiceError, match="HTTP 500"):
+        score_texts(["abc"], session, options(server.url))
+    assert server.hits["/predict/batch"] == 3
+
+
+def test_client_errors_are_not_retried(flaky):
+    server = flaky({"/predict/batch": [400]})
+    with make_session(options(server.url)) as session, pytest.raises(ServiceError, match="HTTP 400"):
+        score_texts(["abc"], session, options(server.url))
+    assert server.hits["/predict/batch"] == 1
+
+
+def test_a_batch_is_held_until_the_service_is_healthy(flaky, caplog):
+    server = flaky({"/health": [503, 503, 503]})
+    with caplog.at_level(logging.WARNING, logger="stream.scoring"):
+        waited = wait_for_service(server.url, "batch 7 (12 tweet(s))", report_every=0.0, cap=0.05)
+    assert waited > 0 and server.hits["/health"] == 4
+    assert "holding batch 7 (12 tweet(s))" in caplog.text and "back after" in caplog.text
+
+
+def test_an_outage_longer_than_the_limit_is_an_error(flaky):
+    server = flaky({"/health": [503] * 1000})
+    with pytest.raises(ServiceOutage, match="outage_limit_seconds"):
+        wait_for_service(server.url, "batch 1", limit=0.3, cap=0.05)

@@ -1,0 +1,144 @@
+"""The relay's durable log: offsets, sealing, recovery after a kill, resumption, retention, full disks."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+
+import pytest
+
+from ingest.replay import jsonl_records, replay_records
+from ingest.spool import OPEN_SEGMENT, Record, Spool, SpoolError, SpoolFull, archive_dir, read_complete
+from sentiment.sentiment140 import ReadStats
+
+pytestmark = pytest.mark.unit
+
+
+def lines_of(folder) -> list[dict]:
+    out = []
+    for seg in sorted(folder.glob("seg-*.jsonl")):
+        out += [json.loads(line) for line in seg.read_text().splitlines()]
+    return out
+
+
+def test_offsets_are_consecutive_and_segments_sealed_by_size(tmp_path):
+    with Spool(tmp_path / "s", segment_records=3) as spool:
+        spool.append([Record(f'{{"id": "{i}"}}') for i in range(7)])
+    records = lines_of(tmp_path / "s")
+    assert [r["offset"] for r in records] == list(range(7))
+    assert sorted(p.name for p in (tmp_path / "s").glob("seg-*")) == [
+        "seg-000000000000.jsonl",
+        "seg-000000000003.jsonl",
+        "seg-000000000006.jsonl",
+    ]
+    assert not (tmp_path / "s" / OPEN_SEGMENT).exists()
+
+
+def test_an_open_segment_is_sealed_only_when_old_enough(tmp_path):
+    spool = Spool(tmp_path / "s", segment_records=100, segment_seconds=10)
+    spool.open()
+    spool.append([Record("{}")])
+    spool.tick(now=time.monotonic())
+    assert not list((tmp_path / "s").glob("seg-*"))
+    spool.tick(now=time.monotonic() + 11)
+    assert len(list((tmp_path / "s").glob("seg-*"))) == 1
+
+
+def test_a_killed_relay_loses_nothing_it_accepted_and_offsets_go_on(tmp_path):
+    spool = Spool(tmp_path / "s", segment_records=100)
+    spool.open()
+    spool.append([Record("a", src="f", seq=0), Record("b", src="f", seq=1)])
+    # Killed here: the open segment holds two whole lines and a torn third.
+    with (tmp_path / "s" / OPEN_SEGMENT).open("a") as f:
+        f.write('{"offset": 2, "at": 1, "li')
+    again = Spool(tmp_path / "s")
+    again.open()
+    assert again.next_offset == 2 and again.last == {"offset": 1, "src": "f", "seq": 1}
+    again.append([Record("c")])
+    again.close()
+    assert [(r["offset"], r["line"]) for r in lines_of(tmp_path / "s")] == [(0, "a"), (1, "b"), (2, "c")]
+
+
+def test_offsets_go_on_after_the_job_archived_every_segment(tmp_path):
+    with Spool(tmp_path / "s") as spool:
+        spool.append([Record("a"), Record("b")])
+    for seg in (tmp_path / "s").glob("seg-*"):
+        seg.rename(archive_dir(tmp_path / "s") / seg.name)
+    with Spool(tmp_path / "s") as spool:
+        assert spool.next_offset == 2
+
+
+def test_completion_marker(tmp_path):
+    with Spool(tmp_path / "s") as spool:
+        spool.append([Record("a")])
+        assert read_complete(tmp_path / "s") is None
+        spool.mark_complete("src", 1, limit=None)
+        assert read_complete(tmp_path / "s")["records"] == 1
+        spool.clear_complete()
+        assert spool.complete() is None
+
+
+def test_too_much_unread_data_refuses_more(tmp_path):
+    with Spool(tmp_path / "s", segment_records=1, max_pending_bytes=100) as spool:
+        spool.append([Record("x" * 200)])
+        with pytest.raises(SpoolFull, match="max_pending_bytes"):
+            spool.append([Record("y")])
+
+
+def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "s", segment_records=100)
+    spool.open()
+    spool.append([Record("a")])
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool._file, "write", full)
+    with pytest.raises(SpoolError, match="disk holding .* is full"):
+        spool.append([Record("b")])
+
+
+def test_retention_deletes_old_and_excess_archived_segments(tmp_path):
+    spool = Spool(tmp_path / "s", retention_hours=1, retention_bytes=25)
+    spool.open()
+    done = archive_dir(tmp_path / "s")
+    now = time.time()
+    for i, age in enumerate((0, 60, 7200)):
+        p = done / f"seg-{i:012d}.jsonl"
+        p.write_text("x" * 10)
+        os.utime(p, (now - age, now - age))
+    assert spool.prune(now=now) == 1  # the two-hour-old one
+    (done / "seg-000000000003.jsonl").write_text("x" * 10)
+    assert spool.prune(now=now) == 1  # three of 10 bytes are over 25: the oldest goes
+    assert sorted(p.name for p in done.glob("*")) == ["seg-000000000000.jsonl", "seg-000000000003.jsonl"]
+
+
+def test_replay_keeps_going_past_a_row_over_the_csv_field_limit(tmp_path):
+    path = tmp_path / "t.csv"
+    row = '"0","{}","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","u","{}"\n'
+    path.write_text(row.format(1, "first") + row.format(2, "x" * 140_000) + row.format(3, "third") + '"4","5"\n')
+    stats = ReadStats()
+    records = list(replay_records(path, stats=stats))
+    tweets = [json.loads(r.line)["id"] for r in records if not r.error]
+    errors = [r.error for r in records if r.error]
+    assert tweets == ["1", "3"]
+    assert errors == [
+        "t.csv:2: unreadable CSV row: field larger than field limit (131072)",
+        "t.csv:4: expected 6 columns, got 2",
+    ]
+    assert [r.seq for r in records] == [0, 1, 2, 3]
+
+
+def test_jsonl_records_keep_bad_lines_with_their_reason(tmp_path):
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(b'{"id": "1"}\n\n{"t": "caf\xe9"}\n' + b"z" * 70_000 + b"\n")
+    records = list(jsonl_records(path, max_line_bytes=65_536))
+    assert [r.error for r in records] == [
+        None,
+        "l.jsonl:2: blank line",
+        "l.jsonl:3: not valid UTF-8 (byte 0xe9 at position 10)",
+        "l.jsonl:4: line of 70,000 bytes is over the limit of 65,536",
+    ]
+    assert len(records[3].line) == 1000
