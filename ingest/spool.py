@@ -171,7 +171,8 @@ class Spool:
                     lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
                     self.last = {"offset": self.next_offset, "src": r.src, "seq": r.seq}
                     self.next_offset += 1
-                self._guard(lambda: (self._file.write("".join(lines)), self._file.flush()))
+                text = "".join(lines)
+                self._guard(lambda text=text: (self._file.write(text), self._file.flush()))
                 self._open_count += len(part)
                 if self._open_count >= self.segment_records:
                     self._seal()
