@@ -3,9 +3,9 @@
 Usage: python -m benchmarks.pipeline [--tweets N] [--rate R] [--warm-up N] [--model DIR] [--service-only] [--first-row]
 
 1. Service: ``POST /predict/batch`` of 256 real tweets at a time, one client, repeated; tweets/s.
-2. End to end: the relay (as fast as the job reads, or paced at ``--rate``), a local[2] Spark
-   job and the service (a subprocess); tweets/s from the first send to the last commit, and the
-   time from the relay sending each tweet to its batch being committed in parquet (p50, p95).
+2. End to end: the relay writing the spool (as fast as it can, or paced at ``--rate``), a local[2]
+   Spark job and the service (a subprocess); tweets/s from the first write to the last commit, and
+   the time from the relay accepting each tweet to its batch being committed in parquet (p50, p95).
    With ``--warm-up N`` the first N tweets (same rate) start Spark's Python workers and fill its
    caches, and only the tweets after them are measured: the sustained figures. Without it the
    figures include the job's start (see ``--first-row`` for that alone).
@@ -32,10 +32,11 @@ import requests
 
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
-from ingest.relay import SocketRelay, TweetBuffer, feed
+from ingest.relay import SpoolTicker, write_records
 from ingest.replay import replay_tweets
+from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
-from stream.job import JobConfig, JobStats, build_query, build_spark, drive, percentiles, socket_source
+from stream.job import JobConfig, JobStats, build_query, build_spark, drive, percentiles, read_source
 from stream.scoring import ScoringOptions
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
@@ -79,11 +80,14 @@ def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3
 def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_up: int = 0) -> dict:
     spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
-    tweets = list(replay_tweets(SAMPLE, loop=True, limit=warm_up + n))
+    records = [
+        Record(t.to_json_line().decode("utf-8").rstrip("\n"))
+        for t in replay_tweets(SAMPLE, loop=True, limit=warm_up + n)
+    ]
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
+    relay = Config().relay
     config = JobConfig(
-        host="127.0.0.1",
-        port=0,
+        spool=str(tmp / "spool"),
         output=str(tmp / "tweets"),
         quarantine=str(tmp / "q"),
         checkpoint=str(tmp / "ck"),
@@ -96,18 +100,19 @@ def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_u
         model_version="bench",
     )
     stats = JobStats()
-    buffer = TweetBuffer(warm_up + n + 1)
-    with SocketRelay("127.0.0.1", 0, buffer) as relay:
-        query = build_query(socket_source(spark, "127.0.0.1", relay.port), config, stats).start()
+    spool = Spool(config.spool, segment_records=relay.segment_records, segment_seconds=relay.segment_seconds)
+    spool.open()
+    with SpoolTicker(spool):
+        query = build_query(read_source(spark, config), config, stats).start()
         try:
             if warm_up:
-                feed(tweets[:warm_up], buffer, rate)
+                write_records(records[:warm_up], spool, rate)
                 drive(query, stats, warm_up, timeout=1800)
             with stats.lock:
                 stats.latencies.clear()
                 rows_before, batches_before = stats.rows, stats.batches
             started = time.monotonic()
-            feeder = threading.Thread(target=feed, args=(tweets[warm_up:], buffer, rate), daemon=True)
+            feeder = threading.Thread(target=write_records, args=(records[warm_up:], spool, rate), daemon=True)
             feeder.start()
             drive(query, stats, warm_up + n, timeout=1800)
         finally:
@@ -136,6 +141,7 @@ def bench_first_row() -> dict:
         TWEETSENT_STREAM__OUTPUT=str(tmp / "tweets"),
         TWEETSENT_STREAM__QUARANTINE=str(tmp / "q"),
         TWEETSENT_STREAM__CHECKPOINT=str(tmp / "ck"),
+        TWEETSENT_RELAY__SPOOL=str(tmp / "spool"),
         TWEETSENT_SERVICE__PORT=str(free_port()),
         TWEETSENT_RELAY__PORT=str(free_port()),
     )
