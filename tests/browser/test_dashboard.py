@@ -7,17 +7,13 @@ import shutil
 import pandas as pd
 import pytest
 
+from dashboard.browser import charts, choose_keywords, wait_for_charts
 from dashboard.demo import Demo, write_demo_output
-from tests.browser.conftest import start_dashboard, stop
+from tests.browser.conftest import start_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = Demo(minutes=40, spike=("python", 35))  # python, rust and weather; one alert, python at 09:35
-# Every chart by its title: each trace's name and number of points.
-CHARTS = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')]
-    .filter(el => el.layout && el.data)
-    .map(el => [el.layout.title.text.replace(/<[^>]+>/g, ''),
-                Object.fromEntries(el.data.map(t => [t.name, (t.x || []).length]))]))"""
 COUNTS = "Tweets per minute"
 NEGATIVE = "Negative share per minute (alerts marked)"
 
@@ -29,26 +25,9 @@ def demo_url(tmp_path_factory):
     # A batch file still being written, as the job leaves one mid-way: it must be skipped.
     (root / "tweets" / "date=2026-11-28" / "batch-99999999.parquet").write_bytes(b"PAR1\x15\x00")
     (root / "trends" / "batch-209912312359.parquet").write_bytes(b"PAR1")
-    proc, url = start_dashboard(root, root.parent / "dashboard.log")
-    yield url
-    stop(proc)
-
-
-def charts(page) -> dict[str, dict[str, int]]:
-    return page.evaluate(CHARTS)
-
-
-def wait_for_charts(page, predicate_js: str) -> dict[str, dict[str, int]]:
-    """Wait (polling in the browser) until ``predicate_js`` holds of the charts; return them."""
-    page.wait_for_function(f"() => {{ const c = ({CHARTS})(); return ({predicate_js})(c); }}")
-    return charts(page)
-
-
-def choose_keyword(page, keyword: str) -> None:
-    page.locator('[data-testid="stMultiSelect"]').click()
-    page.keyboard.type(keyword)
-    page.keyboard.press("Enter")
-    page.keyboard.press("Escape")
+    server = start_dashboard(root, root.parent / "dashboard.log")
+    yield server.url
+    server.stop()
 
 
 def table_text(page, heading: str) -> str:
@@ -75,7 +54,7 @@ def test_page_loads_with_every_window_of_every_keyword(page, demo_url):
 def test_keyword_filter_and_time_range_change_what_is_shown(page, demo_url):
     page.goto(demo_url)
     wait_for_charts(page, "c => Object.keys(c).length == 4")
-    choose_keyword(page, "rust")
+    choose_keywords(page, ["rust"])
     found = wait_for_charts(page, f"c => Object.keys(c['{COUNTS}'] || {{}}).join() == 'rust'")
     assert found[COUNTS] == {"rust": 40}
     assert found[NEGATIVE] == {"rust": 40}  # python's alert is not rust's
@@ -108,7 +87,8 @@ def test_the_alert_is_listed_and_marked(page, demo_url):
 
 def test_an_empty_output_shows_a_notice_then_the_data_as_it_arrives(page, tmp_path):
     root = tmp_path / "output"  # missing at first
-    proc, url = start_dashboard(root, tmp_path / "dashboard.log")
+    server = start_dashboard(root, tmp_path / "dashboard.log")
+    url = server.url
     try:
         page.goto(url)
         page.get_by_text("No trends yet").wait_for()
@@ -130,4 +110,4 @@ def test_an_empty_output_shows_a_notice_then_the_data_as_it_arrives(page, tmp_pa
         assert page.get_by_test_id("stException").count() == 0
         assert page.errors == []
     finally:
-        stop(proc)
+        server.stop()
