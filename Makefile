@@ -3,12 +3,14 @@
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
 # make bench     pipeline and service throughput (benchmarks/pipeline.py)
+# make dashboard the dashboard of output/ on http://127.0.0.1:8501
+# make bench-dashboard  the dashboard's data time and memory on 1 million tweets (benchmarks/dashboard.py)
 # make load-test Locust against the service on loopback (benchmarks/load_test.py)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-experiments test test-fast lint bench compare load-test clean
+.PHONY: install install-experiments browser test test-fast lint bench dashboard bench-dashboard compare load-test clean
 
 $(VENV)/.installed: requirements.lock
 	@bash scripts/check_java.sh
@@ -27,7 +29,11 @@ $(VENV)/.experiments: $(VENV)/.installed requirements-experiments.lock
 
 install-experiments: $(VENV)/.experiments
 
-test: install install-experiments
+# Debian's Chromium for the dashboard's browser tests (tests/browser).
+browser:
+	@bash scripts/install_chromium.sh
+
+test: install install-experiments browser
 	$(PY) -m pytest
 
 $(VENV)/.bench: $(VENV)/.installed requirements-bench.lock
@@ -50,6 +56,12 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks.pipeline
+
+dashboard: install
+	$(PY) -m dashboard --output-root output
+
+bench-dashboard: install browser
+	$(PY) -m benchmarks.dashboard
 
 clean:
 	rm -rf output/tweets output/quarantine output/checkpoints

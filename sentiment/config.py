@@ -158,12 +158,62 @@ class BandConfig:
         return NeutralBand(self.low, self.high)
 
 
+def _is_duration(text: str) -> bool:
+    """Spark's interval text as a window or watermark takes it: a positive number and a unit."""
+    number, _, unit = text.strip().partition(" ")
+    units = ("second", "seconds", "minute", "minutes", "hour", "hours", "day", "days")
+    return number.isdigit() and int(number) > 0 and unit.strip() in units
+
+
+@dataclass(frozen=True)
+class TrendsConfig:
+    """Sentiment per keyword per event-time window (``output/trends``), its alerts and the dashboard."""
+
+    window: str = "1 minute"  # event-time window of one trends row (Spark interval text)
+    watermark: str = "2 minutes"  # how late a tweet may come before its window is closed and written
+    output: str = "output/trends"
+    alerts: str = "output/alerts"
+    z_threshold: float = 3.0  # a window alerts when its negative share is this many deviations above baseline
+    baseline_windows: int = 30  # the keyword's last windows that make its baseline
+    min_baseline_windows: int = 5  # no alert before the keyword has this many baseline windows
+    min_count: int = 20  # windows with fewer tweets neither alert nor count in a baseline
+    min_std: float = 0.05  # floor of the baseline's deviation, so a flat baseline does not alert on noise
+    webhook_url: str = ""  # empty: no webhook; else each batch of alerts is POSTed there as JSON
+    webhook_timeout_seconds: float = 5.0
+    webhook_retries: int = 3  # retries after the first attempt, with exponential backoff
+    dashboard_port: int = 8501  # python -m dashboard; it listens on 127.0.0.1
+    dashboard_refresh_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        for key in ("window", "watermark"):
+            value = getattr(self, key)
+            _check(_is_duration(value), f"trends.{key} must be like '1 minute' or '30 seconds', got {value!r}")
+        _check(self.z_threshold > 0, f"trends.z_threshold must be > 0, got {self.z_threshold}")
+        _check(self.baseline_windows >= 2, f"trends.baseline_windows must be at least 2, got {self.baseline_windows}")
+        _check(
+            1 <= self.min_baseline_windows <= self.baseline_windows,
+            f"trends.min_baseline_windows must be 1..baseline_windows ({self.baseline_windows}), "
+            f"got {self.min_baseline_windows}",
+        )
+        _check(self.min_count >= 1, f"trends.min_count must be at least 1, got {self.min_count}")
+        _check(self.min_std > 0, f"trends.min_std must be > 0, got {self.min_std}")
+        _check(
+            self.webhook_url == "" or self.webhook_url.startswith(("http://", "https://")),
+            f"trends.webhook_url must be empty or an http(s) URL, got {self.webhook_url!r}",
+        )
+        _check(self.webhook_timeout_seconds > 0, "trends.webhook_timeout_seconds must be > 0")
+        _check(self.webhook_retries >= 0, f"trends.webhook_retries must be >= 0, got {self.webhook_retries}")
+        _check(0 <= self.dashboard_port <= 65535, f"trends.dashboard_port must be 0..65535, got {self.dashboard_port}")
+        _check(self.dashboard_refresh_seconds > 0, "trends.dashboard_refresh_seconds must be > 0")
+
+
 @dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     band: BandConfig = field(default_factory=BandConfig)
+    trends: TrendsConfig = field(default_factory=TrendsConfig)
 
     @property
     def service_url(self) -> str:

@@ -1,0 +1,1 @@
+"""The live dashboard of the pipeline's output (Streamlit) and its offline report (matplotlib)."""

@@ -1,0 +1,116 @@
+"""The dashboard page, a Streamlit script: sentiment per keyword over time, the alerts, the latest tweets.
+
+Usage: python -m dashboard [--output-root output] [--port 8501]  (which runs this script with Streamlit)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts
+from dashboard.data import DEFAULT_TIME_RANGE, TIME_RANGES, OutputReader, Snapshot
+
+LATEST_TWEETS = 50
+ALERTS_SHOWN = 20
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dashboard.app")
+    parser.add_argument("--output-root", default="output", help="the pipeline's output folder")
+    parser.add_argument("--refresh-seconds", type=float, default=5.0, help="how often the page reloads its data")
+    return parser.parse_args(argv)
+
+
+@st.cache_resource
+def reader(output_root: str) -> OutputReader:
+    """One reader per output folder, shared by every browser tab, so each refresh opens only new files."""
+    return OutputReader(output_root)
+
+
+def _times(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    out = df.copy()
+    for c in columns:
+        out[c] = pd.to_datetime(out[c], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+    return out
+
+
+def show_metrics(snapshot: Snapshot) -> None:
+    trends = snapshot.trends
+    n = int(trends["n"].sum())
+    cols = st.columns(4)
+    cols[0].metric("Tweets", f"{n:,}")
+    cols[1].metric("Windows", f"{trends['window_start'].nunique():,}")
+    cols[2].metric("Negative share", f"{trends['n_negative'].sum() / n:.0%}" if n else "–")
+    cols[3].metric("Alerts", f"{len(snapshot.alerts):,}")
+
+
+def show_alerts(alerts: pd.DataFrame) -> None:
+    st.subheader("Alerts")
+    if alerts.empty:
+        st.caption("No alerts in this range.")
+        return
+    shown = alerts.sort_values("window_start", ascending=False).head(ALERTS_SHOWN)
+    shown = _times(shown, "window_start")
+    shown["negative_share"] = shown["negative_share"].map("{:.0%}".format)
+    shown["baseline_mean"] = shown["baseline_mean"].map("{:.0%}".format)
+    shown["z_score"] = shown["z_score"].map("{:.1f}".format)
+    columns = ["window_start", "keyword", "n", "negative_share", "baseline_mean", "z_score"]
+    st.table(shown[columns].set_index("window_start"))
+
+
+def show_tweets(tweets: pd.DataFrame) -> None:
+    st.subheader("Latest tweets")
+    if tweets.empty:
+        st.caption("No tweets yet.")
+        return
+    shown = _times(tweets, "created_at")
+    shown["p_positive"] = shown["p_positive"].map("{:.2f}".format)
+    st.table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]].set_index("created_at"))
+
+
+def page(output_root: str) -> None:
+    """The part of the page that reloads itself: filters, figures, charts and tables."""
+    data = reader(output_root)
+    keywords = sorted(data.trends()["keyword"].unique())
+    # Streamlit refuses a default no longer among the options: keep only the keywords still there.
+    if "keywords" in st.session_state:
+        st.session_state["keywords"] = [k for k in st.session_state["keywords"] if k in keywords]
+    left, right = st.columns([3, 1])
+    chosen = left.multiselect("Keywords", keywords, key="keywords", placeholder="All keywords")
+    time_range = right.selectbox(
+        "Time range", list(TIME_RANGES), index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE), key="time_range"
+    )
+    snapshot = data.snapshot(chosen, time_range, LATEST_TWEETS)
+    newest = snapshot.newest.strftime("%Y-%m-%d %H:%M") if snapshot.newest is not None else "none yet"
+    st.caption(
+        f"Output: {Path(output_root).resolve()} · newest window ends {newest} UTC · "
+        f"refreshed {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC"
+    )
+    if snapshot.trends.empty:
+        st.info(f"No trends yet in {Path(output_root) / 'trends'}: the job writes a window once it closes.")
+    else:
+        show_metrics(snapshot)
+        colours = charts.keyword_colours(snapshot.keywords)
+        top_left, top_right = st.columns(2)
+        top_left.plotly_chart(charts.counts_chart(snapshot.trends, colours), key="counts")
+        top_right.plotly_chart(charts.score_chart(snapshot.trends, colours), key="score")
+        bottom_left, bottom_right = st.columns(2)
+        bottom_left.plotly_chart(charts.negative_chart(snapshot.trends, snapshot.alerts, colours), key="negative")
+        bottom_right.plotly_chart(charts.shares_chart(snapshot.trends), key="shares")
+    show_alerts(snapshot.alerts)
+    show_tweets(snapshot.tweets)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    st.set_page_config(page_title="tweet-sentiment", layout="wide")
+    st.title("tweet-sentiment")
+    st.fragment(run_every=args.refresh_seconds)(page)(args.output_root)
+
+
+if __name__ == "__main__":
+    main()

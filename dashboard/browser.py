@@ -1,0 +1,223 @@
+"""The dashboard in Debian's headless Chromium: start a server, open a page, read its charts, take a screenshot.
+
+The browser tests, the dashboard benchmark and the README's screenshot use it. Playwright drives
+``/usr/bin/chromium`` (Debian's ``chromium`` package; ``TWEETSENT_CHROMIUM`` names another binary):
+it never downloads a browser of its own.
+
+Usage: python -m dashboard.browser --output-root DIR --out docs/dashboard.png [--keywords python rust]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sentiment.config import PROJECT_ROOT
+
+log = logging.getLogger("dashboard.browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Every Plotly chart on the page by its title: each trace's name and number of points.
+CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')]
+    .filter(el => el.layout && el.data)
+    .map(el => [el.layout.title.text.replace(/<[^>]+>/g, ''),
+                Object.fromEntries(el.data.map(t => [t.name, (t.x || []).length]))]))"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chromium_path() -> Path:
+    """The Chromium binary to drive.
+
+    Raises:
+        FileNotFoundError: naming the package to install, when it is missing.
+    """
+    path = Path(os.environ.get("TWEETSENT_CHROMIUM", "/usr/bin/chromium"))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Chromium not found at {path}: install Debian's package (apt-get install -y chromium; `make test` "
+            "does) or point TWEETSENT_CHROMIUM at a Chromium binary"
+        )
+    return path
+
+
+def launch_chromium(playwright):
+    """A headless Chromium from Debian's package, through a started ``sync_playwright()``."""
+    return playwright.chromium.launch(executable_path=str(chromium_path()), args=CHROMIUM_ARGS)
+
+
+class DashboardServer:
+    """``python -m dashboard`` on a free loopback port, as a child process; a context manager."""
+
+    def __init__(self, output_root: str | Path, log_file: str | Path, refresh_seconds: float = 1.0) -> None:
+        self.output_root = Path(output_root)
+        self.log_file = Path(log_file)
+        self.refresh_seconds = refresh_seconds
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> DashboardServer:
+        """Start the server and wait for its health check.
+
+        Raises:
+            RuntimeError: with the server's log, if it exits or does not answer within ``timeout``.
+        """
+        with self.log_file.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dashboard", "--output-root", str(self.output_root), "--port", str(self.port)]
+                + ["--refresh-seconds", str(self.refresh_seconds)],
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the dashboard exited with {self.proc.returncode}:\n{self.log_file.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)  # polling for readiness, bounded by the deadline
+        self.stop()
+        raise RuntimeError(
+            f"the dashboard did not answer on {self.url} in {timeout:.0f} s:\n{self.log_file.read_text()}"
+        )
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server process, MiB."""
+        return rss_mib(self.proc.pid)
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """Resident memory of a process, from /proc, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def charts(page) -> dict[str, dict[str, int]]:
+    """The page's charts: ``{title: {trace name: number of points}}``."""
+    return page.evaluate(CHARTS_JS)
+
+
+def wait_for_charts(page, predicate_js: str, timeout_ms: float = 30_000) -> dict[str, dict[str, int]]:
+    """Wait (polled in the browser) until the JS predicate holds of :func:`charts`; return them."""
+    page.wait_for_function(f"() => {{ const c = ({CHARTS_JS})(); return ({predicate_js})(c); }}", timeout=timeout_ms)
+    return charts(page)
+
+
+def choose_keywords(page, keywords: list[str], attempts: int = 3) -> None:
+    """Pick keywords in the page's keyword filter, by clicking them in its list.
+
+    A refresh of the page can land while the list is open and close it: a keyword is picked again
+    until its tag shows, up to ``attempts`` times.
+
+    Raises:
+        RuntimeError: if a keyword could not be picked.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_test_id("stMultiSelect")
+    chosen: list[str] = []
+    for keyword in keywords:
+        for _ in range(attempts):
+            try:
+                box.click()
+                page.get_by_role("option", name=keyword, exact=True).click(timeout=3_000)
+                page.keyboard.press("Escape")
+                expected = sorted([*chosen, keyword])
+                page.wait_for_function(
+                    """([expected]) => {
+                        const box = document.querySelector('[data-testid="stMultiSelect"]');
+                        const tags = [...box.querySelectorAll('[data-tag]')].map(t => t.innerText.trim()).sort();
+                        return JSON.stringify(tags) == JSON.stringify(expected);
+                    }""",
+                    arg=[expected],
+                    timeout=3_000,
+                )
+                chosen.append(keyword)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+        else:
+            raise RuntimeError(f"could not pick {keyword!r} in the keyword filter after {attempts} attempts")
+
+
+def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | None = None) -> Path:
+    """Open the dashboard of ``output_root`` and save a screenshot of the whole page."""
+    from playwright.sync_api import sync_playwright
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with DashboardServer(output_root, out.with_suffix(".log")) as server, sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 2150})
+        page.goto(server.url)
+        wait_for_charts(page, "c => Object.keys(c).length == 4")
+        if keywords:
+            choose_keywords(page, keywords)
+            wait_for_charts(page, f"c => Object.keys(c['Tweets per minute'] || {{}}).length == {len(keywords)}")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out), full_page=True)
+        browser.close()
+    out.with_suffix(".log").unlink(missing_ok=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboard.browser", description="A screenshot of the dashboard.")
+    parser.add_argument("--output-root", default="output", help="the pipeline's output folder (default: output)")
+    parser.add_argument("--out", default="docs/dashboard.png", help="the PNG to write (default: docs/dashboard.png)")
+    parser.add_argument("--keywords", nargs="*", default=None, help="pick these in the keyword filter first")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        path = screenshot(args.output_root, args.out, args.keywords)
+    except (FileNotFoundError, RuntimeError) as e:
+        log.error("%s", e)
+        return 1
+    log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""What the dashboard shows, read from an output folder: trends, alerts and the latest tweets.
+
+Only ``output/trends`` and ``output/alerts`` are read whole (one row per keyword and minute), and
+only their new files on each refresh; of ``output/tweets`` only the newest files are opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sentiment.parquet_folder import FolderReader, latest_rows
+from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, empty_alerts, empty_trends
+
+# The time ranges offered, counted back from the newest window in the output (not from the clock:
+# a replay keeps its tweets' own times).
+TIME_RANGES: dict[str, pd.Timedelta | None] = {
+    "Last 15 minutes": pd.Timedelta(minutes=15),
+    "Last hour": pd.Timedelta(hours=1),
+    "Last 6 hours": pd.Timedelta(hours=6),
+    "Last 24 hours": pd.Timedelta(hours=24),
+    "All": None,
+}
+DEFAULT_TIME_RANGE = "Last hour"
+TWEET_COLUMNS = ("created_at", "keyword", "sentiment", "p_positive", "user", "text", "processed_at")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One refresh of the page: the filtered trends and alerts, the latest tweets, the keywords there are."""
+
+    trends: pd.DataFrame
+    alerts: pd.DataFrame
+    tweets: pd.DataFrame
+    keywords: list[str]
+    newest: pd.Timestamp | None  # end of the newest window of any keyword
+
+
+def _as_trends(df: pd.DataFrame, columns: tuple[str, ...], empty: pd.DataFrame) -> pd.DataFrame:
+    """Rows that have every column, times as UTC, one row per keyword and window (the newest file wins)."""
+    if df.empty or not set(columns) <= set(df.columns):
+        return empty
+    out = df.loc[:, list(columns)].copy()
+    for c in ("window_start", "window_end"):
+        out[c] = pd.to_datetime(out[c], utc=True)
+    out = out.drop_duplicates(["keyword", "window_start"], keep="last")
+    return out.sort_values(["window_start", "keyword"]).reset_index(drop=True)
+
+
+def filter_windows(df: pd.DataFrame, keywords: list[str] | None, since: pd.Timestamp | None) -> pd.DataFrame:
+    """Rows of the given keywords (all when None or empty) whose window starts at or after ``since``."""
+    mask = pd.Series(True, index=df.index)
+    if keywords:
+        mask &= df["keyword"].isin(keywords)
+    if since is not None:
+        mask &= df["window_start"] >= since
+    return df[mask]
+
+
+def range_start(newest: pd.Timestamp | None, time_range: str) -> pd.Timestamp | None:
+    """The first window start shown for a named time range (None: from the beginning).
+
+    Raises:
+        ValueError: if ``time_range`` is not one of :data:`TIME_RANGES`.
+    """
+    if time_range not in TIME_RANGES:
+        raise ValueError(f"unknown time range {time_range!r}; choose one of {list(TIME_RANGES)}")
+    span = TIME_RANGES[time_range]
+    return None if span is None or newest is None else newest - span
+
+
+class OutputReader:
+    """Reads one output folder (``output/``) for the dashboard; keep one per folder and call :meth:`snapshot`."""
+
+    def __init__(self, output_root: str | Path) -> None:
+        self.root = Path(output_root)
+        self._trends = FolderReader(self.root / "trends", TRENDS_COLUMNS)
+        self._alerts = FolderReader(self.root / "alerts", ALERTS_COLUMNS)
+
+    def trends(self) -> pd.DataFrame:
+        return _as_trends(self._trends.read(), TRENDS_COLUMNS, empty_trends())
+
+    def alerts(self) -> pd.DataFrame:
+        return _as_trends(self._alerts.read(), ALERTS_COLUMNS, empty_alerts())
+
+    def latest_tweets(self, n: int, keywords: list[str] | None = None) -> pd.DataFrame:
+        """The ``n`` most recently processed tweets (of ``keywords`` if given), newest first."""
+        filters = [("keyword", "in", list(keywords))] if keywords else None
+        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, filters=filters)
+        if df.empty or "processed_at" not in df.columns:
+            return pd.DataFrame(columns=list(TWEET_COLUMNS))
+        return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)
+
+    def snapshot(
+        self, keywords: list[str] | None = None, time_range: str = DEFAULT_TIME_RANGE, tweets: int = 50
+    ) -> Snapshot:
+        """Everything one refresh of the page shows.
+
+        Args:
+            keywords: the keywords to show; all when None or empty.
+            time_range: one of :data:`TIME_RANGES`.
+            tweets: how many of the latest tweets.
+        """
+        trends = self.trends()
+        newest = trends["window_end"].max() if not trends.empty else None
+        since = range_start(newest, time_range)
+        return Snapshot(
+            trends=filter_windows(trends, keywords, since),
+            alerts=filter_windows(self.alerts(), keywords, since),
+            tweets=self.latest_tweets(tweets, keywords),
+            keywords=sorted(trends["keyword"].unique()),
+            newest=newest,
+        )

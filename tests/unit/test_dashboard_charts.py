@@ -1,0 +1,55 @@
+import argparse
+
+import pandas as pd
+import pytest
+
+from dashboard import charts
+from dashboard.__main__ import parse_args, streamlit_args
+from dashboard.demo import Demo, make_tweets
+from sentiment.config import TrendsConfig
+from sentiment.trends import find_alerts, trends_from_tweets
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def trends() -> pd.DataFrame:
+    return trends_from_tweets(make_tweets(Demo(minutes=12, spike=("python", 10))))
+
+
+def test_one_line_per_keyword_with_a_point_per_window(trends):
+    fig = charts.counts_chart(trends)
+    assert [(t.name, len(t.x)) for t in fig.data] == [("python", 12), ("rust", 12), ("weather", 12)]
+    assert list(fig.data[0].y) == [40] * 12
+
+
+def test_a_keyword_keeps_its_colour_when_others_are_filtered_out(trends):
+    colours = charts.keyword_colours(["python", "rust", "weather"])
+    alone = charts.score_chart(trends[trends.keyword == "rust"], colours)
+    together = charts.score_chart(trends, colours)
+    assert alone.data[0].line.color == together.data[1].line.color == colours["rust"]
+
+
+def test_alerts_are_marked_on_the_negative_share(trends):
+    alerts = find_alerts(trends, None, TrendsConfig(min_baseline_windows=5))
+    fig = charts.negative_chart(trends, alerts)
+    assert fig.data[-1].name == "alert" and len(fig.data[-1].x) == len(alerts) == 1
+    assert charts.negative_chart(trends, alerts.head(0)).data[-1].name == "weather"
+
+
+def test_label_shares_add_up_to_one(trends):
+    fig = charts.shares_chart(trends)
+    assert [t.name for t in fig.data] == ["Negative", "Neutral", "Positive"]
+    total = sum(pd.Series(t.x, index=t.y) for t in fig.data)
+    assert total.tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_streamlit_runs_on_loopback_without_telemetry(tmp_path):
+    args = streamlit_args(parse_args(["--output-root", str(tmp_path), "--port", "28555"]))
+    options = dict(zip(args[2::2], args[3::2], strict=False))
+    assert options["--server.address"] == "127.0.0.1"
+    assert options["--server.port"] == "28555"
+    assert options["--browser.gatherUsageStats"] == "false"
+    assert options["--server.headless"] == "true"
+    assert args[args.index("--") + 1 :] == ["--output-root", str(tmp_path.resolve()), "--refresh-seconds", "5.0"]
+    assert isinstance(parse_args([]), argparse.Namespace)
