@@ -169,6 +169,8 @@ def _is_duration(text: str) -> bool:
 class TrendsConfig:
     """Sentiment per keyword per event-time window (``output/trends``), its alerts and the dashboard."""
 
+    enabled: bool = True  # the job's second query: windows per keyword to output/trends, alerts to output/alerts
+    event_time: str = "created_at"  # created_at: the tweet's own time; relayed_at: when the relay took it
     window: str = "1 minute"  # event-time window of one trends row (Spark interval text)
     watermark: str = "2 minutes"  # how late a tweet may come before its window is closed and written
     output: str = "output/trends"
@@ -185,6 +187,10 @@ class TrendsConfig:
     dashboard_refresh_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        _check(
+            self.event_time in ("created_at", "relayed_at"),
+            f"trends.event_time must be created_at or relayed_at, got {self.event_time!r}",
+        )
         for key in ("window", "watermark"):
             value = getattr(self, key)
             _check(_is_duration(value), f"trends.{key} must be like '1 minute' or '30 seconds', got {value!r}")

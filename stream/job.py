@@ -48,6 +48,7 @@ from stream.cleaning import clean_tweets, label_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, fetch_model_version, score_partitions, wait_for_service
 from stream.sink import ParquetSink, sink_id_for
+from stream.trends import TRENDS_QUERY, TrendsJob, build_trends_query, close_windows
 
 log = logging.getLogger("stream")
 
@@ -87,6 +88,7 @@ class JobConfig:
     model_version: str = "unknown"
     stop_after: int | None = None
     until_done: bool = False
+    trends: TrendsJob | None = None  # the second query (windows per keyword, alerts), when on
 
 
 @dataclass
@@ -97,6 +99,7 @@ class JobStats:
     quarantined: int = 0
     filtered: int = 0
     duplicates: int = 0
+    late: int = 0  # tweets beyond the trends watermark, counted in output/tweets but in no window
     batches: int = 0
     outage: str | None = None  # set when a batch gave up waiting for the service
     # Seconds from the relay accepting a tweet to its batch being committed, most recent first out.
@@ -119,9 +122,20 @@ class ProgressListener(StreamingQueryListener):
         pass
 
     def onQueryProgress(self, event) -> None:  # noqa: N802
-        dropped = sum(
-            int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in event.progress.stateOperators
-        )
+        operators = event.progress.stateOperators
+        if event.progress.name == TRENDS_QUERY:
+            late = sum(int(op.numRowsDroppedByWatermark or 0) for op in operators)
+            if late:
+                with self.stats.lock:
+                    self.stats.late += late
+                log.warning(
+                    "trends: %d tweet(s) later than the watermark (trends.watermark) are in output/tweets but in "
+                    "no window (%d so far)",
+                    late,
+                    self.stats.late,
+                )
+            return
+        dropped = sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators)
         if dropped:
             with self.stats.lock:
                 self.stats.duplicates += dropped
@@ -359,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete the checkpoint and the outputs first, instead of resuming where the last run stopped",
     )
     p.add_argument("--trigger", type=float, help="seconds between micro-batches (default from conf)")
+    p.add_argument("--no-trends", action="store_true", help="no windowed trends and alerts this run (trends.enabled)")
+    p.add_argument(
+        "--trends-time",
+        choices=("created_at", "relayed_at"),
+        help="event time of the trends windows: the tweets' own or the relay's (default from conf: trends.event_time)",
+    )
     p.add_argument(
         "--until-done",
         action="store_true",
@@ -404,36 +424,59 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         track=tuple(dict.fromkeys(args.track + args.keywords)),
         stop_after=args.stop_after,
         until_done=args.until_done,
+        trends=trends_job(args, config, root, str(config.resolve(args.output or s.output)))
+        if transport == "spool"
+        else None,
+    )
+
+
+def trends_job(args: argparse.Namespace, config: Config, checkpoint_root: Path, tweets: str) -> TrendsJob | None:
+    t = config.trends
+    if args.no_trends or not t.enabled:
+        return None
+    if args.trends_time:
+        t = dataclasses.replace(t, event_time=args.trends_time)
+    return TrendsJob(
+        tweets=tweets,
+        checkpoint=str(checkpoint_root / "trends"),
+        config=t,
+        output=str(config.resolve(t.output)),
+        alerts=str(config.resolve(t.alerts)),
     )
 
 
 def start_over(job: JobConfig) -> None:
     """Forget the job's progress: delete its checkpoint and what it wrote."""
-    for folder in (job.checkpoint, job.output, job.quarantine):
+    folders = [job.checkpoint, job.output, job.quarantine]
+    if job.trends is not None:
+        folders += [job.trends.checkpoint, str(job.trends.ticks), job.trends.output, job.trends.alerts]
+    for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"stream: starting over (deleted {job.checkpoint}, {job.output}, {job.quarantine})", flush=True)
+    print(f"stream: starting over (deleted {', '.join(folders)})", flush=True)
 
 
-def run_query(query, job: JobConfig, stats: JobStats) -> Exception | None:
-    """Watch a started query until it fails, the run is stopped, or its end condition holds.
-
-    Returns the query's error, or None when it ended as asked.
-    """
+def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStats) -> Exception | None:
+    """Watch the started queries (the tweets' and, when on, the trends') until one fails, the run is
+    stopped, or its end condition holds. Returns the error, or None when they ended as asked."""
+    queries = [q for q in (query, trends) if q is not None]
     try:
-        while query.isActive and not stats.stopping.is_set():
+        while all(q.isActive for q in queries) and not stats.stopping.is_set():
             query.awaitTermination(0.5)
             if job.stop_after is not None and stats.seen >= job.stop_after:
                 return None
             if job.until_done and read_complete(job.spool) is not None:
-                # Everything the relay will write is sealed: take what is there, then stop.
+                # Everything the relay will write is sealed: take what is there, close the windows, stop.
                 query.processAllAvailable()
+                if trends is not None:
+                    close_windows(spark, trends, job.trends)
                 return None
-    except Exception as e:  # the query failed (StreamingQueryException and the like)
+    except Exception as e:  # a query failed (StreamingQueryException and the like)
         return e
     finally:
-        if query.isActive:
-            query.stop()
-    return query.exception()
+        for q in queries:
+            if q.isActive:
+                q.stop()
+    return next((q.exception() for q in queries if q.exception() is not None), None)
 
 
 def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_row: int = 5) -> int:
@@ -447,7 +490,10 @@ def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_
     while True:
         batches_before = stats.batches
         query = build_query(read_source(spark, job), job, stats, sinks).start()
-        error = run_query(query, job, stats)
+        trends = None
+        if job.trends is not None:
+            trends = build_trends_query(spark, job.trends, job.trigger_seconds, job.max_files_per_trigger).start()
+        error = run_query(spark, query, trends, job, stats)
         if error is None or stats.stopping.is_set():
             return 0
         if stats.outage:
@@ -518,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
         f"({job.quarantine}), {stats.duplicates} duplicate(s) dropped, {stats.filtered} not tracked, "
-        f"in {stats.batches} batch(es)",
+        f"in {stats.batches} batch(es)"
+        + (f"; trends in {job.trends.output}, {stats.late} late tweet(s) in no window" if job.trends else ""),
         flush=True,
     )
     return status

@@ -1,0 +1,191 @@
+"""The job's second output: sentiment per keyword per event-time window, and alerts on it.
+
+A second streaming query reads the scored tweets as they land in ``output/tweets`` (Spark's file
+source: the sink renames whole batch files into place, so the query sees each batch once), groups
+them by keyword and window of ``trends.event_time`` (``created_at``, the tweet's own time, or
+``relayed_at``, when the relay took it, as a live stream would) with a watermark, and writes each
+window once it is closed (append mode) to ``output/trends`` with the same idempotent sink as the
+tweets. Each batch's closed windows are judged against their keyword's baseline
+(:func:`sentiment.trends.find_alerts`); alerts go to ``output/alerts``, to the log and, when set,
+to a webhook. Tweets later than the watermark are counted (``numRowsDroppedByWatermark``) and
+reported, not silently lost.
+
+When a finite replay ends, :func:`close_windows` writes "tick" rows whose time is past the last
+window plus the watermark: the watermark moves on and the windows still open are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sentiment.config import TrendsConfig
+from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
+from sentiment.parquet_folder import read_folder
+from sentiment.trends import ALERTS_COLUMNS, ALERTS_DDL, NO_KEYWORD, TRENDS_COLUMNS, TRENDS_DDL, find_alerts
+from stream.sink import ParquetSink, sink_id_for
+
+log = logging.getLogger(__name__)
+
+TRENDS_QUERY = "tweet_sentiment_trends"
+TICK = "\u0000tick"  # the keyword of tick rows: no real keyword can hold a NUL
+TWEETS_DDL = (
+    "id STRING, created_at TIMESTAMP, user STRING, keyword STRING, text STRING, clean_text STRING, "
+    "p_positive DOUBLE, sentiment STRING, model_version STRING, relayed_at TIMESTAMP, processed_at TIMESTAMP"
+)
+TICK_DDL = "at TIMESTAMP"
+
+
+@dataclass(frozen=True)
+class TrendsJob:
+    """Where the trends query reads and writes."""
+
+    tweets: str  # the job's tweets output, read as a stream
+    checkpoint: str  # this query's checkpoint
+    config: TrendsConfig
+    output: str
+    alerts: str
+
+    @property
+    def ticks(self) -> Path:
+        return Path(self.checkpoint).with_name(Path(self.checkpoint).name + "-ticks")
+
+
+def window_trends(tweets: DataFrame, time_column: str, window: str, watermark: str) -> DataFrame:
+    """Trends rows (:data:`sentiment.trends.TRENDS_COLUMNS`) of a stream of scored tweets."""
+    is_label = {label: F.when(F.col("sentiment") == label, 1).otherwise(0) for label in (NEGATIVE, NEUTRAL, POSITIVE)}
+    return (
+        tweets.select(
+            F.coalesce(F.col("keyword"), F.lit(NO_KEYWORD)).alias("keyword"),
+            F.col(time_column).alias("t"),
+            "sentiment",
+            "p_positive",
+        )
+        .withWatermark("t", watermark)
+        .groupBy(F.window("t", window), "keyword")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(is_label[NEGATIVE]).alias("n_negative"),
+            F.sum(is_label[NEUTRAL]).alias("n_neutral"),
+            F.sum(is_label[POSITIVE]).alias("n_positive"),
+            F.avg("p_positive").alias("mean_p_positive"),
+        )
+        .select(
+            "keyword",
+            F.col("window.start").alias("window_start"),
+            F.col("window.end").alias("window_end"),
+            "n",
+            "n_negative",
+            "n_neutral",
+            "n_positive",
+            "mean_p_positive",
+            (F.col("n_negative") / F.col("n")).alias("negative_share"),
+        )
+    )
+
+
+def read_tweets_and_ticks(spark: SparkSession, job: TrendsJob, time_column: str, max_files: int) -> DataFrame:
+    """The tweets output as a stream, with the tick rows of :func:`close_windows` mixed in."""
+    Path(job.tweets).mkdir(parents=True, exist_ok=True)
+    job.ticks.mkdir(parents=True, exist_ok=True)
+    tweets = (
+        spark.readStream.schema(TWEETS_DDL)
+        .option("maxFilesPerTrigger", max_files)
+        .option("recursiveFileLookup", "true")
+        .parquet(job.tweets)
+        .select("keyword", time_column, "sentiment", "p_positive")
+    )
+    ticks = (
+        spark.readStream.schema(TICK_DDL)
+        .json(str(job.ticks))
+        .select(
+            F.lit(TICK).alias("keyword"),
+            F.col("at").alias(time_column),
+            F.lit(None).cast("string").alias("sentiment"),
+            F.lit(None).cast("double").alias("p_positive"),
+        )
+    )
+    return tweets.unionByName(ticks)
+
+
+def write_trends(batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[ParquetSink, ParquetSink]) -> int:
+    """``foreachBatch`` body: write the closed windows, judge them, write and send the alerts."""
+    trends = batch.where(F.col("keyword") != TICK).toPandas()
+    if trends.empty:
+        return 0
+    trends_sink, alerts_sink = sinks
+    spark = batch.sparkSession
+    history = read_folder(job.output, columns=list(TRENDS_COLUMNS))
+    alerts = find_alerts(trends, history, job.config)
+    trends_sink.write(spark.createDataFrame(trends[list(TRENDS_COLUMNS)], schema=TRENDS_DDL), batch_id)
+    if not alerts.empty:
+        alerts_sink.write(spark.createDataFrame(alerts[list(ALERTS_COLUMNS)], schema=ALERTS_DDL), batch_id)
+        for a in alerts.itertuples():
+            log.warning(
+                "alert: %r negative share %.0f%% in the window from %s (%d tweets), z = %.1f over a baseline of %.0f%%",
+                a.keyword,
+                100 * a.negative_share,
+                a.window_start,
+                a.n,
+                a.z_score,
+                100 * a.baseline_mean,
+            )
+        if job.config.webhook_url:
+            from sentiment.webhook import notify_alerts
+
+            notify_alerts(alerts, job.config)
+    return len(trends)
+
+
+def build_trends_query(spark: SparkSession, job: TrendsJob, trigger_seconds: float, max_files: int):
+    """Build (not start) the trends query."""
+    sink_id = sink_id_for(job.checkpoint)
+    sinks = (ParquetSink(job.output, sink_id), ParquetSink(job.alerts, sink_id))
+    source = read_tweets_and_ticks(spark, job, job.config.event_time, max_files)
+    trends = window_trends(source, job.config.event_time, job.config.window, job.config.watermark)
+    writer = (
+        trends.writeStream.queryName(TRENDS_QUERY)
+        .outputMode("append")
+        .option("checkpointLocation", job.checkpoint)
+        .foreachBatch(lambda df, batch_id: write_trends(df, batch_id, job, sinks))
+    )
+    if trigger_seconds > 0:
+        writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    return writer
+
+
+def close_windows(spark: SparkSession, query, job: TrendsJob) -> None:
+    """Write the windows still open at the end of a finite replay, then return.
+
+    Two ticks: the first moves the watermark past every window, the batch of the second writes them.
+    """
+    time_column = job.config.event_time
+    files = [p for p in Path(job.tweets).rglob("*.parquet") if "_staging" not in p.parts]
+    if not files:
+        return
+    last = spark.read.schema(TWEETS_DDL).option("recursiveFileLookup", "true").parquet(job.tweets)
+    latest = last.agg(F.max(time_column)).first()[0]
+    if latest is None:
+        return
+    horizon = _seconds(job.config.window) + _seconds(job.config.watermark) + 1
+    query.processAllAvailable()
+    for step in (1, 2):
+        at = latest.timestamp() + horizon * step
+        tick = job.ticks / f"tick-{int(time.time() * 1000)}-{step}.json"
+        tmp = tick.with_name("." + tick.name)
+        tmp.write_text(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))}) + "\n")
+        tmp.rename(tick)
+        query.processAllAvailable()
+
+
+def _seconds(interval: str) -> float:
+    """Seconds of a Spark interval text such as ``1 minute`` or ``30 seconds``."""
+    number, unit = interval.split()
+    scale = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+    return float(number) * scale
