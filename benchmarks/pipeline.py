@@ -38,6 +38,7 @@ from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
 from stream.job import JobConfig, JobStats, build_query, build_spark, drive, percentiles, read_source
 from stream.scoring import ScoringOptions
+from stream.trends import TrendsJob, build_trends_query
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
 
@@ -77,7 +78,9 @@ def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3
     }
 
 
-def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_up: int = 0) -> dict:
+def bench_end_to_end(
+    url: str, n: int, trigger: float, rate: float = 0.0, warm_up: int = 0, trends: bool = False
+) -> dict:
     spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
     records = [
@@ -102,8 +105,18 @@ def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_u
     stats = JobStats()
     spool = Spool(config.spool, segment_records=relay.segment_records, segment_seconds=relay.segment_seconds)
     spool.open()
+    trends_query = None
     with SpoolTicker(spool):
         query = build_query(read_source(spark, config), config, stats).start()
+        if trends:
+            trends_job = TrendsJob(
+                tweets=config.output,
+                checkpoint=str(tmp / "ck-trends"),
+                config=Config().trends,
+                output=str(tmp / "trends"),
+                alerts=str(tmp / "alerts"),
+            )
+            trends_query = build_trends_query(spark, trends_job, trigger, config.max_files_per_trigger).start()
         try:
             if warm_up:
                 write_records(records[:warm_up], spool, rate)
@@ -117,6 +130,8 @@ def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_u
             drive(query, stats, warm_up + n, timeout=1800)
         finally:
             query.stop()
+            if trends_query is not None:
+                trends_query.stop()
     elapsed = time.monotonic() - started
     spark.stop()
     p50, p95 = percentiles(list(stats.latencies), (0.5, 0.95))
@@ -131,6 +146,7 @@ def bench_end_to_end(url: str, n: int, trigger: float, rate: float = 0.0, warm_u
         "latency_p95_s": round(p95, 2),
         "trigger_s": trigger,
         "offered_rate": rate or "max",
+        "trends_query": trends,
     }
 
 
@@ -175,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--warm-up", type=int, default=0, help="tweets sent (at --rate) and committed before the measured ones"
     )
+    p.add_argument(
+        "--trends",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the trends query (windows per keyword, alerts) beside the job",
+    )
     p.add_argument("--model", help="the service's model directory or hub name (default: service.model)")
     p.add_argument("--service-only", action="store_true")
     p.add_argument("--first-row", action="store_true", help="also time ./run_pipeline.sh to its first row")
@@ -190,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         results["service_predict_batch"] = bench_service(url, texts)
         print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
         if not args.service_only:
-            results["end_to_end"] = bench_end_to_end(url, args.tweets, args.trigger, args.rate, args.warm_up)
+            results["end_to_end"] = bench_end_to_end(
+                url, args.tweets, args.trigger, args.rate, args.warm_up, args.trends
+            )
             print(f"end to end: {results['end_to_end']}", flush=True)
     finally:
         service.terminate()

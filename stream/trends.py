@@ -28,7 +28,15 @@ from pyspark.sql import functions as F
 from sentiment.config import TrendsConfig
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 from sentiment.parquet_folder import read_folder
-from sentiment.trends import ALERTS_COLUMNS, ALERTS_DDL, NO_KEYWORD, TRENDS_COLUMNS, TRENDS_DDL, find_alerts
+from sentiment.trends import (
+    ALERTS_COLUMNS,
+    ALERTS_DDL,
+    NO_KEYWORD,
+    TRENDS_COLUMNS,
+    TRENDS_DDL,
+    describe_alert,
+    find_alerts,
+)
 from stream.sink import ParquetSink, sink_id_for
 
 log = logging.getLogger(__name__)
@@ -126,16 +134,8 @@ def write_trends(batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[P
     trends_sink.write(spark.createDataFrame(trends[list(TRENDS_COLUMNS)], schema=TRENDS_DDL), batch_id)
     if not alerts.empty:
         alerts_sink.write(spark.createDataFrame(alerts[list(ALERTS_COLUMNS)], schema=ALERTS_DDL), batch_id)
-        for a in alerts.itertuples():
-            log.warning(
-                "alert: %r negative share %.0f%% in the window from %s (%d tweets), z = %.1f over a baseline of %.0f%%",
-                a.keyword,
-                100 * a.negative_share,
-                a.window_start,
-                a.n,
-                a.z_score,
-                100 * a.baseline_mean,
-            )
+        for _, alert in alerts.iterrows():
+            log.warning("alert: %s", describe_alert(alert))
         if job.config.webhook_url:
             from sentiment.webhook import notify_alerts
 
