@@ -3,22 +3,26 @@
 #
 #   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop] [--start-over]
 #   ./run_pipeline.sh --source twitter KEYWORD ... [--mode stream|search] [--lang en] [--no-retweets] [--limit N]
-#   common: [--transport spool|socket] [--start-over]
+#   common: [--transport spool|socket] [--start-over] [--dashboard] [--trends-time created_at|relayed_at]
 #
 # With no arguments it replays the bundled sample tweets through the bundled model and stops
 # when every tweet is in the parquet. Run again, it resumes where it stopped (nothing twice);
 # --start-over empties the spool, the checkpoint and the outputs first. With --source twitter it
 # relays live tweets (bearer token from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. A service
-# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts cleanly.
+# or relay that exits unexpectedly is restarted. --dashboard serves the live dashboard on
+# 127.0.0.1 (it stays up after a finite replay until Ctrl-C). Ctrl-C stops all parts cleanly.
 # Settings come from conf/pipeline.toml (ports, paths, trigger, band); see the README.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets="" transport="" start_over=""
+dashboard="" trends_time=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --dashboard) dashboard=1; shift ;;
+    --trends-time) trends_time="${2:?--trends-time needs created_at or relayed_at}"; shift 2 ;;
     --transport) transport="${2:?--transport needs spool or socket}"; shift 2 ;;
     --start-over) start_over=1; shift ;;
     --source) source="${2:?--source needs replay or twitter}"; shift 2 ;;
@@ -78,6 +82,7 @@ fi
 for k in ${keywords[@]+"${keywords[@]}"}; do relay_args+=(--track "$k"); done
 
 job_args=(--transport "$transport")
+[ -n "$trends_time" ] && job_args+=(--trends-time "$trends_time")
 [ -n "$start_over" ] && job_args+=(--start-over)
 for k in ${keywords[@]+"${keywords[@]}"}; do job_args+=(--track "$k"); done
 if [ "$source" = twitter ]; then
@@ -135,6 +140,14 @@ for _ in $(seq 1 150); do
   kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
   sleep 0.2
 done
+
+if [ -n "$dashboard" ]; then
+  dashboard_port=$($PY -c "from sentiment.config import load_config; print(load_config().trends.dashboard_port)")
+  $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
+  dashboard_pid=$!
+  pids+=($dashboard_pid)
+  echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"
+fi
 
 echo "pipeline: starting the Spark job"
 set +e
@@ -213,4 +226,8 @@ for label in ("Negative", "Neutral", "Positive"):
     print(f"  {label:<9}{int(counts.get(label, 0)):>8}")
 print(f'\nRead it with pandas:\n  import pandas as pd\n  df = pd.read_parquet("{out}")')
 PY
+if [ -n "$dashboard" ] && kill -0 "$dashboard_pid" 2>/dev/null; then
+  echo "pipeline: the dashboard stays at http://127.0.0.1:$dashboard_port; Ctrl-C to stop it"
+  wait "$dashboard_pid" || true
+fi
 exit "$status"
