@@ -113,3 +113,22 @@ def test_clean_text_column_matches_python(spark):
     df = spark.createDataFrame(list(enumerate(texts)), "i long, text string")
     got = [r["clean_text"] for r in clean_tweets(df).orderBy("i").collect()]
     assert got == [clean_text(t) for t in texts] == ["loving spark more", "ok"]
+
+
+def test_the_socket_transport_still_works(spark, service_url, tmp_path):
+    from ingest.relay import TweetBuffer, feed
+    from tests.conftest import run_job_on_relay
+
+    tweets = list(replay_tweets(SAMPLE, limit=50))
+    buffer = TweetBuffer(100)
+    feed(tweets, buffer)
+    config = JobConfig(
+        output=str(tmp_path / "tweets"),
+        quarantine=str(tmp_path / "quarantine"),
+        checkpoint=str(tmp_path / "checkpoint"),
+        trigger_seconds=0,
+        scoring=ScoringOptions(service_url=service_url),
+    )
+    query, stats = run_job_on_relay(spark, buffer, config, len(tweets), timeout=120)
+    assert query.exception() is None
+    assert sorted(pd.read_parquet(tmp_path / "tweets")["id"]) == sorted(t.id for t in tweets)

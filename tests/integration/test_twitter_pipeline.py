@@ -9,10 +9,11 @@ import pytest
 import responses
 
 from ingest.relay import TweetBuffer
+from ingest.replay import line_record
 from ingest.twitter import run_stream
 from stream.job import JobConfig
 from stream.scoring import ScoringOptions
-from tests.conftest import run_job_on_relay
+from tests.conftest import run_job_on_spool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,6 +23,7 @@ STREAM = "https://api.twitter.com/2/tweets/search/stream"
 
 
 def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_url, tmp_path):
+    # Each tweet is relayed twice, as after a reconnect: the job writes it once.
     buffer = TweetBuffer(100, overflow="drop-oldest")
     with responses.RequestsMock() as rsps:
         rsps.get(RULES, json=json.loads((FIXTURES / "rules_existing.json").read_text()))
@@ -32,10 +34,11 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
             "token", ["coffee", "tea"], lambda t: buffer.put(t.to_json_line()), threading.Event(), max_connections=1
         )
     assert relayed == 3
+    lines = buffer.take(100, timeout=1)
+    records = [line_record(line.rstrip(b"\n"), "api", 65_536) for line in lines + lines]
 
     config = JobConfig(
-        host="127.0.0.1",
-        port=0,
+        spool=str(tmp_path / "spool"),
         output=str(tmp_path / "tweets"),
         quarantine=str(tmp_path / "quarantine"),
         checkpoint=str(tmp_path / "checkpoint"),
@@ -43,7 +46,8 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
     )
-    run_job_on_relay(spark, buffer, config, 3, timeout=120)
+    _, stats = run_job_on_spool(spark, records, config, 6, timeout=120)
+    assert stats.rows == 3 and stats.duplicates == 3
     out = pd.read_parquet(tmp_path / "tweets").sort_values("id")
     assert out["id"].tolist() == ["1860000000000000001", "1860000000000000002", "1860000000000000003"]
     assert out["keyword"].tolist() == ["coffee", "tea", "coffee"]
