@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -122,15 +123,45 @@ def read_tweets_and_ticks(spark: SparkSession, job: TrendsJob, time_column: str,
     return tweets.unionByName(ticks)
 
 
-def write_trends(batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[ParquetSink, ParquetSink]) -> int:
+class Baselines:
+    """The last ``keep`` windows of each keyword, read from the output once, then kept up to date."""
+
+    def __init__(self, folder: str, keep: int) -> None:
+        self.folder, self.keep = folder, keep
+        self._frame: pd.DataFrame | None = None
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = self._trim(read_folder(self.folder, columns=list(TRENDS_COLUMNS)))
+        return self._frame
+
+    def add(self, trends: pd.DataFrame) -> None:
+        self._frame = self._trim(pd.concat([self.frame(), _typed_trends(trends)], ignore_index=True))
+
+    def _trim(self, df: pd.DataFrame) -> pd.DataFrame:
+        if df.empty:
+            return df
+        df = df.drop_duplicates(["keyword", "window_start"], keep="last").sort_values("window_start")
+        return df.groupby("keyword", sort=False).tail(self.keep).reset_index(drop=True)
+
+
+def _typed_trends(trends: pd.DataFrame) -> pd.DataFrame:
+    out = trends.loc[:, list(TRENDS_COLUMNS)].copy()
+    for c in ("window_start", "window_end"):
+        out[c] = pd.to_datetime(out[c], utc=True)
+    return out
+
+
+def write_trends(
+    batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[ParquetSink, ParquetSink], baselines: Baselines
+) -> int:
     """``foreachBatch`` body: write the closed windows, judge them, write and send the alerts."""
     trends = batch.where(F.col("keyword") != TICK).toPandas()
     if trends.empty:
         return 0
     trends_sink, alerts_sink = sinks
     spark = batch.sparkSession
-    history = read_folder(job.output, columns=list(TRENDS_COLUMNS))
-    alerts = find_alerts(trends, history, job.config)
+    alerts = find_alerts(trends, baselines.frame(), job.config)
     trends_sink.write(spark.createDataFrame(trends[list(TRENDS_COLUMNS)], schema=TRENDS_DDL), batch_id)
     if not alerts.empty:
         alerts_sink.write(spark.createDataFrame(alerts[list(ALERTS_COLUMNS)], schema=ALERTS_DDL), batch_id)
@@ -140,6 +171,7 @@ def write_trends(batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[P
             from sentiment.webhook import notify_alerts
 
             notify_alerts(alerts, job.config)
+    baselines.add(trends)
     return len(trends)
 
 
@@ -147,13 +179,14 @@ def build_trends_query(spark: SparkSession, job: TrendsJob, trigger_seconds: flo
     """Build (not start) the trends query."""
     sink_id = sink_id_for(job.checkpoint)
     sinks = (ParquetSink(job.output, sink_id), ParquetSink(job.alerts, sink_id))
+    baselines = Baselines(job.output, job.config.baseline_windows)
     source = read_tweets_and_ticks(spark, job, job.config.event_time, max_files)
     trends = window_trends(source, job.config.event_time, job.config.window, job.config.watermark)
     writer = (
         trends.writeStream.queryName(TRENDS_QUERY)
         .outputMode("append")
         .option("checkpointLocation", job.checkpoint)
-        .foreachBatch(lambda df, batch_id: write_trends(df, batch_id, job, sinks))
+        .foreachBatch(lambda df, batch_id: write_trends(df, batch_id, job, sinks, baselines))
     )
     if trigger_seconds > 0:
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
