@@ -111,6 +111,8 @@ class Pipeline:
             "TWEETSENT_STREAM__OUTPUT": str(self.output),
             "TWEETSENT_STREAM__QUARANTINE": str(self.quarantine),
             "TWEETSENT_STREAM__CHECKPOINT": str(self.work / "checkpoints"),
+            "TWEETSENT_TRENDS__OUTPUT": str(self.work / "trends"),
+            "TWEETSENT_TRENDS__ALERTS": str(self.work / "alerts"),
             "TWEETSENT_STREAM__TRIGGER_SECONDS": "1",
             "TWEETSENT_STREAM__MAX_FILES_PER_TRIGGER": "4",
             "TWEETSENT_SERVICE__PORT": str(self.service_port),

@@ -158,6 +158,8 @@ def bench_first_row() -> dict:
         TWEETSENT_STREAM__QUARANTINE=str(tmp / "q"),
         TWEETSENT_STREAM__CHECKPOINT=str(tmp / "ck"),
         TWEETSENT_RELAY__SPOOL=str(tmp / "spool"),
+        TWEETSENT_TRENDS__OUTPUT=str(tmp / "trends"),
+        TWEETSENT_TRENDS__ALERTS=str(tmp / "alerts"),
         TWEETSENT_SERVICE__PORT=str(free_port()),
         TWEETSENT_RELAY__PORT=str(free_port()),
     )

@@ -132,7 +132,8 @@ class Baselines:
 
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
-            self._frame = self._trim(read_folder(self.folder, columns=list(TRENDS_COLUMNS)))
+            stored = read_folder(self.folder, columns=list(TRENDS_COLUMNS))
+            self._frame = self._trim(_typed_trends(stored) if not stored.empty else stored)
         return self._frame
 
     def add(self, trends: pd.DataFrame) -> None:

@@ -23,6 +23,8 @@ def test_run_pipeline_writes_every_relayed_tweet_once_and_exits(tmp_path):
         "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
         "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
         "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
+        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
+        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
         "TWEETSENT_SERVICE__PORT": str(free_port()),
         "TWEETSENT_RELAY__PORT": str(free_port()),
         "TWEETSENT_SERVICE__PRECISION": "fp32",  # ready at once; the engine is not what this tests
