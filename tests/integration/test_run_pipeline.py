@@ -50,3 +50,80 @@ def test_run_pipeline_writes_every_relayed_tweet_once_and_exits(tmp_path):
     assert "pipeline: 600 row(s)" in pipeline("--limit", "600", "--rate", "0").stdout
     rows = pd.read_parquet(tmp_path / "tweets")
     assert len(rows) == 600 and rows["id"].nunique() == 600
+
+
+def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_path):
+    """The supervisor in run_pipeline.sh: the relay and then the whole service SIGKILLed mid-stream."""
+    import json
+    import signal
+    from pathlib import Path
+
+    import pandas as pd
+    import requests
+
+    from benchmarks.faults import wait_until
+    from benchmarks.processes import process_tree
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
+        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
+        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
+        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
+        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
+        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
+        "TWEETSENT_SERVICE__PORT": str(port),
+        "TWEETSENT_SERVICE__PRECISION": "fp32",
+    }
+    proc = subprocess.Popen(
+        ["./run_pipeline.sh", "--limit", "900", "--rate", "60"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+    def spooled() -> int:
+        try:
+            return json.loads((tmp_path / "spool" / "_state.json").read_text())["next_offset"]
+        except (OSError, ValueError):
+            return 0
+
+    def part(word: bytes) -> list[int]:
+        out = []
+        for pid in process_tree(proc.pid):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[1:3] == [b"-m", word]:
+                out.append(pid)
+        return out
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(lambda: spooled() >= 200 and healthy(), 300, "200 tweets in the spool and a healthy service")
+        (relay,) = part(b"ingest")
+        os.kill(relay, signal.SIGKILL)
+        wait_until(lambda: part(b"ingest") and part(b"ingest") != [relay], 60, "a new relay")
+        service = part(b"model_api")[0]
+        for pid in process_tree(service):
+            os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, out[-3000:]
+    assert "the relay exited (status -9); restarting it to resume" in out
+    assert "the model service exited" in out and "restarting it" in out
+    rows = pd.read_parquet(tmp_path / "tweets")
+    assert len(rows) == 900 and rows["id"].nunique() == 900
