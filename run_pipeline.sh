@@ -149,44 +149,29 @@ if [ -n "$dashboard" ]; then
   echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"
 fi
 
-echo "pipeline: starting the Spark job"
-set +e
-$PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
-job_pid=$!
-pids+=($job_pid)
-
-# The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
-while (( $(date +%s) - started < 300 )); do
-  if ! kill -0 "$service_pid" 2>/dev/null; then
-    echo "error: the model service exited; its log:" >&2; tail -n 20 output/logs/model_api.log >&2; exit 1
-  fi
-  if $PY -c "import sys, requests; sys.exit(0 if requests.get('$service_url/health', timeout=2).ok else 1)" \
-      2>/dev/null; then
-    break
-  fi
-  sleep 0.5
-done
-$PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_for_status()" 2>/dev/null || {
-  echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
-echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
-
-# Supervise: a service or relay that exits unexpectedly is started again (the relay resumes where
-# its spool ends); a socket relay cannot resume, so there its exit stops the job.
 relay_done="" relay_status=0 relay_restarts=0 service_restarts=0
-while kill -0 "$job_pid" 2>/dev/null; do
+# Restart the service if it exited, at most $1 times (few while it starts: a bad setting would loop).
+check_service() {
   if ! kill -0 "$service_pid" 2>/dev/null; then
-    wait "$service_pid"; code=$?
+    wait "$service_pid"; local code=$?
+    if [ "$service_restarts" -ge "$1" ]; then
+      echo "error: the model service exited (status $code); its log:" >&2; tail -n 20 output/logs/model_api.log >&2
+      exit 1
+    fi
     service_restarts=$((service_restarts + 1))
     echo "pipeline: the model service exited (status $code); restarting it (restart $service_restarts)" >&2
     tail -n 3 output/logs/model_api.log >&2
     sleep $(( service_restarts < 5 ? service_restarts : 5 ))
     start_service
   fi
+}
+check_relay() {
   if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then
     wait "$relay_pid"; relay_status=$?
     if [ "$relay_status" -eq 0 ]; then
       relay_done=1
-    elif [ "$transport" = spool ] && [ "$relay_status" -lt 2 -o "$relay_status" -gt 3 ] && [ "$relay_restarts" -lt 10 ]; then
+    elif [ "$transport" = spool ] && [ "$relay_status" -ne 2 ] && [ "$relay_status" -ne 3 ] \
+        && [ "$relay_restarts" -lt 10 ]; then
       relay_restarts=$((relay_restarts + 1))
       echo "pipeline: the relay exited (status $relay_status); restarting it to resume (restart $relay_restarts)" >&2
       tail -n 3 output/logs/relay.log >&2
@@ -199,6 +184,33 @@ while kill -0 "$job_pid" 2>/dev/null; do
       kill -TERM "$job_pid" 2>/dev/null
     fi
   fi
+}
+
+echo "pipeline: starting the Spark job"
+set +e
+$PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
+job_pid=$!
+pids+=($job_pid)
+
+# The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
+while (( $(date +%s) - started < 300 )); do
+  check_service 3
+  if $PY -c "import sys, requests; sys.exit(0 if requests.get('$service_url/health', timeout=2).ok else 1)" \
+      2>/dev/null; then
+    break
+  fi
+  check_relay
+  sleep 0.5
+done
+$PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_for_status()" 2>/dev/null || {
+  echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
+echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
+
+# Supervise: a service or relay that exits unexpectedly is started again (the relay resumes where
+# its spool ends); a socket relay cannot resume, so there its exit stops the job.
+while kill -0 "$job_pid" 2>/dev/null; do
+  check_service 1000000
+  check_relay
   sleep 0.5
 done
 wait "$job_pid"

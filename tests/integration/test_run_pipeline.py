@@ -77,7 +77,7 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
         "TWEETSENT_SERVICE__PRECISION": "fp32",
     }
     proc = subprocess.Popen(
-        ["./run_pipeline.sh", "--limit", "900", "--rate", "60"],
+        ["./run_pipeline.sh", "--limit", "900", "--rate", "20"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -93,13 +93,15 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
             return 0
 
     def part(word: bytes) -> list[int]:
+        """The pipeline's own child running ``python -m <word>`` (not that child's workers)."""
         out = []
         for pid in process_tree(proc.pid):
             try:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if argv[1:3] == [b"-m", word]:
+            if argv[1:3] == [b"-m", word] and parent == proc.pid:
                 out.append(pid)
         return out
 
@@ -110,11 +112,12 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
             return False
 
     try:
-        wait_until(lambda: spooled() >= 200 and healthy(), 300, "200 tweets in the spool and a healthy service")
+        wait_until(lambda: spooled() >= 100, 300, "100 tweets in the spool")
         (relay,) = part(b"ingest")
         os.kill(relay, signal.SIGKILL)
         wait_until(lambda: part(b"ingest") and part(b"ingest") != [relay], 60, "a new relay")
-        service = part(b"model_api")[0]
+        wait_until(lambda: healthy() and any((tmp_path / "tweets").rglob("part-*.parquet")), 300, "a first row")
+        (service,) = part(b"model_api")
         for pid in process_tree(service):
             os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=600)
@@ -122,8 +125,8 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=60)
-    assert proc.returncode == 0, out[-3000:]
-    assert "the relay exited (status -9); restarting it to resume" in out
+    assert proc.returncode == 0, out[-5000:]
+    assert "the relay exited (status 137); restarting it to resume" in out
     assert "the model service exited" in out and "restarting it" in out
     rows = pd.read_parquet(tmp_path / "tweets")
     assert len(rows) == 900 and rows["id"].nunique() == 900
