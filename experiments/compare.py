@@ -18,20 +18,23 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from experiments import evaluation, linear
-from experiments.data import Split, SplitSpec, default_data_dir, default_training_files, load_split
-from sentiment.labels import LABELS, NeutralBand
+from experiments import evaluation
+from experiments.data import SEED, Split, SplitSpec, default_data_dir, default_training_files, load_split
+from experiments.family import ALL_MODELS, Family, FitConfig, get_family
+from experiments.plots import plot_confusion, plot_learning_curve, plot_summary
+from sentiment.labels import NeutralBand
 
 log = logging.getLogger("experiments.compare")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ALL_MODELS = ("logreg", "linear_svc", "multinomial_nb", "gru", "lstm", "bert")
 # Accuracy (%) on a Sentiment140 validation split, as reported by the reference article.
 REFERENCE = {"bert": 86.3, "gru": 83.6, "lstm": 83.3, "logreg": 79.2, "linear_svc": 78.8, "multinomial_nb": 77.5}
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -78,80 +81,21 @@ def subsample(split: Split, profile: Profile, seed: int, train_fraction: float =
 class Trained:
     """A fitted model: a function from texts to positive-probabilities, its files and training time."""
 
-    predict: object
+    predict: Callable[[list[str]], np.ndarray]
     paths: list[Path]
     train_seconds: float
     notes: str = ""
 
 
-def train_family(
-    name: str,
-    split: Split,
-    profile: Profile,
-    out: Path,
-    seed: int,
-    bert_model: Path | None = None,
-    recipe: str = "tuned",
-    rnn_recipe: str | None = None,
-) -> Trained:
-    """Train one model family. ``recipe`` is ``reference`` (the article's) or ``tuned`` (ours);
-    ``rnn_recipe`` names one of :data:`experiments.rnn.RECIPES` for the GRU and LSTM rows."""
+def train_family(family: Family, split: Split, config: FitConfig, models_dir: Path) -> Trained:
+    """Fit one family on the split, save it under ``models_dir`` and time both."""
     started = time.monotonic()
-    train = (split.texts["train"], split.labels["train"])
-    if name in linear.LINEAR_MODELS:
-        model = linear.fit(name, *train, seed=seed, sublinear_tf=recipe == "tuned")
-        path = linear.save(model, out / "models" / f"{name}.joblib")
-        tf = "sublinear TF" if recipe == "tuned" else "plain TF"
-        return Trained(lambda texts: linear.predict_proba(model, texts), [path], time.monotonic() - started, tf)
-    if name in ("gru", "lstm"):
-        from experiments import rnn
-
-        chosen = rnn_recipe or (rnn.DEFAULT_RECIPE if recipe == "tuned" else "reference")
-        config = rnn.recipe_config(chosen, cell=name, epochs=profile.rnn_epochs, seed=seed)
-        model, vocab, history = rnn.fit(train, (split.texts["val"], split.labels["val"]), config, verbose=2)
-        path = rnn.save(model, vocab, out / "models", name)
-        notes = (
-            f"recipe {chosen}; {len(history['loss'])} epoch(s); "
-            f"val loss {[round(v, 4) for v in history['val_loss']]}; "
-            f"val acc {[round(v, 4) for v in history['val_accuracy']]}"
-        )
-        return Trained(
-            lambda texts: rnn.predict_proba(model, vocab, texts),
-            [path, path.with_suffix(".vocab.json")],
-            time.monotonic() - started,
-            notes,
-        )
-    if name == "bert" and bert_model is not None:
-        # Evaluate a model the same training code already produced (e.g. the served one).
-        from model_api.predictor import SentimentPredictor
-
-        predictor = SentimentPredictor.from_pretrained(bert_model)
-        metrics_file = bert_model / "metrics.json"
-        seconds = json.loads(metrics_file.read_text())["train_seconds"] if metrics_file.is_file() else float("nan")
-        return Trained(predictor.predict_proba, [bert_model], seconds, f"trained earlier: {bert_model}")
-    if name == "bert":
-        from experiments.train_bert import TrainConfig, packaged_base_model
-        from experiments.train_bert import train as train_bert
-        from model_api.predictor import SentimentPredictor
-
-        folder = out / "models" / "bert"
-        config = TrainConfig(
-            base_model=packaged_base_model(),
-            out=str(folder),
-            epochs=profile.bert_epochs,
-            max_train_rows=profile.bert_max_train_rows,
-            seed=seed,
-            max_test_rows=1,
-        )
-        metrics = train_bert(config, split=split)
-        predictor = SentimentPredictor.from_pretrained(folder)
-        return Trained(
-            predictor.predict_proba,
-            [folder],
-            time.monotonic() - started,
-            f"best step {metrics['best_step']} of {metrics['steps']}",
-        )
-    raise ValueError(f"unknown model {name!r}; expected one of {ALL_MODELS}")
+    fitted = family.fit(split, config)
+    paths = family.save(fitted, models_dir)
+    seconds = time.monotonic() - started
+    if fitted.recorded_train_seconds is not None:
+        seconds = fitted.recorded_train_seconds
+    return Trained(partial(family.predict, fitted), paths, seconds, fitted.notes)
 
 
 def evaluate_family(
@@ -180,55 +124,10 @@ def evaluate_family(
         calibrated = evaluation.apply_temperature(p, temperature)
         for key, value in evaluation.three_class_metrics(calibrated, labels, band).items():
             row[f"{set_name}_calibrated_{key}"] = value
-        _plot_confusion(
+        plot_confusion(
             evaluation.confusion(p, labels, band), f"{name} on {set_name}", out / f"confusion_{name}_{set_name}.png"
         )
     return row
-
-
-def _plot_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 3.5))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(3), LABELS, rotation=30)
-    ax.set_yticks(range(3), LABELS)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(3):
-        for j in range(3):
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_summary(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["model"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    x = np.arange(len(rows))
-    a.bar(x - 0.2, [100 * r["accuracy"] for r in rows], 0.4, label="ours")
-    a.bar(x + 0.2, [r["reference_accuracy"] or 0 for r in rows], 0.4, label="reference article", alpha=0.6)
-    a.set_xticks(x, names, rotation=30)
-    a.set_ylim(50, 100)
-    a.set_ylabel("test accuracy (%)")
-    a.legend(fontsize=8)
-    b.bar(x, [r["tweets_per_second"] for r in rows])
-    b.set_xticks(x, names, rotation=30)
-    b.set_yscale("log")
-    b.set_ylabel("tweets/s (batch, 2 CPU cores)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def markdown_table(rows: list[dict], three_class_sets: list[str]) -> str:
@@ -265,7 +164,7 @@ def run(
     files: list[Path],
     three_class_files: dict[str, Path],
     out_root: Path,
-    seed: int = 13,
+    seed: int = SEED,
     train_fraction: float = 1.0,
     band: NeutralBand = NeutralBand(),
     bert_model: Path | None = None,
@@ -297,10 +196,20 @@ def run(
     print(f"compare: profile {profile_name}, split {info['split']}", flush=True)
     (out / "split.json").write_text(json.dumps(info, indent=2) + "\n")
     three_class = {name: evaluation.read_three_class(path) for name, path in three_class_files.items()}
+    config = FitConfig(
+        seed=seed,
+        recipe=recipe,
+        rnn_recipe=rnn_recipe,
+        rnn_epochs=profile.rnn_epochs,
+        bert_epochs=profile.bert_epochs,
+        bert_max_train_rows=profile.bert_max_train_rows,
+        bert_model=bert_model,
+        work_dir=out / "models",
+    )
     rows = []
     for name in models:
         print(f"compare: training {name}", flush=True)
-        trained = train_family(name, split, profile, out, seed, bert_model, recipe, rnn_recipe)
+        trained = train_family(get_family(name), split, config, out / "models")
         row = evaluate_family(name, trained, split, three_class, band, out)
         rows.append(row)
         print(
@@ -331,7 +240,7 @@ def _write(out: Path, rows: list[dict], info: dict, three_class_sets: list[str])
         + "\n"
     )
     (out / "results.md").write_text(md)
-    _plot_summary(rows, out / "accuracy_throughput.png")
+    plot_summary(rows, out / "accuracy_throughput.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RESULTS_DIR",
         help="only plot a learning curve from earlier results folders (any families and fractions)",
     )
-    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument(
         "--recipe",
         choices=("tuned", "reference"),
@@ -379,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"error: no results.json in {', '.join(missing)}", file=sys.stderr)
             return 2
-        _plot_curve([json.loads((d / "results.json").read_text()) for d in args.plot_curve], args.out)
+        plot_learning_curve([json.loads((d / "results.json").read_text()) for d in args.plot_curve], args.out)
         return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(ALL_MODELS))
@@ -424,45 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.curve:
-        _plot_curve([json.loads((run_on(f) / "results.json").read_text()) for f in CURVE_FRACTIONS], args.out)
+        plot_learning_curve([json.loads((run_on(f) / "results.json").read_text()) for f in CURVE_FRACTIONS], args.out)
         return 0
     out = run_on(args.train_fraction)
     print(f"compare: results in {out}\n")
     print((out / "results.md").read_text())
     return 0
-
-
-def curve_points(runs: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """Test accuracy (%) against training tweets, per model, from the ``results.json`` of runs."""
-    points: dict[str, dict[int, float]] = {}
-    for run_info in runs:
-        size = run_info["run"]["split"]["sizes"]["train"]
-        for row in run_info["results"]:
-            points.setdefault(row["model"], {})[size] = 100 * row["accuracy"]
-    return {m: sorted(by_size.items()) for m, by_size in points.items()}
-
-
-def _plot_curve(runs: list[dict], out_root: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, points in curve_points(runs).items():
-        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=model)
-    ax.set_xscale("log")
-    ax.set_xlabel("training tweets")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_root.mkdir(parents=True, exist_ok=True)
-    path = out_root / f"learning_curve-{stamp}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"compare: learning curve in {path}")
-    return path
 
 
 if __name__ == "__main__":

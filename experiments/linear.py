@@ -7,6 +7,7 @@ wrapped in ``CalibratedClassifierCV`` and the neutral band applies to it as to t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
@@ -19,6 +20,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import LinearSVC
 
+from experiments.data import SEED, Split
+from experiments.family import FitConfig, Fitted
 from sentiment.cleaning import normalise_all
 
 LINEAR_MODELS = ("logreg", "linear_svc", "multinomial_nb")
@@ -29,7 +32,7 @@ def _clean(texts) -> list[str]:
 
 
 def build_pipeline(
-    name: str, max_features: int = 50_000, ngram_max: int = 4, seed: int = 13, sublinear_tf: bool = True
+    name: str, max_features: int = 50_000, ngram_max: int = 4, seed: int = SEED, sublinear_tf: bool = True
 ) -> Pipeline:
     """A fresh, unfitted pipeline for one of :data:`LINEAR_MODELS`.
 
@@ -74,3 +77,24 @@ def save(model: Pipeline, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, path)
     return path
+
+
+class LinearFamily:
+    """One of :data:`LINEAR_MODELS` as a family of the comparison; the tuned recipe uses sublinear TF."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fit(self, split: Split, config: FitConfig) -> Fitted:
+        tuned = config.recipe == "tuned"
+        model = fit(self.name, split.texts["train"], split.labels["train"], seed=config.seed, sublinear_tf=tuned)
+        return Fitted(model, "sublinear TF" if tuned else "plain TF")
+
+    def save(self, fitted: Fitted, folder: Path) -> list[Path]:
+        return [save(fitted.model, folder / f"{self.name}.joblib")]
+
+    def predict(self, fitted: Fitted, texts: Sequence[str]) -> np.ndarray:
+        return predict_proba(fitted.model, list(texts))
+
+
+FAMILIES = {name: LinearFamily(name) for name in LINEAR_MODELS}

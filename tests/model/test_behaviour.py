@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, METADATA_FILE, SentimentPredictor
+from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, SentimentPredictor
 from sentiment.cleaning import normalise_all
+from sentiment.model_dir import METADATA_FILE
 from sentiment.sentiment140 import read_labelled
 from tests.conftest import SAMPLE
 

@@ -56,7 +56,7 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
 
 
 def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
-    from experiments.train_bert import keep_layers
+    from experiments.distillation import keep_layers
     from model_api.predictor import DEFAULT_MODEL_DIR
 
     out = tmp_path / "student"

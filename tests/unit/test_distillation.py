@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from experiments.train_bert import distillation_loss, kept_layers
+from experiments.distillation import distillation_loss, kept_layers
 
 pytestmark = pytest.mark.unit
 

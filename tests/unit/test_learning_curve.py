@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from experiments.compare import curve_points, main
+from experiments.compare import main
+from experiments.plots import curve_points
 
 pytestmark = pytest.mark.unit
 

@@ -63,25 +63,40 @@ def test_concurrent_requests_keep_the_order():
     import threading
 
     class Slow(FakeClient):
+        """The first chunk answers last: it waits, in flight, until "bb" and "ccc" have answered,
+        and they wait until it is in flight (deadlines only fail the test, never pace it)."""
+
         def __init__(self):
             super().__init__()
-            self.lock = threading.Lock()
+            self.lock = threading.Condition()
             self.in_flight = self.peak = 0
+            self.answered: list[str] = []
+            self.first_in_flight = threading.Event()
+            self.waits_met: list[bool] = []
 
         def post(self, url, json=None, timeout=None):
-            import time
-
+            first = json["texts"][0]
             with self.lock:
                 self.in_flight += 1
                 self.peak = max(self.peak, self.in_flight)
-            time.sleep(0.02 if json["texts"][0] == "a" else 0.0)  # the first chunk answers last
+            if first == "a":
+                self.first_in_flight.set()
+                with self.lock:
+                    met = self.lock.wait_for(lambda: {"bb", "ccc"} <= set(self.answered), timeout=10)
+            else:
+                met = self.first_in_flight.wait(timeout=10)
             try:
                 return super().post(url, json=json, timeout=timeout)
             finally:
                 with self.lock:
+                    self.waits_met.append(met)
+                    self.answered.append(first)
                     self.in_flight -= 1
+                    self.lock.notify_all()
 
     client = Slow()
     options = ScoringOptions(service_url="http://svc", batch_size=1, concurrency=3, retries=0)
     assert score_texts(["a", "bb", "ccc", "dddd"], client, options) == [0.01, 0.02, 0.03, 0.04]
     assert client.peak > 1
+    assert all(client.waits_met) and len(client.waits_met) == 4
+    assert client.answered.index("a") > max(client.answered.index("bb"), client.answered.index("ccc"))

@@ -1,0 +1,130 @@
+"""Writing a fine-tuned BERT model's directory: the weights and tokenizer, the metadata the service
+reads, the calibration tweets, the learning curve, ``metrics.json`` and the model card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from experiments.plots import plot_training_curve
+from sentiment.model_dir import METADATA_FILE, ModelInfo, write_calibration_texts, write_model_info
+
+if TYPE_CHECKING:
+    from experiments.train_bert import TrainConfig
+
+
+def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: Sequence[str]) -> ModelInfo:
+    """Save the weights as fp16 safetensors (the model in memory stays fp32), the tokenizer,
+    ``tweet_sentiment.json`` and calibration tweets drawn from ``train_texts``; return the metadata."""
+    info = ModelInfo(
+        name=model_name(config),
+        version=datetime.now(UTC).strftime("%Y%m%d%H%M"),
+        preprocessing=config.preprocessing,
+        max_length=config.max_length,
+        positive_index=1,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(out, safe_serialization=True)
+    model.float()
+    tokenizer.save_pretrained(out)
+    write_model_info(out, info)
+    write_calibration_texts(out, train_texts, seed=config.seed)
+    return info
+
+
+def model_name(config: TrainConfig) -> str:
+    """The base model's name with ``-sentiment140``, and the layers kept and distillation if any."""
+    name = base_name(config.base_model)
+    if not name.endswith("-sentiment140"):
+        name += "-sentiment140"
+    if config.layers:
+        name += f"-{config.layers}-layers" + ("-distilled" if config.teacher else "")
+    return name
+
+
+def base_name(base_model: str) -> str:
+    """A readable name for the base model: the name of a model this tool trained, its config's
+    original name, else the path's last part."""
+    meta_path = Path(base_model) / METADATA_FILE
+    if meta_path.is_file():
+        return json.loads(meta_path.read_text())["name"]
+    config_path = Path(base_model) / "config.json"
+    if config_path.is_file():
+        original = json.loads(config_path.read_text()).get("_name_or_path")
+        if original:
+            return original.split("/")[-1]
+    return base_model.rstrip("/").split("/")[-1]
+
+
+def write_curve(out: Path, curve: list[dict]) -> None:
+    """``learning_curve.csv`` and ``learning_curve.png`` of the evaluations so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "learning_curve.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(curve[0]))
+        writer.writeheader()
+        writer.writerows(curve)
+    plot_training_curve(curve, out / "learning_curve.png")
+
+
+def write_metrics(out: Path, metrics: dict) -> None:
+    """``metrics.json`` and the model card ``README.md``."""
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "README.md").write_text(model_card(out, metrics))
+
+
+def model_card(out: Path, metrics: dict) -> str:
+    """The model card: data, recipe, results and the command that reproduces the model."""
+    c = metrics["config"]
+    sizes = metrics["split"]["sizes"]
+    smaller = ""
+    flags = ""
+    if c.get("layers"):
+        smaller = f"\n- Encoder layers kept: {c['layers']} of the base model's, evenly spaced, the last included."
+        flags += f" --layers {c['layers']}"
+    if c.get("teacher"):
+        smaller += (
+            f"\n- Distilled from `{c['teacher']}`: loss = {c['distill_weight']} x soft-target divergence at temperature"
+            f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
+        )
+        flags += f" --teacher {c['teacher']}"
+    if c.get("layers") or c.get("teacher"):
+        flags += f" --base-model {c['base_model']}"
+    if metrics.get("test_accuracy") is None:
+        result = f"- Best validation accuracy: {metrics['best_val_accuracy']:.2%} (test split scored elsewhere)."
+    else:
+        result = (
+            f"- **Test accuracy: {metrics['test_accuracy']:.2%}** "
+            f"(best validation accuracy {metrics['best_val_accuracy']:.2%})."
+        )
+    name = json.loads((out / METADATA_FILE).read_text())["name"]
+    return f"""# {name}
+
+Binary tweet sentiment (negative / positive); the service maps the positive-probability to
+Negative, Neutral or Positive with its neutral band.
+
+- Base model: `{c["base_model"]}`
+- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed
+  {metrics["split"]["spec"]["seed"]}): {sizes["train"]:,} train, {sizes["val"]:,} validation,
+  {sizes["test"]:,} test rows, all uniformly random; {metrics["train_rows"]:,} rows used for training.{smaller}
+- Preprocessing: `{c["preprocessing"]}` (see `sentiment/cleaning.py`), max length {c["max_length"]} tokens.
+- Recipe: {c["epochs"]} epoch(s) planned, lr {c["lr"]}, linear schedule with {c["warmup_fraction"]:.0%} warm-up,
+  weight decay {c["weight_decay"]}, batch {c["batch_size"]}, bf16 autocast {c["bf16"]}, early stopping on validation
+  accuracy every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
+  {metrics["steps"]}.
+- Training time: {metrics["train_seconds"] / 60:.1f} min on 2 CPU cores.
+{result}
+- Weights stored as fp16 safetensors; loaded as fp32 for inference.
+
+Reproduce:
+
+```
+python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]} --epochs {c["epochs"]} \\
+    --lr {c["lr"]} --max-length {c["max_length"]} --batch-size {c["batch_size"]} --seed {c["seed"]}{flags}
+```
+
+The learning curve is in `learning_curve.csv` and `learning_curve.png`.
+"""

@@ -1,0 +1,81 @@
+"""The model directory's own files: the metadata beside the checkpoint and the calibration tweets.
+
+A model directory is a Hugging Face sequence-classification checkpoint plus ``tweet_sentiment.json``
+(the model's name and version, the text preprocessing it was trained on, its maximum sequence length
+and which class is positive) and ``calibration.txt`` (training tweets, one per line, that calibrate
+an int8-static engine's activation ranges). The training code writes them and the service reads
+them, both through this module. A plain Hugging Face checkpoint has neither file; it reads with the
+defaults of :class:`ModelInfo`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sentiment.cleaning import get_recipe
+
+METADATA_FILE = "tweet_sentiment.json"
+CALIBRATION_FILE = "calibration.txt"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the service must know about a model beyond its checkpoint.
+
+    The defaults are those of a plain Hugging Face checkpoint without ``tweet_sentiment.json``.
+    """
+
+    name: str
+    version: str = "unversioned"
+    preprocessing: str = "light"
+    max_length: int = 128
+    positive_index: int = 1
+
+    def __post_init__(self) -> None:
+        get_recipe(self.preprocessing)  # raises for an unknown preprocessing recipe
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """The metadata of a model directory; a hub name or a directory without metadata gets the
+    defaults of :class:`ModelInfo`, named after the path's last part."""
+    path_str = str(path)
+    meta_path = Path(path_str) / METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    defaults = ModelInfo(name=Path(path_str).name or path_str)
+    return ModelInfo(
+        name=meta.get("name", defaults.name),
+        version=meta.get("version", defaults.version),
+        preprocessing=meta.get("preprocessing", defaults.preprocessing),
+        max_length=int(meta.get("max_length", defaults.max_length)),
+        positive_index=int(meta.get("positive_index", defaults.positive_index)),
+    )
+
+
+def write_model_info(folder: Path, info: ModelInfo) -> Path:
+    """Write ``tweet_sentiment.json`` into ``folder`` (which must exist) and return its path."""
+    path = folder / METADATA_FILE
+    path.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    return path
+
+
+def read_calibration_texts(path: str | Path, fallback: Path | None = None) -> list[str]:
+    """The calibration tweets of a model directory, else those of the ``fallback`` directory.
+
+    Raises:
+        FileNotFoundError: when neither directory has a calibration file.
+    """
+    own = Path(str(path)) / CALIBRATION_FILE
+    source = own if own.is_file() or fallback is None else fallback / CALIBRATION_FILE
+    return [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_calibration_texts(folder: Path, texts: Sequence[str], seed: int, count: int = 512) -> Path:
+    """Store ``count`` texts drawn at random from ``texts`` (training rows) for calibration."""
+    chosen = random.Random(seed).sample(list(texts), min(count, len(texts)))
+    path = folder / CALIBRATION_FILE
+    path.write_text("".join(" ".join(t.split()) + "\n" for t in chosen), encoding="utf-8")
+    return path
