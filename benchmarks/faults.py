@@ -147,6 +147,14 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
 
+    def apps(self) -> set[Path]:
+        """The application folders of the workers (one per application an executor ran for)."""
+        return set(self.folder.glob("worker-*/app-*"))
+
+    def executors(self, since: set[Path] = frozenset()) -> list[str]:
+        """The workers that ran an executor of an application not in ``since``."""
+        return sorted({app.parent.name for app in self.apps() - since})
+
     def executor_logs(self) -> str:
         """The stderr of every executor the workers ran (where the Python workers' log lines go)."""
         return "".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("worker-*/app-*/*/stderr")))
@@ -407,21 +415,26 @@ def kill_relay(work: Path, tweets: int, rate: float) -> Outcome:
         p.stop_all()
 
 
-def cluster_replay(work: Path, tweets: int, rate: float, kill_worker: bool = False) -> Outcome:
-    """The replay through a standalone master and two workers; with ``kill_worker``, worker 1 (its
-    executor and Python workers too) is SIGKILLed mid-stream and the job must go on with worker 2."""
-    cluster = Cluster(work / "cluster")
-    cluster.start()
+def cluster_replay(
+    work: Path, tweets: int, rate: float, kill_worker: bool = False, cluster: Cluster | None = None
+) -> Outcome:
+    """The replay through a standalone master and two workers (``cluster``, or one started here and
+    stopped at the end); with ``kill_worker``, worker 1 (its executor and Python workers too) is
+    SIGKILLed mid-stream and the job must go on with worker 2."""
+    own = cluster is None
+    cluster = cluster or Cluster(work / "cluster")
+    if own:
+        cluster.start()
     p = Pipeline(work, master=cluster.url)
     reader = Reader(p.output)
     try:
         p.start_service()
         p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
-        started = time.monotonic()
+        started, before = time.monotonic(), cluster.apps()
         p.start_job()
         reader.start()
         notes, recovered = "", 0.0
-        wait_until(lambda: len(list(cluster.folder.glob("worker-*/app-*/*"))) >= 2, 300, "an executor on each worker")
+        wait_until(lambda: "worker-1" in cluster.executors(since=before), 300, "an executor on worker 1")
         if kill_worker:
             _mid_stream(p, tweets // 3)
             cluster.kill_worker(1)
@@ -430,13 +443,13 @@ def cluster_replay(work: Path, tweets: int, rate: float, kill_worker: bool = Fal
             recovered = time.monotonic() - killed_at
         status = p.wait("job", 600)
         assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
-        executors = sorted({e.parent.parent.parent.name for e in cluster.folder.glob("worker-*/app-*/*/stderr")})
-        notes = f"executors on {', '.join(executors)}; took {time.monotonic() - started:.0f}s"
+        notes = f"executors on {', '.join(cluster.executors(since=before))}; took {time.monotonic() - started:.0f}s"
         return account("kill-worker" if kill_worker else "cluster", replay_ids(tweets), p, reader, recovered, notes)
     finally:
         reader.stop()
         p.stop_all()
-        cluster.stop()
+        if own:
+            cluster.stop()
 
 
 def kill_replica(work: Path, tweets: int, rate: float) -> Outcome:
