@@ -57,13 +57,12 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
 
 def parquet_files(folder: Path) -> list[Path]:
     """The data files a reader sees (Spark's and the sink's ``_``/``.`` names excluded)."""
-    if not folder.is_dir():
-        return []
-    return [
-        p
-        for p in folder.rglob("*.parquet")
-        if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    ]
+    files: list[Path] = []
+    # os.walk, not rglob: a staging folder that the sink removes mid-walk is skipped, not an error.
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        files += [Path(parent) / n for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+    return files
 
 
 class Reader(threading.Thread):
