@@ -1,5 +1,6 @@
 # make test      set up .venv on first use, then run the whole test suite
 # make test-fast unit tests only
+# make test-cluster the job on a standalone cluster and on model replicas (tests/faults/test_cluster.py)
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
 # make bench     pipeline and service throughput (benchmarks/pipeline.py)
@@ -10,7 +11,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-experiments browser test test-fast lint bench dashboard bench-dashboard compare load-test clean
+.PHONY: install install-experiments browser test test-fast test-cluster lint bench dashboard bench-dashboard compare load-test clean
 
 $(VENV)/.installed: requirements.lock
 	@bash scripts/check_java.sh
@@ -49,6 +50,9 @@ compare: install-experiments
 
 test-fast: install
 	$(PY) -m pytest -m unit
+
+test-cluster: install
+	$(PY) -m pytest tests/faults/test_cluster.py
 
 lint: install
 	$(PY) -m ruff check .

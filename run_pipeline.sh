@@ -3,21 +3,24 @@
 #
 #   ./run_pipeline.sh [KEYWORD ...] [--limit N] [--file PATH] [--rate TWEETS_PER_S] [--loop] [--start-over]
 #   ./run_pipeline.sh --source twitter KEYWORD ... [--mode stream|search] [--lang en] [--no-retweets] [--limit N]
-#   common: [--transport spool|socket] [--start-over] [--dashboard] [--trends-time created_at|relayed_at]
+#   common: [--transport spool|socket] [--start-over] [--master spark://HOST:PORT] [--replicas N]
+#           [--dashboard] [--trends-time created_at|relayed_at]
 #
 # With no arguments it replays the bundled sample tweets through the bundled model and stops
 # when every tweet is in the parquet. Run again, it resumes where it stopped (nothing twice);
 # --start-over empties the spool, the checkpoint and the outputs first. With --source twitter it
 # relays live tweets (bearer token from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. A service
-# or relay that exits unexpectedly is restarted. --dashboard serves the live dashboard on
-# 127.0.0.1 (it stays up after a finite replay until Ctrl-C). Ctrl-C stops all parts cleanly.
+# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts cleanly.
+# --master runs the job on a Spark cluster (scripts/spark_cluster.sh start: one on this machine);
+# --replicas N starts N model services on ports service.port, +1, ... and the job spreads over them.
+# --dashboard serves the live dashboard on 127.0.0.1 (it stays up after a finite replay until Ctrl-C).
 # Settings come from conf/pipeline.toml (ports, paths, trigger, band); see the README.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
-keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets="" transport="" start_over=""
+keywords=() limit="" file="" rate="" loop="" source="replay" mode="" lang="" no_retweets="" transport="" start_over="" master="" replicas=1
 dashboard="" trends_time=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,6 +28,8 @@ while [ $# -gt 0 ]; do
     --trends-time) trends_time="${2:?--trends-time needs created_at or relayed_at}"; shift 2 ;;
     --transport) transport="${2:?--transport needs spool or socket}"; shift 2 ;;
     --start-over) start_over=1; shift ;;
+    --master) master="${2:?--master needs a Spark master URL, e.g. spark://127.0.0.1:7077}"; shift 2 ;;
+    --replicas) replicas="${2:?--replicas needs a number}"; shift 2 ;;
     --source) source="${2:?--source needs replay or twitter}"; shift 2 ;;
     --mode) mode="${2:?--mode needs stream or search}"; shift 2 ;;
     --lang) lang="${2:?--lang needs a language code}"; shift 2 ;;
@@ -40,6 +45,9 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$limit" ] && ! [[ "$limit" =~ ^[1-9][0-9]*$ ]]; then
   echo "error: --limit must be a positive whole number, got '$limit'" >&2; exit 2
+fi
+if ! [[ "$replicas" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: --replicas must be a positive whole number, got '$replicas'" >&2; exit 2
 fi
 case "$source" in
   replay) ;;
@@ -57,9 +65,22 @@ make --no-print-directory --quiet install
 PY=.venv/bin/python
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 
-{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; read -r conf_transport; } < <(
+{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; read -r conf_transport;
+  read -r service_host; read -r service_port; read -r own_url; } < <(
   $PY -c "from sentiment.config import load_config; c = load_config()
-print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), c.relay.transport, sep='\n')")
+print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), c.relay.transport, sep='\n')
+print(c.service.host, c.service.port, c.stream.service_url, sep='\n')")
+if [ "$replicas" -gt 1 ] && [ -n "$own_url" ]; then
+  echo "error: --replicas starts services on service.port + i; leave stream.service_url empty (it is '$own_url')" >&2
+  exit 2
+fi
+# Replica i (from 0) listens on service.port + i; the job gets all their URLs.
+service_urls=("$service_url")
+if [ "$replicas" -gt 1 ]; then
+  service_urls=()
+  for i in $(seq 0 $((replicas - 1))); do service_urls+=("http://$service_host:$((service_port + i))"); done
+  service_url=$(IFS=,; echo "${service_urls[*]}")
+fi
 transport="${transport:-$conf_transport}"
 case "$transport" in
   spool|socket) ;;
@@ -81,7 +102,8 @@ else
 fi
 for k in ${keywords[@]+"${keywords[@]}"}; do relay_args+=(--track "$k"); done
 
-job_args=(--transport "$transport")
+job_args=(--transport "$transport" --service-url "$service_url")
+[ -n "$master" ] && job_args+=(--master "$master")
 [ -n "$trends_time" ] && job_args+=(--trends-time "$trends_time")
 [ -n "$start_over" ] && job_args+=(--start-over)
 for k in ${keywords[@]+"${keywords[@]}"}; do job_args+=(--track "$k"); done
@@ -109,10 +131,15 @@ trap 'echo; echo "pipeline: stopping"; cleanup; exit 130' INT TERM
 trap cleanup EXIT
 
 started=$(date +%s)
-start_service() {
-  $PY -m model_api >> output/logs/model_api.log 2>&1 &
-  service_pid=$!
-  pids+=($service_pid)
+service_pids=()
+service_log() { if [ "$1" -eq 0 ]; then echo output/logs/model_api.log; else echo "output/logs/model_api-$1.log"; fi; }
+start_service() {  # start_service I: replica I on service.port + I
+  TWEETSENT_SERVICE__PORT=$((service_port + $1)) $PY -m model_api >> "$(service_log "$1")" 2>&1 &
+  service_pids[$1]=$!
+  pids+=($!)
+}
+healthy() {  # healthy URL
+  $PY -c "import sys, requests; sys.exit(0 if requests.get('$1/health', timeout=2).ok else 1)" 2>/dev/null
 }
 start_relay() {
   # Restarted, it resumes: --start-over only on the first start.
@@ -125,10 +152,12 @@ start_relay() {
   relay_pid=$!
   pids+=($relay_pid)
 }
-: > output/logs/model_api.log
 : > output/logs/relay.log
-echo "pipeline: starting the model service at $service_url (log: output/logs/model_api.log)"
-start_service
+for i in "${!service_urls[@]}"; do
+  : > "$(service_log "$i")"
+  echo "pipeline: starting the model service at ${service_urls[$i]} (log: $(service_log "$i"))"
+  start_service "$i"
+done
 
 # The relay writes to the spool (or holds tweets until the job connects), and the job starts Spark
 # while the service loads its model; the job waits for the service before it scores.
@@ -150,20 +179,25 @@ if [ -n "$dashboard" ]; then
 fi
 
 relay_done="" relay_status=0 relay_restarts=0 service_restarts=0
-# Restart the service if it exited, at most $1 times (few while it starts: a bad setting would loop).
-check_service() {
-  if ! kill -0 "$service_pid" 2>/dev/null; then
-    wait "$service_pid"; local code=$?
-    if [ "$service_restarts" -ge "$1" ]; then
-      echo "error: the model service exited (status $code); its log:" >&2; tail -n 20 output/logs/model_api.log >&2
-      exit 1
+# Restart each service that exited, at most $1 times in all (few while they start: a bad setting would loop).
+check_services() {
+  local i code
+  for i in "${!service_pids[@]}"; do
+    if ! kill -0 "${service_pids[$i]}" 2>/dev/null; then
+      wait "${service_pids[$i]}"; code=$?
+      if [ "$service_restarts" -ge "$1" ]; then
+        echo "error: the model service ${service_urls[$i]} exited (status $code); its log:" >&2
+        tail -n 20 "$(service_log "$i")" >&2
+        exit 1
+      fi
+      service_restarts=$((service_restarts + 1))
+      echo "pipeline: the model service ${service_urls[$i]} exited (status $code); restarting it" \
+        "(restart $service_restarts)" >&2
+      tail -n 3 "$(service_log "$i")" >&2
+      sleep $(( service_restarts < 5 ? service_restarts : 5 ))
+      start_service "$i"
     fi
-    service_restarts=$((service_restarts + 1))
-    echo "pipeline: the model service exited (status $code); restarting it (restart $service_restarts)" >&2
-    tail -n 3 output/logs/model_api.log >&2
-    sleep $(( service_restarts < 5 ? service_restarts : 5 ))
-    start_service
-  fi
+  done
 }
 check_relay() {
   if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then
@@ -193,23 +227,22 @@ job_pid=$!
 pids+=($job_pid)
 
 # The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
-while (( $(date +%s) - started < 300 )); do
-  check_service 3
-  if $PY -c "import sys, requests; sys.exit(0 if requests.get('$service_url/health', timeout=2).ok else 1)" \
-      2>/dev/null; then
-    break
-  fi
-  check_relay
-  sleep 0.5
+for i in "${!service_urls[@]}"; do
+  while (( $(date +%s) - started < 300 )); do
+    check_services 3
+    check_relay
+    healthy "${service_urls[$i]}" && break
+    sleep 0.5
+  done
+  healthy "${service_urls[$i]}" || {
+    echo "error: the model service did not become healthy in 300 s; see $(service_log "$i")" >&2; exit 1; }
+  echo "pipeline: model service ${service_urls[$i]} healthy after $(( $(date +%s) - started )) s"
 done
-$PY -c "import requests; requests.get('$service_url/health', timeout=2).raise_for_status()" 2>/dev/null || {
-  echo "error: the model service did not become healthy in 300 s; see output/logs/model_api.log" >&2; exit 1; }
-echo "pipeline: model service healthy after $(( $(date +%s) - started )) s"
 
 # Supervise: a service or relay that exits unexpectedly is started again (the relay resumes where
 # its spool ends); a socket relay cannot resume, so there its exit stops the job.
 while kill -0 "$job_pid" 2>/dev/null; do
-  check_service 1000000
+  check_services 1000000
   check_relay
   sleep 0.5
 done

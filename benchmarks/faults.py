@@ -10,7 +10,9 @@ the ids lost and duplicated. A reader polls the output all along and counts its 
 Scenarios: ``service-outage`` (the service stopped for ``--outage`` seconds mid-stream, then
 started again), ``kill-job`` (the job SIGKILLed mid-stream, then the same command run again),
 ``kill-relay`` (the relay SIGKILLed mid-stream, then rerun), ``malformed-flood`` (a JSON-lines file
-with one bad line of 13 kinds for every two good ones, and one id sent 62 times).
+with one bad line of 13 kinds for every two good ones, and one id sent 62 times), ``cluster`` (the
+job on a standalone master with two workers), ``kill-worker`` (the same, one worker SIGKILLed
+mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream).
 The tests in ``tests/faults`` run the same scenarios and assert on the same figures.
 """
 
@@ -31,12 +33,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.processes import free_port
+from benchmarks.processes import free_port, process_tree
 from ingest.replay import replay_tweets
 from sentiment.config import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
-SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood")
+SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood", "cluster", "kill-worker", "kill-replica")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
@@ -55,13 +57,12 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
 
 def parquet_files(folder: Path) -> list[Path]:
     """The data files a reader sees (Spark's and the sink's ``_``/``.`` names excluded)."""
-    if not folder.is_dir():
-        return []
-    return [
-        p
-        for p in folder.rglob("*.parquet")
-        if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    ]
+    files: list[Path] = []
+    # os.walk, not rglob: a staging folder that the sink removes mid-walk is skipped, not an error.
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        files += [Path(parent) / n for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+    return files
 
 
 class Reader(threading.Thread):
@@ -95,16 +96,88 @@ class Reader(threading.Thread):
 
 
 @dataclass
+class Cluster:
+    """A Spark standalone master and workers on 127.0.0.1 (``scripts/spark_cluster.sh``), on free ports."""
+
+    folder: Path
+    workers: int = 2
+    master_port: int = field(default_factory=free_port)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SPARK_CLUSTER_DIR": str(self.folder),
+            "SPARK_MASTER_PORT": str(self.master_port),
+            "SPARK_MASTER_WEBUI_PORT": str(free_port()),
+            "SPARK_WORKER_WEBUI_PORT": "0",
+            "SPARK_WORKERS": str(self.workers),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+
+    @property
+    def url(self) -> str:
+        return f"spark://127.0.0.1:{self.master_port}"
+
+    def _script(self, command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(PROJECT_ROOT / "scripts" / "spark_cluster.sh"), command],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def start(self) -> None:
+        done = self._script("start")
+        if done.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"the Spark cluster did not start:\n{done.stdout}{done.stderr}")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def worker_pid(self, i: int) -> int:
+        return int((self.folder / f"worker-{i}.pid").read_text())
+
+    def kill_worker(self, i: int) -> None:
+        """SIGKILL worker ``i`` with its executor and Python workers, as if its machine died."""
+        pid = self.worker_pid(i)
+        for p in reversed(process_tree(pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+
+    def apps(self) -> set[Path]:
+        """The application folders of the workers (one per application an executor ran for)."""
+        return set(self.folder.glob("worker-*/app-*"))
+
+    def executors(self, since: set[Path] = frozenset()) -> list[str]:
+        """The workers that ran an executor of an application not in ``since``."""
+        return sorted({app.parent.name for app in self.apps() - since})
+
+    def executor_logs(self) -> str:
+        """The stderr of every executor the workers ran (where the Python workers' log lines go)."""
+        return "".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("worker-*/app-*/*/stderr")))
+
+
+@dataclass
 class Pipeline:
-    """The three parts of the pipeline as separate processes, in one working folder."""
+    """The three parts of the pipeline as separate processes, in one working folder.
+
+    ``replicas``: model-service processes on ports ``service_port``, then free ports (named
+    ``service``, ``service-2``, ...); ``master``: the Spark master the job runs on (default local[2]).
+    """
 
     work: Path
     service_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    master: str | None = None
+    service_ports: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
+        self.service_ports = [self.service_port] + [free_port() for _ in range(self.replicas - 1)]
         self.env = {
             **os.environ,
             "TWEETSENT_RELAY__SPOOL": str(self.work / "spool"),
@@ -132,12 +205,20 @@ class Pipeline:
     def service_url(self) -> str:
         return f"http://127.0.0.1:{self.service_port}"
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    @property
+    def service_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.service_ports]
+
+    @staticmethod
+    def replica_name(i: int) -> str:
+        return "service" if i == 0 else f"service-{i + 1}"
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = (self.work / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", *args],
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env=env or self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a kill takes its children (JVM, workers) too
@@ -145,14 +226,18 @@ class Pipeline:
         self.procs[name] = proc
         return proc
 
-    def start_service(self) -> None:
+    def start_service(self, replica: int | None = None) -> None:
+        """Start every replica (or the one numbered ``replica``, from 0) and wait until they are healthy."""
         import requests
 
-        self.start("service", "model_api")
+        chosen = range(self.replicas) if replica is None else [replica]
+        for i in chosen:
+            env = {**self.env, "TWEETSENT_SERVICE__PORT": str(self.service_ports[i])}
+            self.start(self.replica_name(i), "model_api", env=env)
 
         def healthy() -> bool:
             try:
-                return requests.get(self.service_url + "/health", timeout=2).ok
+                return all(requests.get(self.service_urls[i] + "/health", timeout=2).ok for i in chosen)
             except requests.RequestException:
                 return False
 
@@ -162,7 +247,8 @@ class Pipeline:
         return self.start("relay", "ingest", *args)
 
     def start_job(self) -> subprocess.Popen:
-        return self.start("job", "stream", "--until-done", "--service-url", self.service_url)
+        args = ["--until-done", "--service-url", ",".join(self.service_urls)]
+        return self.start("job", "stream", *args, *(["--master", self.master] if self.master else []))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
@@ -330,6 +416,67 @@ def kill_relay(work: Path, tweets: int, rate: float) -> Outcome:
         p.stop_all()
 
 
+def cluster_replay(
+    work: Path, tweets: int, rate: float, kill_worker: bool = False, cluster: Cluster | None = None
+) -> Outcome:
+    """The replay through a standalone master and two workers (``cluster``, or one started here and
+    stopped at the end); with ``kill_worker``, worker 1 (its executor and Python workers too) is
+    SIGKILLed mid-stream and the job must go on with worker 2."""
+    own = cluster is None
+    cluster = cluster or Cluster(work / "cluster")
+    if own:
+        cluster.start()
+    p = Pipeline(work, master=cluster.url)
+    reader = Reader(p.output)
+    try:
+        p.start_service()
+        p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
+        started, before = time.monotonic(), cluster.apps()
+        p.start_job()
+        reader.start()
+        notes, recovered = "", 0.0
+        wait_until(lambda: "worker-1" in cluster.executors(since=before), 300, "an executor on worker 1")
+        if kill_worker:
+            _mid_stream(p, tweets // 3)
+            cluster.kill_worker(1)
+            killed_at, rows_down = time.monotonic(), p.rows()
+            wait_until(lambda: p.rows() > rows_down, 300, "a new row after worker 1 was killed")
+            recovered = time.monotonic() - killed_at
+        status = p.wait("job", 600)
+        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+        notes = f"executors on {', '.join(cluster.executors(since=before))}; took {time.monotonic() - started:.0f}s"
+        return account("kill-worker" if kill_worker else "cluster", replay_ids(tweets), p, reader, recovered, notes)
+    finally:
+        reader.stop()
+        p.stop_all()
+        if own:
+            cluster.stop()
+
+
+def kill_replica(work: Path, tweets: int, rate: float) -> Outcome:
+    """Two model-service replicas; the second is SIGKILLed mid-stream and stays down."""
+    p = Pipeline(work, replicas=2)
+    reader = Reader(p.output)
+    try:
+        p.start_service()
+        p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
+        p.start_job()
+        reader.start()
+        _mid_stream(p, tweets // 3)
+        p.kill("service-2")
+        killed_at, rows_down = time.monotonic(), p.rows()
+        wait_until(lambda: p.rows() > rows_down, 300, "a new row after replica 2 was killed")
+        recovered = time.monotonic() - killed_at
+        status = p.wait("job", 600)
+        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+        dead = p.service_urls[1]
+        named = sum(dead in line for line in p.log("job").splitlines() if "replica" in line)
+        return account("kill-replica", replay_ids(tweets), p, reader, recovered, notes=f"job log names {dead}: {named}")
+    finally:
+        reader.stop()
+        p.stop_all()
+
+
 def malformed_lines(good: list[dict]) -> list[tuple[bytes, str]]:
     """One bad line of each kind, with (a prefix of) the reason the quarantine must give."""
     ok = good[0]
@@ -423,6 +570,10 @@ def run_scenario(name: str, work: Path, tweets: int, rate: float, outage: float)
         return kill_relay(work, tweets, rate)
     if name == "malformed-flood":
         return malformed_flood(work, tweets)
+    if name in ("cluster", "kill-worker"):
+        return cluster_replay(work, tweets, rate, kill_worker=name == "kill-worker")
+    if name == "kill-replica":
+        return kill_replica(work, tweets, rate)
     raise ValueError(f"unknown scenario {name!r}; one of {SCENARIOS}")
 
 

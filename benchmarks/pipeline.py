@@ -1,6 +1,7 @@
 """Measure the pipeline on this machine: the service alone, the whole path, and the time to a first row.
 
 Usage: python -m benchmarks.pipeline [--tweets N] [--rate R] [--warm-up N] [--model DIR] [--service-only] [--first-row]
+       [--master local[2]|cluster|spark://HOST:PORT ...] [--replicas N ...] [--floor]
 
 1. Service: ``POST /predict/batch`` of 256 real tweets at a time, one client, repeated; tweets/s.
 2. End to end: the relay writing the spool (as fast as it can, or paced at ``--rate``), a local[2]
@@ -10,6 +11,12 @@ Usage: python -m benchmarks.pipeline [--tweets N] [--rate R] [--warm-up N] [--mo
    caches, and only the tweets after them are measured: the sustained figures. Without it the
    figures include the job's start (see ``--first-row`` for that alone).
 3. ``--first-row``: seconds from launching ``./run_pipeline.sh`` to the first parquet file.
+
+Scaling, side by side in one run: each ``--master`` (``local[2]``; ``cluster``: a standalone master
+and two one-core workers started on free ports by ``scripts/spark_cluster.sh``; or a master URL)
+times each ``--replicas`` count (that many services, the cores split between them, the job spreading
+over them); the service figure is then all replicas at once, one client each. ``--floor`` adds, per
+master, a run against ``benchmarks/floor_server.py``, which answers at once: the Spark side alone.
 
 Figures go to stdout as text and, with ``--json``, as one JSON object.
 """
@@ -43,12 +50,16 @@ from stream.trends import TrendsJob, build_trends_query
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
 
 
-def start_service(port: int, workers: int | None = None, model: str | None = None) -> subprocess.Popen:
+def start_service(
+    port: int, workers: int | None = None, model: str | None = None, torch_threads: int | None = None
+) -> subprocess.Popen:
     """The service as configured (engine, workers, model), on a loopback port."""
     extra = (["--workers", str(workers)] if workers else []) + (["--model", model] if model else [])
+    env = dict(os.environ, **({"TWEETSENT_SERVICE__TORCH_THREADS": str(torch_threads)} if torch_threads else {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "model_api", "--port", str(port), *extra],
         cwd=PROJECT_ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -78,10 +89,47 @@ def bench_service(url: str, texts: list[str], batch: int = 256, repeats: int = 3
     }
 
 
+def start_floor(port: int) -> subprocess.Popen:
+    """``benchmarks/floor_server.py`` under granian: answers at once, no model."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+        + ["benchmarks.floor_server:app"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_workers(f"http://127.0.0.1:{port}", 1)
+    return proc
+
+
+def bench_replicas(urls: list[str], texts: list[str], batch: int = 256, repeats: int = 3) -> dict:
+    """Every replica at once, one client each sending all ``texts``: tweets/s of them all."""
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        threads = [threading.Thread(target=bench_service, args=(u, texts, batch, 1)) for u in urls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rates.append(len(texts) * len(urls) / (time.perf_counter() - started))
+    return {
+        "replicas": len(urls),
+        "runs_tweets_per_s": [round(r, 1) for r in rates],
+        "median_tweets_per_s": round(statistics.median(rates), 1),
+    }
+
+
 def bench_end_to_end(
-    url: str, n: int, trigger: float, rate: float = 0.0, warm_up: int = 0, trends: bool = False
+    url: str,
+    n: int,
+    trigger: float,
+    rate: float = 0.0,
+    warm_up: int = 0,
+    master: str = "local[2]",
+    trends: bool = False,
 ) -> dict:
-    spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
+    spark = build_spark(Config(), master=master, app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
     records = [
         Record(t.to_json_line().decode("utf-8").rstrip("\n"))
@@ -137,6 +185,7 @@ def bench_end_to_end(
     p50, p95 = percentiles(list(stats.latencies), (0.5, 0.95))
     rows, batches = stats.rows - rows_before, stats.batches - batches_before
     return {
+        "master": master,
         "warm_up_tweets": warm_up,
         "tweets": rows,
         "seconds": round(elapsed, 1),
@@ -185,6 +234,62 @@ def bench_first_row() -> dict:
     return {"seconds_to_first_parquet_row": round(first, 1) if first else None}
 
 
+def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
+    """Each master times each replica count (and the floor), printed as a table as they finish."""
+    from benchmarks.faults import Cluster
+
+    masters, counts, cpus = args.master or ["local[2]"], args.replicas or [1], os.cpu_count() or 1
+    clusters: dict[str, Cluster] = {}
+    runs: list[dict] = []
+    print(f"{'master':<28}{'service':<12}{'service t/s':>12}{'pipeline t/s':>14}{'p50 s':>8}{'p95 s':>8}", flush=True)
+
+    def row(master: str, service: str, service_rate: float | None, e2e: dict) -> None:
+        run = {"master": master, "service": service, "service_tweets_per_s": service_rate, **e2e}
+        runs.append(run)
+        rate = f"{service_rate:>12}" if service_rate is not None else f"{'-':>12}"
+        print(
+            f"{master:<28}{service:<12}{rate}{e2e['tweets_per_s']:>14}{e2e['latency_p50_s']:>8}"
+            f"{e2e['latency_p95_s']:>8}",
+            flush=True,
+        )
+
+    try:
+        for master in masters:
+            url_of_master = master
+            if master == "cluster":
+                clusters[master] = Cluster(Path(tempfile.mkdtemp(prefix="tweetsent-cluster-")))
+                clusters[master].start()
+                url_of_master = clusters[master].url
+
+            def e2e(url: str, _master: str = url_of_master) -> dict:
+                return bench_end_to_end(url, args.tweets, args.trigger, args.rate, args.warm_up, master=_master)
+
+            for count in counts:
+                ports = [free_port() for _ in range(count)]
+                threads = max(1, cpus // count)
+                services = [start_service(port, model=args.model, torch_threads=threads) for port in ports]
+                urls = [f"http://127.0.0.1:{port}" for port in ports]
+                try:
+                    served = bench_replicas(urls, texts)["median_tweets_per_s"]
+                    row(master, f"{count} x {threads} thr", served, e2e(",".join(urls)))
+                finally:
+                    for s in services:
+                        s.terminate()
+                        s.wait(timeout=30)
+            if args.floor:
+                port = free_port()
+                floor = start_floor(port)
+                try:
+                    row(master, "floor", None, e2e(f"http://127.0.0.1:{port}"))
+                finally:
+                    floor.terminate()
+                    floor.wait(timeout=30)
+    finally:
+        for cluster in clusters.values():
+            cluster.stop()
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n")[0])
     p.add_argument("--tweets", type=int, default=6000, help="tweets through the whole pipeline")
@@ -202,25 +307,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="the service's model directory or hub name (default: service.model)")
     p.add_argument("--service-only", action="store_true")
     p.add_argument("--first-row", action="store_true", help="also time ./run_pipeline.sh to its first row")
+    p.add_argument(
+        "--master",
+        action="append",
+        help="local[2] (default), cluster (a standalone master and 2 workers started here) or a master URL; repeatable",
+    )
+    p.add_argument("--replicas", type=int, action="append", help="model-service replicas (default 1); repeatable")
+    p.add_argument("--floor", action="store_true", help="also run each master against a server with no model")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if any(r < 1 for r in args.replicas or []):
+        p.error("--replicas must be at least 1")
 
     texts = [t.text for t in replay_tweets(SAMPLE)]
-    port = free_port()
-    service = start_service(port, model=args.model)
-    url = f"http://127.0.0.1:{port}"
-    results: dict = {"cpus": os.cpu_count()}
-    try:
-        results["service_predict_batch"] = bench_service(url, texts)
-        print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
-        if not args.service_only:
-            results["end_to_end"] = bench_end_to_end(
-                url, args.tweets, args.trigger, args.rate, args.warm_up, args.trends
-            )
-            print(f"end to end: {results['end_to_end']}", flush=True)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    results: dict = {"cpus": os.cpu_count(), "runs": []}
+    if args.master or args.replicas or args.floor:
+        results["runs"] = scaling(args, texts)
+    else:
+        port = free_port()
+        service = start_service(port, model=args.model)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            results["service_predict_batch"] = bench_service(url, texts)
+            print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
+            if not args.service_only:
+                results["end_to_end"] = bench_end_to_end(
+                    url, args.tweets, args.trigger, args.rate, args.warm_up, trends=args.trends
+                )
+                print(f"end to end: {results['end_to_end']}", flush=True)
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
     if args.first_row:
         results["first_row"] = bench_first_row()
         print(f"run_pipeline.sh: {results['first_row']}", flush=True)

@@ -112,7 +112,7 @@ class RelayConfig:
 class StreamConfig:
     """The Spark job (``python -m stream`` / ``spark-submit stream/job.py``)."""
 
-    service_url: str = ""  # empty: the service's host and port
+    service_url: str = ""  # empty: the service's host and port; several replicas: comma-separated URLs
     output: str = "output/tweets"
     quarantine: str = "output/quarantine"
     checkpoint: str = "output/checkpoints"  # one stable checkpoint per output under it: a rerun resumes
@@ -125,6 +125,7 @@ class StreamConfig:
     retries: int = 2  # quick retries per request; a longer outage holds the batch (outage_limit_seconds)
     backoff_seconds: float = 0.5
     outage_limit_seconds: float = 0.0  # longest wait for a model service that is down; 0 = wait indefinitely
+    replica_cooldown_seconds: float = 10.0  # a replica that failed is skipped this long, then tried again
     shuffle_partitions: int = 2
 
     def __post_init__(self) -> None:
@@ -139,6 +140,7 @@ class StreamConfig:
             self.request_concurrency >= 1, f"stream.request_concurrency must be >= 1, got {self.request_concurrency}"
         )
         _check(self.shuffle_partitions >= 1, "stream.shuffle_partitions must be at least 1")
+        _check(self.replica_cooldown_seconds >= 0, "stream.replica_cooldown_seconds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,9 @@ class Config:
 
     @property
     def service_url(self) -> str:
-        return (self.stream.service_url or self.service.url).rstrip("/")
+        """The service's URL, or the comma-separated URLs of its replicas."""
+        urls = (self.stream.service_url or self.service.url).split(",")
+        return ",".join(u.strip().rstrip("/") for u in urls if u.strip())
 
     def resolve(self, path: str) -> Path:
         """A configured path, relative paths taken from the project root."""

@@ -302,6 +302,11 @@ def ship_code(spark: SparkSession) -> None:
     spark.sparkContext.addPyFile(str(archive))
 
 
+def is_loopback_master(master: str) -> bool:
+    """Whether ``master`` is a standalone master on this machine (``spark://127.0.0.1:7077``)."""
+    return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+
+
 def build_spark(
     config: Config, master: str | None = None, app_name: str = "tweet-sentiment", ui: bool = True
 ) -> SparkSession:
@@ -310,8 +315,8 @@ def build_spark(
     Runs on ``local[2]`` unless launched by spark-submit or given another master.
     """
     effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
-    if effective and effective.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a local run
+    if effective and (effective.startswith("local") or is_loopback_master(effective)):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a run on this machine
         # Python workers run this interpreter (the virtual environment's), not whatever python3 is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log4j = PROJECT_ROOT / "conf" / "log4j2.properties"
@@ -361,7 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", help="the relay's spool folder (default from conf: output/spool)")
     p.add_argument("--host", help="relay host, --transport socket (default from conf)")
     p.add_argument("--port", type=int, help="relay port, --transport socket (default from conf)")
-    p.add_argument("--service-url", help="model service URL (default from conf)")
+    p.add_argument(
+        "--service-url",
+        action="append",
+        metavar="URL[,URL...]",
+        help="model service URL; several replicas: repeat it or separate with commas (default from conf)",
+    )
     p.add_argument("--output", help="parquet output folder (default from conf: output/tweets)")
     p.add_argument("--quarantine", help="quarantine parquet folder (default from conf)")
     p.add_argument(
@@ -413,12 +423,13 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         dedup_minutes=s.dedup_minutes,
         outage_limit_seconds=s.outage_limit_seconds,
         scoring=ScoringOptions(
-            service_url=(args.service_url or config.service_url),
+            service_url=",".join(args.service_url) if args.service_url else config.service_url,
             batch_size=s.request_batch,
             concurrency=s.request_concurrency,
             timeout=s.request_timeout_seconds,
             retries=s.retries,
             backoff=s.backoff_seconds,
+            cooldown=s.replica_cooldown_seconds,
         ),
         band=config.band.band(),
         track=tuple(dict.fromkeys(args.track + args.keywords)),

@@ -127,6 +127,6 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
             proc.wait(timeout=60)
     assert proc.returncode == 0, out[-5000:]
     assert "the relay exited (status 137); restarting it to resume" in out
-    assert "the model service exited" in out and "restarting it" in out
+    assert f"the model service http://127.0.0.1:{port} exited" in out and "restarting it (restart 1)" in out
     rows = pd.read_parquet(tmp_path / "tweets")
     assert len(rows) == 900 and rows["id"].nunique() == 900

@@ -110,3 +110,49 @@ def test_an_outage_longer_than_the_limit_is_an_error(flaky):
     server = flaky({"/health": [503] * 1000})
     with pytest.raises(ServiceOutage, match="outage_limit_seconds"):
         wait_for_service(server.url, "batch 1", limit=0.3, cap=0.05)
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens (connections are refused)."""
+    from benchmarks.processes import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_requests_spread_over_replicas_and_skip_a_dead_one(flaky, caplog):
+    a, b = flaky({}), flaky({})
+    dead = closed_port_url()
+    opts = ScoringOptions(service_url=f"{a.url},{dead},{b.url}", batch_size=1, timeout=5, retries=2, backoff=0.0)
+    texts = [f"t{i}" * (i + 1) for i in range(12)]
+    with caplog.at_level(logging.WARNING, logger="stream.replicas"), make_session(opts) as session:
+        scores = score_texts(texts, session, opts)
+    assert scores == [len(t) / 100 for t in texts]
+    assert a.hits["/predict/batch"] >= 4 and b.hits["/predict/batch"] >= 4  # both live ones shared the work
+    assert a.hits["/predict/batch"] + b.hits["/predict/batch"] == 12
+    assert caplog.text.count(f"replica {dead} failed") == 1  # said once, then skipped for the cooldown
+
+
+def test_a_replica_answering_5xx_is_skipped_and_its_request_served_elsewhere(flaky):
+    sick, well = flaky({"/predict/batch": [503] * 100}), flaky({})
+    opts = ScoringOptions(service_url=f"{sick.url},{well.url}", batch_size=1, timeout=5, retries=0, backoff=0.0)
+    with make_session(opts) as session:
+        assert score_texts(["a", "bb", "ccc"], session, opts) == [0.01, 0.02, 0.03]
+    assert sick.hits["/predict/batch"] == 1 and well.hits["/predict/batch"] == 3
+
+
+def test_when_no_replica_answers_the_error_names_each(flaky):
+    dead1, dead2 = closed_port_url(), closed_port_url()
+    opts = ScoringOptions(service_url=f"{dead1},{dead2}", batch_size=10, timeout=2, retries=0, backoff=0.0)
+    with make_session(opts) as session, pytest.raises(ServiceError, match="none of 2 model service replicas") as e:
+        score_texts(["abc"], session, opts)
+    assert dead1 in str(e.value) and dead2 in str(e.value)
+
+
+def test_the_job_waits_only_while_no_replica_is_healthy(flaky, caplog):
+    down, up = flaky({"/health": [503] * 1000}), flaky({})
+    with caplog.at_level(logging.WARNING, logger="stream.scoring"):
+        assert wait_for_service(f"{down.url},{up.url}", "batch 3", limit=5) == 0.0
+    assert f"replica {down.url} is down (HTTP 503)" in caplog.text
+    both_down = flaky({"/health": [503, 503]})
+    waited = wait_for_service(f"{closed_port_url()},{both_down.url}", "batch 4", report_every=0.0, cap=0.05)
+    assert waited > 0 and both_down.hits["/health"] == 3

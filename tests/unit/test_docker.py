@@ -1,7 +1,8 @@
-"""The compose file parses, wires the three parts, and names commands that exist."""
+"""The compose files parse, wire the parts, and name commands that exist in the project."""
 
 import importlib.util
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,22 @@ from stream.job import build_parser as stream_parser
 pytestmark = pytest.mark.unit
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 PARSERS = {"model_api": model_api_parser, "ingest": ingest_parser, "stream": stream_parser}
+COMPOSE_FILES = ("compose.yaml", "compose.cluster.yaml")
+SPARK_DAEMONS = {"org.apache.spark.deploy.master.Master", "org.apache.spark.deploy.worker.Worker"}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((DOCKER / name).read_text())
 
 
 @pytest.fixture(scope="module")
 def compose():
-    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    return load("compose.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return load("compose.cluster.yaml")
 
 
 def test_three_services_wired_with_a_health_check(compose):
@@ -29,12 +41,40 @@ def test_three_services_wired_with_a_health_check(compose):
     assert any(v.endswith(":/app/output") for v in services["stream"]["volumes"])
 
 
-def test_commands_are_real_entry_points_with_valid_options(compose):
-    for name, service in compose["services"].items():
+def test_cluster_shape_a_master_workers_replicas_and_the_relay(cluster):
+    services = cluster["services"]
+    daemons = {name: s["command"][1] for name, s in services.items() if s["command"][0] == "spark-class"}
+    assert sorted(daemons.values()).count("org.apache.spark.deploy.master.Master") == 1
+    assert sorted(daemons.values()).count("org.apache.spark.deploy.worker.Worker") >= 2
+    replicas = [name for name, s in services.items() if s["command"][:3] == ["python", "-m", "model_api"]]
+    assert len(replicas) >= 2 and all("healthcheck" in services[r] for r in replicas)
+    job = stream_parser().parse_args(services["stream"]["command"][3:])
+    master = next(n for n, c in daemons.items() if c.endswith("Master"))
+    assert job.master == f"spark://{master}:7077"
+    urls = ",".join(job.service_url).split(",")
+    assert sorted(u.split("//")[1].split(":")[0] for u in urls) == sorted(replicas)
+    # The relay, the workers and the driver share the spool and the output.
+    for name in ["relay", "stream", *daemons]:
+        assert "data:/app/output" in services[name]["volumes"], name
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_commands_are_real_entry_points_with_valid_options(name):
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    core = next((spark_home / "jars").glob("spark-core_*.jar"))
+    classes = set(zipfile.ZipFile(core).namelist())
+    for service_name, service in load(name)["services"].items():
         command = service["command"]
-        assert command[:2] == ["python", "-m"], name
+        if command[0] == "spark-class":  # a Spark daemon from the pyspark package's own Spark
+            assert (spark_home / "bin" / "spark-class").exists()
+            assert command[1] in SPARK_DAEMONS, f"{service_name}: {command[1]}"
+            assert command[1].replace(".", "/") + ".class" in classes, f"{service_name}: no class {command[1]}"
+            continue
+        assert command[:2] == ["python", "-m"], service_name
         module = command[2]
-        assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
+        assert importlib.util.find_spec(module) is not None, f"{service_name}: no module {module}"
         PARSERS[module]().parse_args(command[3:])  # exits (fails the test) on an unknown option
 
 
