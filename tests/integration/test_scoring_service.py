@@ -134,7 +134,9 @@ def test_requests_spread_over_replicas_and_skip_a_dead_one(flaky, caplog):
 
 def test_a_replica_answering_5xx_is_skipped_and_its_request_served_elsewhere(flaky):
     sick, well = flaky({"/predict/batch": [503] * 100}), flaky({})
-    opts = ScoringOptions(service_url=f"{sick.url},{well.url}", batch_size=1, timeout=5, retries=0, backoff=0.0)
+    opts = ScoringOptions(
+        service_url=f"{sick.url},{well.url}", batch_size=1, timeout=5, retries=0, backoff=0.0, concurrency=1
+    )
     with make_session(opts) as session:
         assert score_texts(["a", "bb", "ccc"], session, opts) == [0.01, 0.02, 0.03]
     assert sick.hits["/predict/batch"] == 1 and well.hits["/predict/batch"] == 3
