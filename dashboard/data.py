@@ -87,8 +87,8 @@ class OutputReader:
 
     def latest_tweets(self, n: int, keywords: list[str] | None = None) -> pd.DataFrame:
         """The ``n`` most recently processed tweets (of ``keywords`` if given), newest first."""
-        filters = [("keyword", "in", list(keywords))] if keywords else None
-        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, filters=filters)
+        where = ("keyword", keywords) if keywords else None
+        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, where=where)
         if df.empty or "processed_at" not in df.columns:
             return pd.DataFrame(columns=list(TWEET_COLUMNS))
         return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
@@ -48,29 +50,44 @@ def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
     return found
 
 
-def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None, filters=None) -> pd.DataFrame | None:
-    """One file as a DataFrame, or None when it cannot be read now (partial, removed, not parquet).
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table | None:
+    """One file as an Arrow table, or None when it cannot be read now (partial, removed, not parquet).
 
     Args:
         path: the file.
         columns: the columns to read (those missing from the file are left out); all by default.
-        filters: a pyarrow filter, e.g. ``[("keyword", "=", "python")]``.
     """
     try:
-        if columns is not None:
-            present = set(pq.read_schema(path).names)
-            columns = [c for c in columns if c in present]
-        return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+        with pq.ParquetFile(path) as f:
+            if columns is not None:
+                present = set(f.schema_arrow.names)
+                columns = [c for c in columns if c in present]
+            return f.read(columns=columns)
     except Exception as e:  # noqa: BLE001 - a file in progress raises many kinds of error
         log.debug("skipped %s: %s", path, e)
         return None
 
 
+def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """One file as a DataFrame, or None when it cannot be read now; see :func:`read_table`."""
+    table = read_table(path, columns)
+    return None if table is None else table.to_pandas()
+
+
+def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pd.DataFrame()
+    try:
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # files whose types cannot be unified: pandas does its best
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+
+
 def read_folder(folder: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """All readable files of ``folder`` in one DataFrame (empty, with no columns, when there are none)."""
-    frames = [read_parquet_file(f.path, columns) for f in list_parquet_files(folder)]
-    frames = [f for f in frames if f is not None and not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables = [read_table(f.path, columns) for f in list_parquet_files(folder)]
+    return _to_pandas([t for t in tables if t is not None])
 
 
 class FolderReader:
@@ -83,7 +100,7 @@ class FolderReader:
     def __init__(self, folder: str | Path, columns: Sequence[str] | None = None) -> None:
         self.folder = Path(folder)
         self.columns = list(columns) if columns is not None else None
-        self._frames: dict[Path, tuple[ParquetFile, pd.DataFrame | None]] = {}
+        self._tables: dict[Path, tuple[ParquetFile, pa.Table | None]] = {}
         self._result = pd.DataFrame()
         self._lock = threading.Lock()
 
@@ -91,19 +108,18 @@ class FolderReader:
         """Every readable row now in the folder, oldest file first. Do not modify the result: it is shared."""
         with self._lock:
             files = list_parquet_files(self.folder)
-            changed = len(files) != len(self._frames)
-            frames: dict[Path, tuple[ParquetFile, pd.DataFrame | None]] = {}
+            changed = len(files) != len(self._tables)
+            tables: dict[Path, tuple[ParquetFile, pa.Table | None]] = {}
             for f in files:
-                known = self._frames.get(f.path)
+                known = self._tables.get(f.path)
                 if known is not None and known[0] == f:
-                    frames[f.path] = known
+                    tables[f.path] = known
                 else:
-                    frames[f.path] = (f, read_parquet_file(f.path, self.columns))
+                    tables[f.path] = (f, read_table(f.path, self.columns))
                     changed = True
             if changed:
-                self._frames = frames
-                parts = [df for _, df in frames.values() if df is not None and not df.empty]
-                self._result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                self._tables = tables
+                self._result = _to_pandas([t for _, t in tables.values() if t is not None])
             return self._result
 
 
@@ -111,21 +127,33 @@ def latest_rows(
     folder: str | Path,
     n: int,
     columns: Sequence[str] | None = None,
-    filters=None,
+    where: tuple[str, Sequence] | None = None,
     max_files: int = 200,
 ) -> pd.DataFrame:
     """Rows of the newest files of ``folder`` until there are at least ``n`` (or ``max_files`` were read).
 
+    Args:
+        folder: the folder.
+        n: how many rows are wanted.
+        columns: the columns to read; all by default.
+        where: ``(column, values)``: only rows whose column is one of the values.
+        max_files: the most files opened, newest first, so a rare value cannot make it read everything.
+
     The rows come newest file first; sort them by a time column to be sure of their order.
     """
-    frames = []
+    tables = []
     total = 0
     for f in reversed(list_parquet_files(folder)[-max_files:]):
-        df = read_parquet_file(f.path, columns, filters)
-        if df is None or df.empty:
+        table = read_table(f.path, columns)
+        if table is None or table.num_rows == 0:
             continue
-        frames.append(df)
-        total += len(df)
+        if where is not None:
+            column, values = where
+            if column not in table.column_names:
+                continue
+            table = table.filter(pc.is_in(table[column], value_set=pa.array(list(values), type=table[column].type)))
+        tables.append(table)
+        total += table.num_rows
         if total >= n:
             break
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _to_pandas(tables)
