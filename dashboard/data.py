@@ -78,12 +78,24 @@ class OutputReader:
         self.root = Path(output_root)
         self._trends = FolderReader(self.root / "trends", TRENDS_COLUMNS)
         self._alerts = FolderReader(self.root / "alerts", ALERTS_COLUMNS)
+        # The last frame each reader returned, and what it became: redone only when a file changed.
+        self._typed: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def _cached(self, name: str, raw: pd.DataFrame, columns: tuple[str, ...], empty) -> pd.DataFrame:
+        known = self._typed.get(name)
+        if known is not None and known[0] is raw:
+            return known[1]
+        typed = _as_trends(raw, columns, empty())
+        self._typed[name] = (raw, typed)
+        return typed
 
     def trends(self) -> pd.DataFrame:
-        return _as_trends(self._trends.read(), TRENDS_COLUMNS, empty_trends())
+        """Every trends row, one per keyword and window. Do not modify it: it is shared."""
+        return self._cached("trends", self._trends.read(), TRENDS_COLUMNS, empty_trends)
 
     def alerts(self) -> pd.DataFrame:
-        return _as_trends(self._alerts.read(), ALERTS_COLUMNS, empty_alerts())
+        """Every alert, one per keyword and window. Do not modify it: it is shared."""
+        return self._cached("alerts", self._alerts.read(), ALERTS_COLUMNS, empty_alerts)
 
     def latest_tweets(self, n: int, keywords: list[str] | None = None) -> pd.DataFrame:
         """The ``n`` most recently processed tweets (of ``keywords`` if given), newest first."""

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,32 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
+READ_THREADS = 4
 
 
 @dataclass(frozen=True)
 class ParquetFile:
-    path: Path
+    path: str
     mtime_ns: int
     size: int
+
+
+def _walk(folder: str, found: list[ParquetFile]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # missing, or removed while being listed
+        return
+    for entry in entries:
+        if entry.name.startswith(("_", ".")):
+            continue
+        try:
+            if entry.is_dir():
+                _walk(entry.path, found)
+            elif entry.name.endswith(".parquet"):
+                st = entry.stat()
+                found.append(ParquetFile(entry.path, st.st_mtime_ns, st.st_size))
+        except OSError:  # removed since the listing
+            continue
 
 
 def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
@@ -35,18 +55,9 @@ def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
 
     Names starting with ``_`` or ``.`` (files or folders) are left out. A missing folder has none.
     """
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
-        for name in filenames:
-            if name.endswith(".parquet") and not name.startswith(("_", ".")):
-                path = Path(dirpath, name)
-                try:
-                    st = path.stat()
-                except OSError:  # removed since the listing
-                    continue
-                found.append(ParquetFile(path, st.st_mtime_ns, st.st_size))
-    found.sort(key=lambda f: (f.mtime_ns, str(f.path)))
+    found: list[ParquetFile] = []
+    _walk(os.fspath(folder), found)
+    found.sort(key=lambda f: (f.mtime_ns, f.path))
     return found
 
 
@@ -100,23 +111,35 @@ class FolderReader:
     def __init__(self, folder: str | Path, columns: Sequence[str] | None = None) -> None:
         self.folder = Path(folder)
         self.columns = list(columns) if columns is not None else None
-        self._tables: dict[Path, tuple[ParquetFile, pa.Table | None]] = {}
+        self._tables: dict[str, tuple[ParquetFile, pa.Table | None]] = {}
         self._result = pd.DataFrame()
         self._lock = threading.Lock()
+
+    def _read_all(self, paths: list[str]) -> list[pa.Table | None]:
+        # Arrow reads without the GIL: many files at once (a first read) go faster on a few threads.
+        if len(paths) <= 8:
+            return [read_table(p, self.columns) for p in paths]
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            return list(pool.map(lambda p: read_table(p, self.columns), paths))
 
     def read(self) -> pd.DataFrame:
         """Every readable row now in the folder, oldest file first. Do not modify the result: it is shared."""
         with self._lock:
             files = list_parquet_files(self.folder)
             changed = len(files) != len(self._tables)
-            tables: dict[Path, tuple[ParquetFile, pa.Table | None]] = {}
+            tables: dict[str, tuple[ParquetFile, pa.Table | None]] = {}
+            new = []
             for f in files:
                 known = self._tables.get(f.path)
                 if known is not None and known[0] == f:
                     tables[f.path] = known
                 else:
-                    tables[f.path] = (f, read_table(f.path, self.columns))
-                    changed = True
+                    new.append(f)
+            if new:
+                changed = True
+                for f, table in zip(new, self._read_all([f.path for f in new]), strict=True):
+                    tables[f.path] = (f, table)
+                tables = {f.path: tables[f.path] for f in files}  # oldest first again
             if changed:
                 self._tables = tables
                 self._result = _to_pandas([t for _, t in tables.values() if t is not None])

@@ -44,7 +44,7 @@ def test_reader_opens_only_new_or_changed_files_and_forgets_removed_ones(tmp_pat
 
     opened = []
     real = module.read_table
-    monkeypatch.setattr(module, "read_table", lambda p, *a, **k: opened.append(p.name) or real(p, *a, **k))
+    monkeypatch.setattr(module, "read_table", lambda p, *a, **k: opened.append(os.path.basename(p)) or real(p, *a, **k))
 
     reader = FolderReader(tmp_path, columns=["id", "not-there"])
     first = write(tmp_path / "a.parquet", rows(1), mtime=1000)
