@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.processes import process_tree
 from dashboard.browser import DashboardServer, launch_chromium, rss_mib, wait_for_charts
 from dashboard.data import OutputReader
 from dashboard.demo import Demo, make_tweets, write_demo_output
@@ -52,6 +53,19 @@ def build_output(root: Path, tweets: int) -> Demo:
         f"in {files:,} tweet files, {minutes} trends files; built in {time.perf_counter() - started:.0f} s"
     )
     return demo
+
+
+def cpu_ms(pids: list[int]) -> dict[int, float]:
+    """CPU time (user + system) of each process so far, ms, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) * 1000 / tick
+    return out
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -116,18 +130,26 @@ def bench_page(root: Path, seconds: float, tabs: int) -> None:
         sync_playwright() as p,
     ):
         browser = launch_chromium(p)
-        first_data, loads = [], []
+        first_data, loads, browser_cpu, server_cpu = [], [], [], []
         for _ in range(6):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})  # a new context: nothing cached
+            before = cpu_ms(process_tree(os.getpid()))
             started = time.perf_counter()
             page.goto(server.url)
             page.get_by_test_id("stMetric").first.wait_for()
             first_data.append((time.perf_counter() - started) * 1000)
             wait_for_charts(page, "c => Object.keys(c).length == 4")
             loads.append((time.perf_counter() - started) * 1000)
+            after = cpu_ms(process_tree(os.getpid()))
+            browser_cpu.append(sum(ms - before.get(pid, 0) for pid, ms in after.items() if pid != server.proc.pid))
+            server_cpu.append(after.get(server.proc.pid, 0) - before.get(server.proc.pid, 0))
             page.close()
         print(f"page load to the first figures: first (cold) {first_data[0]:.0f} ms; then {describe(first_data[1:])}")
         print(f"page load to all four charts drawn: first (cold) {loads[0]:.0f} ms; then {describe(loads[1:])}")
+        print(
+            f"CPU time of a page load (what it would take on an idle core): Chromium and Playwright "
+            f"{describe(browser_cpu[1:])}; the dashboard server {describe(server_cpu[1:])}"
+        )
 
         pages = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(tabs)]
         count = """() => { window.__seen = new Set(); setInterval(() => {
@@ -157,7 +179,8 @@ def bench_page(root: Path, seconds: float, tabs: int) -> None:
 def bench_naive(root: Path) -> None:
     """Reading every tweet, in a child process so its memory is measured apart."""
     code = (
-        "import time, pandas as pd; from dashboard.browser import rss_mib; t = time.perf_counter(); "
+        "import time, pandas as pd; from benchmarks.processes import process_tree
+from dashboard.browser import rss_mib; t = time.perf_counter(); "
         f"df = pd.read_parquet({str(root / 'tweets')!r}); "
         "print(f'{(time.perf_counter() - t) * 1000:.0f} ms, {len(df):,} rows, resident {rss_mib():.0f} MiB')"
     )
