@@ -179,8 +179,7 @@ def bench_page(root: Path, seconds: float, tabs: int) -> None:
 def bench_naive(root: Path) -> None:
     """Reading every tweet, in a child process so its memory is measured apart."""
     code = (
-        "import time, pandas as pd; from benchmarks.processes import process_tree
-from dashboard.browser import rss_mib; t = time.perf_counter(); "
+        "import time, pandas as pd; from dashboard.browser import rss_mib; t = time.perf_counter(); "
         f"df = pd.read_parquet({str(root / 'tweets')!r}); "
         "print(f'{(time.perf_counter() - t) * 1000:.0f} ms, {len(df):,} rows, resident {rss_mib():.0f} MiB')"
     )
