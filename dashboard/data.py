@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from sentiment.parquet_folder import FolderReader, latest_rows
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, empty_alerts, empty_trends
+from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, as_utc, empty_alerts, empty_trends
 
 # The time ranges offered, counted back from the newest window in the output (not from the clock:
 # a replay keeps its tweets' own times).
@@ -44,7 +44,7 @@ def _as_trends(df: pd.DataFrame, columns: tuple[str, ...], empty: pd.DataFrame) 
         return empty
     out = df.loc[:, list(columns)].copy()
     for c in ("window_start", "window_end"):
-        out[c] = pd.to_datetime(out[c], utc=True)
+        out[c] = as_utc(out[c])
     out = out.drop_duplicates(["keyword", "window_start"], keep="last")
     return out.sort_values(["window_start", "keyword"]).reset_index(drop=True)
 

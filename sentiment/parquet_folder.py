@@ -90,7 +90,7 @@ def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
     if not tables:
         return pd.DataFrame()
     try:
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # files whose types cannot be unified: pandas does its best
         return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
@@ -135,14 +135,20 @@ class FolderReader:
                     tables[f.path] = known
                 else:
                     new.append(f)
-            if new:
-                changed = True
-                for f, table in zip(new, self._read_all([f.path for f in new]), strict=True):
-                    tables[f.path] = (f, table)
-                tables = {f.path: tables[f.path] for f in files}  # oldest first again
-            if changed:
-                self._tables = tables
+            if not new and not changed:
+                return self._result
+            read = dict(zip([f.path for f in new], self._read_all([f.path for f in new]), strict=True))
+            for f in new:
+                tables[f.path] = (f, read[f.path])
+            tables = {f.path: tables[f.path] for f in files}  # oldest first
+            kept = all(path in tables and tables[path][0] == f for path, (f, _) in self._tables.items())
+            if kept:  # only new files (the usual refresh): their rows go after the others
+                added = _to_pandas([t for t in read.values() if t is not None])
+                if not added.empty:
+                    self._result = added if self._result.empty else pd.concat([self._result, added], ignore_index=True)
+            else:  # a file changed or went away: start again from the files kept
                 self._result = _to_pandas([t for _, t in tables.values() if t is not None])
+            self._tables = tables
             return self._result
 
 
