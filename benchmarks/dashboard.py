@@ -8,9 +8,10 @@ Usage: python -m benchmarks.dashboard [--tweets 1000000] [--refreshes 720] [--pa
    new reader, every trends file opened), warm (what each refresh costs), and warm while the job
    adds a batch of tweets and a minute of trends before each refresh; then ``--refreshes`` refreshes
    (720 = an hour at one per 5 s) with the process's resident memory sampled, to see it stay flat.
-3. Page: the real page in Debian's headless Chromium: the time from opening it to its charts drawn
-   (the first, cold, then warm), then several tabs refreshing every second for ``--page-seconds``
-   with the server's resident memory sampled.
+3. Page: the real page in Debian's headless Chromium: the time from opening it to its first figures
+   and to its charts drawn, and the CPU time that took (the first, cold, then five more), then
+   ``--tabs`` tabs refreshing every second for ``--page-seconds`` with the server's resident memory
+   sampled.
 4. For comparison, the time and memory of reading every tweet (what the dashboard does not do).
 """
 
@@ -124,56 +125,73 @@ def bench_page(root: Path, seconds: float, tabs: int) -> None:
     from playwright.sync_api import sync_playwright
 
     print("\n== page (python -m dashboard in headless Chromium) ==")
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        DashboardServer(root, Path(tmp) / "dashboard.log", 1.0) as server,
-        sync_playwright() as p,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = launch_chromium(p)
-        first_data, loads, browser_cpu, server_cpu = [], [], [], []
-        for _ in range(6):
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})  # a new context: nothing cached
-            before = cpu_ms(process_tree(os.getpid()))
-            started = time.perf_counter()
-            page.goto(server.url)
-            page.get_by_test_id("stMetric").first.wait_for()
-            first_data.append((time.perf_counter() - started) * 1000)
-            wait_for_charts(page, "c => Object.keys(c).length == 4")
-            loads.append((time.perf_counter() - started) * 1000)
-            after = cpu_ms(process_tree(os.getpid()))
-            browser_cpu.append(sum(ms - before.get(pid, 0) for pid, ms in after.items() if pid != server.proc.pid))
-            server_cpu.append(after.get(server.proc.pid, 0) - before.get(server.proc.pid, 0))
-            page.close()
-        print(f"page load to the first figures: first (cold) {first_data[0]:.0f} ms; then {describe(first_data[1:])}")
-        print(f"page load to all four charts drawn: first (cold) {loads[0]:.0f} ms; then {describe(loads[1:])}")
-        print(
-            f"CPU time of a page load (what it would take on an idle core): Chromium and Playwright "
-            f"{describe(browser_cpu[1:])}; the dashboard server {describe(server_cpu[1:])}"
-        )
-
-        pages = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(tabs)]
-        count = """() => { window.__seen = new Set(); setInterval(() => {
-            const el = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
-                .find(e => e.innerText.includes('refreshed'));
-            if (el) window.__seen.add(el.innerText); }, 100); }"""
-        for page in pages:
-            page.goto(server.url)
-            wait_for_charts(page, "c => Object.keys(c).length == 4")
-            page.evaluate(count)
-        start_rss = server.rss_mib()
-        samples = [(0, start_rss)]
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            pages[0].wait_for_timeout(min(10_000, max(0, (seconds - (time.monotonic() - started)) * 1000)))
-            samples.append((round(time.monotonic() - started), server.rss_mib()))
-        refreshed = sum(page.evaluate("() => window.__seen.size") for page in pages)
-        print(f"{tabs} tabs refreshing every second for {seconds:.0f} s: {refreshed} refreshes drawn")
-        shown = samples[:: max(1, len(samples) // 6)] + ([samples[-1]] if len(samples) % 6 else [])
-        print("server resident memory at t s: " + ", ".join(f"{t}: {m:.0f} MiB" for t, m in shown))
-        half = samples[len(samples) // 2][1]
-        growth = f"{samples[-1][1] - half:+.1f} MiB; over the run: {samples[-1][1] - start_rss:+.1f} MiB"
-        print(f"growth over the second half: {growth}")
+        with DashboardServer(root, Path(tmp) / "loads.log", refresh_seconds=5.0) as server:
+            page_loads(browser, server)
+        with DashboardServer(root, Path(tmp) / "soak.log", refresh_seconds=1.0) as server:
+            soak(browser, server, seconds, tabs)
         browser.close()
+
+
+def page_loads(browser, server: DashboardServer) -> None:
+    """Open the page six times, each in a new context (nothing cached), refreshing every 5 s as by default."""
+    first_data, loads, browser_cpu, server_cpu = [], [], [], []
+    for _ in range(6):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        before = cpu_ms(process_tree(os.getpid()))
+        started = time.perf_counter()
+        page.goto(server.url)
+        page.get_by_test_id("stMetric").first.wait_for()
+        first_data.append((time.perf_counter() - started) * 1000)
+        wait_for_charts(page, "c => Object.keys(c).length == 4")
+        loads.append((time.perf_counter() - started) * 1000)
+        after = cpu_ms(process_tree(os.getpid()))
+        browser_cpu.append(sum(ms - before.get(pid, 0) for pid, ms in after.items() if pid != server.proc.pid))
+        server_cpu.append(after.get(server.proc.pid, 0) - before.get(server.proc.pid, 0))
+        context.close()
+    print(f"page load to the first figures: first (cold) {first_data[0]:.0f} ms; then {describe(first_data[1:])}")
+    print(f"page load to all four charts drawn: first (cold) {loads[0]:.0f} ms; then {describe(loads[1:])}")
+    print(
+        "CPU time of a page load (about its time on an idle core): Chromium and Playwright "
+        f"{describe(browser_cpu[1:])}; the dashboard server {describe(server_cpu[1:])}"
+    )
+
+
+def soak(browser, server: DashboardServer, seconds: float, tabs: int) -> None:
+    """Tabs left open on a page refreshing every second; the server's resident memory sampled."""
+    count = """() => { window.__seen = new Set(); setInterval(() => {
+        const el = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+            .find(e => e.innerText.includes('refreshed'));
+        if (el) window.__seen.add(el.innerText.split('refreshed')[1]); }, 100); }"""
+    pages = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(tabs)]
+    for page in pages:
+        page.goto(server.url)
+        wait_for_charts(page, "c => Object.keys(c).length == 4")
+        page.evaluate(count)
+    start_cpu = cpu_ms([server.proc.pid])[server.proc.pid]
+    samples = [(0, server.rss_mib())]
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        pages[0].wait_for_timeout(min(10_000, (seconds - elapsed) * 1000))  # the sampling period
+        samples.append((round(time.monotonic() - started), server.rss_mib()))
+    refreshed = sum(page.evaluate("() => window.__seen.size") for page in pages)
+    server_cpu = cpu_ms([server.proc.pid])[server.proc.pid] - start_cpu
+    print(
+        f"{tabs} tabs refreshing every second for {seconds:.0f} s: {refreshed} refreshes drawn; "
+        f"server CPU {server_cpu / max(1, refreshed):.0f} ms per refresh"
+    )
+    step = max(1, len(samples) // 8)
+    shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
+    print("server resident memory at t s: " + ", ".join(f"{t}: {m:.0f} MiB" for t, m in shown))
+    half = samples[len(samples) // 2][1]
+    print(
+        f"server memory growth: {samples[-1][1] - samples[0][1]:+.1f} MiB over the run, "
+        f"{samples[-1][1] - half:+.1f} MiB over its second half"
+    )
+    for page in pages:
+        page.close()
 
 
 def bench_naive(root: Path) -> None:
@@ -191,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dashboard", description=__doc__.splitlines()[0])
     parser.add_argument("--tweets", type=int, default=1_000_000)
     parser.add_argument("--refreshes", type=int, default=720, help="data refreshes for the memory figure")
-    parser.add_argument("--page-seconds", type=float, default=120.0, help="0 skips the browser part")
-    parser.add_argument("--tabs", type=int, default=3, help="browser tabs refreshing at once")
+    parser.add_argument(
+        "--page-seconds", type=float, default=300.0, help="how long tabs refresh every second; 0 skips the browser part"
+    )
+    parser.add_argument("--tabs", type=int, default=2, help="browser tabs refreshing at once")
     parser.add_argument("--output-root", default=None, help="build the output here (kept); default a temporary folder")
     args = parser.parse_args(argv)
 
