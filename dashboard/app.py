@@ -6,6 +6,7 @@ Usage: python -m dashboard [--output-root output] [--port 8501]  (which runs thi
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,7 @@ def show_tweets(tweets: pd.DataFrame) -> None:
 
 def page(output_root: str) -> None:
     """The part of the page that reloads itself: filters, figures, charts and tables."""
+    started = time.perf_counter()
     data = reader(output_root)
     keywords = sorted(data.trends()["keyword"].unique())
     # Streamlit refuses a default no longer among the options: keep only the keywords still there.
@@ -84,11 +86,13 @@ def page(output_root: str) -> None:
     time_range = right.selectbox(
         "Time range", list(TIME_RANGES), index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE), key="time_range"
     )
+    status = st.empty()
     snapshot = data.snapshot(chosen, time_range, LATEST_TWEETS)
+    read_ms = (time.perf_counter() - started) * 1000
     newest = snapshot.newest.strftime("%Y-%m-%d %H:%M") if snapshot.newest is not None else "none yet"
-    st.caption(
+    status.caption(
         f"Output: {Path(output_root).resolve()} · newest window ends {newest} UTC · "
-        f"refreshed {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC"
+        f"refreshed {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC (data read in {read_ms:.0f} ms)"
     )
     if snapshot.trends.empty:
         st.info(f"No trends yet in {Path(output_root) / 'trends'}: the job writes a window once it closes.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from sentiment.parquet_folder import FolderReader, latest_rows
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, empty_alerts, empty_trends
+from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, as_utc, empty_alerts, empty_trends
 
 # The time ranges offered, counted back from the newest window in the output (not from the clock:
 # a replay keeps its tweets' own times).
@@ -44,7 +44,7 @@ def _as_trends(df: pd.DataFrame, columns: tuple[str, ...], empty: pd.DataFrame) 
         return empty
     out = df.loc[:, list(columns)].copy()
     for c in ("window_start", "window_end"):
-        out[c] = pd.to_datetime(out[c], utc=True)
+        out[c] = as_utc(out[c])
     out = out.drop_duplicates(["keyword", "window_start"], keep="last")
     return out.sort_values(["window_start", "keyword"]).reset_index(drop=True)
 
@@ -78,17 +78,29 @@ class OutputReader:
         self.root = Path(output_root)
         self._trends = FolderReader(self.root / "trends", TRENDS_COLUMNS)
         self._alerts = FolderReader(self.root / "alerts", ALERTS_COLUMNS)
+        # The last frame each reader returned, and what it became: redone only when a file changed.
+        self._typed: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def _cached(self, name: str, raw: pd.DataFrame, columns: tuple[str, ...], empty) -> pd.DataFrame:
+        known = self._typed.get(name)
+        if known is not None and known[0] is raw:
+            return known[1]
+        typed = _as_trends(raw, columns, empty())
+        self._typed[name] = (raw, typed)
+        return typed
 
     def trends(self) -> pd.DataFrame:
-        return _as_trends(self._trends.read(), TRENDS_COLUMNS, empty_trends())
+        """Every trends row, one per keyword and window. Do not modify it: it is shared."""
+        return self._cached("trends", self._trends.read(), TRENDS_COLUMNS, empty_trends)
 
     def alerts(self) -> pd.DataFrame:
-        return _as_trends(self._alerts.read(), ALERTS_COLUMNS, empty_alerts())
+        """Every alert, one per keyword and window. Do not modify it: it is shared."""
+        return self._cached("alerts", self._alerts.read(), ALERTS_COLUMNS, empty_alerts)
 
     def latest_tweets(self, n: int, keywords: list[str] | None = None) -> pd.DataFrame:
         """The ``n`` most recently processed tweets (of ``keywords`` if given), newest first."""
-        filters = [("keyword", "in", list(keywords))] if keywords else None
-        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, filters=filters)
+        where = ("keyword", keywords) if keywords else None
+        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, where=where)
         if df.empty or "processed_at" not in df.columns:
             return pd.DataFrame(columns=list(TWEET_COLUMNS))
         return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)

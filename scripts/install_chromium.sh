@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 fi
 echo "install_chromium: installing Debian's chromium package" >&2
 for attempt in 1 2 3; do
-    if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         chromium fonts-liberation >/dev/null; then
         exit 0
     fi

@@ -12,20 +12,42 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
+READ_THREADS = 4
 
 
 @dataclass(frozen=True)
 class ParquetFile:
-    path: Path
+    path: str
     mtime_ns: int
     size: int
+
+
+def _walk(folder: str, found: list[ParquetFile]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # missing, or removed while being listed
+        return
+    for entry in entries:
+        if entry.name.startswith(("_", ".")):
+            continue
+        try:
+            if entry.is_dir():
+                _walk(entry.path, found)
+            elif entry.name.endswith(".parquet"):
+                st = entry.stat()
+                found.append(ParquetFile(entry.path, st.st_mtime_ns, st.st_size))
+        except OSError:  # removed since the listing
+            continue
 
 
 def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
@@ -33,44 +55,50 @@ def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
 
     Names starting with ``_`` or ``.`` (files or folders) are left out. A missing folder has none.
     """
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
-        for name in filenames:
-            if name.endswith(".parquet") and not name.startswith(("_", ".")):
-                path = Path(dirpath, name)
-                try:
-                    st = path.stat()
-                except OSError:  # removed since the listing
-                    continue
-                found.append(ParquetFile(path, st.st_mtime_ns, st.st_size))
-    found.sort(key=lambda f: (f.mtime_ns, str(f.path)))
+    found: list[ParquetFile] = []
+    _walk(os.fspath(folder), found)
+    found.sort(key=lambda f: (f.mtime_ns, f.path))
     return found
 
 
-def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None, filters=None) -> pd.DataFrame | None:
-    """One file as a DataFrame, or None when it cannot be read now (partial, removed, not parquet).
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table | None:
+    """One file as an Arrow table, or None when it cannot be read now (partial, removed, not parquet).
 
     Args:
         path: the file.
         columns: the columns to read (those missing from the file are left out); all by default.
-        filters: a pyarrow filter, e.g. ``[("keyword", "=", "python")]``.
     """
     try:
-        if columns is not None:
-            present = set(pq.read_schema(path).names)
-            columns = [c for c in columns if c in present]
-        return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+        with pq.ParquetFile(path) as f:
+            if columns is not None:
+                present = set(f.schema_arrow.names)
+                columns = [c for c in columns if c in present]
+            return f.read(columns=columns)
     except Exception as e:  # noqa: BLE001 - a file in progress raises many kinds of error
         log.debug("skipped %s: %s", path, e)
         return None
 
 
+def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """One file as a DataFrame, or None when it cannot be read now; see :func:`read_table`."""
+    table = read_table(path, columns)
+    return None if table is None else table.to_pandas()
+
+
+def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pd.DataFrame()
+    try:
+        return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # files whose types cannot be unified: pandas does its best
+        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+
+
 def read_folder(folder: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """All readable files of ``folder`` in one DataFrame (empty, with no columns, when there are none)."""
-    frames = [read_parquet_file(f.path, columns) for f in list_parquet_files(folder)]
-    frames = [f for f in frames if f is not None and not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tables = [read_table(f.path, columns) for f in list_parquet_files(folder)]
+    return _to_pandas([t for t in tables if t is not None])
 
 
 class FolderReader:
@@ -83,27 +111,44 @@ class FolderReader:
     def __init__(self, folder: str | Path, columns: Sequence[str] | None = None) -> None:
         self.folder = Path(folder)
         self.columns = list(columns) if columns is not None else None
-        self._frames: dict[Path, tuple[ParquetFile, pd.DataFrame | None]] = {}
+        self._tables: dict[str, tuple[ParquetFile, pa.Table | None]] = {}
         self._result = pd.DataFrame()
         self._lock = threading.Lock()
+
+    def _read_all(self, paths: list[str]) -> list[pa.Table | None]:
+        # Arrow reads without the GIL: many files at once (a first read) go faster on a few threads.
+        if len(paths) <= 8:
+            return [read_table(p, self.columns) for p in paths]
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            return list(pool.map(lambda p: read_table(p, self.columns), paths))
 
     def read(self) -> pd.DataFrame:
         """Every readable row now in the folder, oldest file first. Do not modify the result: it is shared."""
         with self._lock:
             files = list_parquet_files(self.folder)
-            changed = len(files) != len(self._frames)
-            frames: dict[Path, tuple[ParquetFile, pd.DataFrame | None]] = {}
+            changed = len(files) != len(self._tables)
+            tables: dict[str, tuple[ParquetFile, pa.Table | None]] = {}
+            new = []
             for f in files:
-                known = self._frames.get(f.path)
+                known = self._tables.get(f.path)
                 if known is not None and known[0] == f:
-                    frames[f.path] = known
+                    tables[f.path] = known
                 else:
-                    frames[f.path] = (f, read_parquet_file(f.path, self.columns))
-                    changed = True
-            if changed:
-                self._frames = frames
-                parts = [df for _, df in frames.values() if df is not None and not df.empty]
-                self._result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                    new.append(f)
+            if not new and not changed:
+                return self._result
+            read = dict(zip([f.path for f in new], self._read_all([f.path for f in new]), strict=True))
+            for f in new:
+                tables[f.path] = (f, read[f.path])
+            tables = {f.path: tables[f.path] for f in files}  # oldest first
+            kept = all(path in tables and tables[path][0] == f for path, (f, _) in self._tables.items())
+            if kept:  # only new files (the usual refresh): their rows go after the others
+                added = _to_pandas([t for t in read.values() if t is not None])
+                if not added.empty:
+                    self._result = added if self._result.empty else pd.concat([self._result, added], ignore_index=True)
+            else:  # a file changed or went away: start again from the files kept
+                self._result = _to_pandas([t for _, t in tables.values() if t is not None])
+            self._tables = tables
             return self._result
 
 
@@ -111,21 +156,33 @@ def latest_rows(
     folder: str | Path,
     n: int,
     columns: Sequence[str] | None = None,
-    filters=None,
+    where: tuple[str, Sequence] | None = None,
     max_files: int = 200,
 ) -> pd.DataFrame:
     """Rows of the newest files of ``folder`` until there are at least ``n`` (or ``max_files`` were read).
 
+    Args:
+        folder: the folder.
+        n: how many rows are wanted.
+        columns: the columns to read; all by default.
+        where: ``(column, values)``: only rows whose column is one of the values.
+        max_files: the most files opened, newest first, so a rare value cannot make it read everything.
+
     The rows come newest file first; sort them by a time column to be sure of their order.
     """
-    frames = []
+    tables = []
     total = 0
     for f in reversed(list_parquet_files(folder)[-max_files:]):
-        df = read_parquet_file(f.path, columns, filters)
-        if df is None or df.empty:
+        table = read_table(f.path, columns)
+        if table is None or table.num_rows == 0:
             continue
-        frames.append(df)
-        total += len(df)
+        if where is not None:
+            column, values = where
+            if column not in table.column_names:
+                continue
+            table = table.filter(pc.is_in(table[column], value_set=pa.array(list(values), type=table[column].type)))
+        tables.append(table)
+        total += table.num_rows
         if total >= n:
             break
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return _to_pandas(tables)

@@ -69,11 +69,20 @@ def empty_alerts() -> pd.DataFrame:
     return _typed(pd.DataFrame({c: [] for c in ALERTS_COLUMNS}), ALERTS_COLUMNS)
 
 
+def as_utc(times: pd.Series) -> pd.Series:
+    """Timestamps as UTC: aware ones converted, naive ones taken as UTC, text parsed."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return times.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(times.dtype):
+        return times.dt.tz_localize("UTC")
+    return pd.to_datetime(times, utc=True)
+
+
 def _typed(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     out = df.loc[:, list(columns)].copy()
     out["keyword"] = out["keyword"].astype(str)
     for c in ("window_start", "window_end"):
-        out[c] = pd.to_datetime(out[c], utc=True)
+        out[c] = as_utc(out[c])
     for c in columns:
         if c in _INT_COLUMNS:
             out[c] = out[c].astype("int64")
@@ -97,7 +106,7 @@ def trends_from_tweets(tweets: pd.DataFrame, window: str = "1min") -> pd.DataFra
     df = pd.DataFrame(
         {
             "keyword": tweets["keyword"].fillna(NO_KEYWORD).astype(str),
-            "window_start": pd.to_datetime(tweets["created_at"], utc=True).dt.floor(window),
+            "window_start": as_utc(tweets["created_at"]).dt.floor(window),
             "p_positive": tweets["p_positive"].astype("float64"),
         }
     )

@@ -35,9 +35,9 @@ from sentiment.trends import (
     NO_KEYWORD,
     TRENDS_COLUMNS,
     TRENDS_DDL,
-    describe_alert,
     find_alerts,
 )
+from sentiment.webhook import notify_alerts
 from stream.sink import ParquetSink, sink_id_for
 
 log = logging.getLogger(__name__)
@@ -166,12 +166,7 @@ def write_trends(
     trends_sink.write(spark.createDataFrame(trends[list(TRENDS_COLUMNS)], schema=TRENDS_DDL), batch_id)
     if not alerts.empty:
         alerts_sink.write(spark.createDataFrame(alerts[list(ALERTS_COLUMNS)], schema=ALERTS_DDL), batch_id)
-        for _, alert in alerts.iterrows():
-            log.warning("alert: %s", describe_alert(alert))
-        if job.config.webhook_url:
-            from sentiment.webhook import notify_alerts
-
-            notify_alerts(alerts, job.config)
+        notify_alerts(alerts, job.config)  # a log line each, and the webhook when one is set
     baselines.add(trends)
     return len(trends)
 

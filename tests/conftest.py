@@ -116,17 +116,20 @@ def run_job_on_spool(spark, records, config, lines: int, timeout: float):
     import dataclasses
 
     from ingest.spool import Spool
-    from stream.job import JobStats, build_query, drive, read_source
+    from stream.job import JobStats, ProgressListener, build_query, drive, read_source
 
     with Spool(config.spool, segment_records=100) as spool:
         spool.append(records)
     config = dataclasses.replace(config, transport="spool")
     stats = JobStats()
+    listener = ProgressListener(stats)  # counts the duplicates dropped
+    spark.streams.addListener(listener)
     query = build_query(read_source(spark, config), config, stats).start()
     try:
         drive(query, stats, lines, timeout)
     finally:
         query.stop()
+        spark.streams.removeListener(listener)
     return query, stats
 
 

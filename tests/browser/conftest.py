@@ -18,8 +18,9 @@ def start_dashboard(output_root: Path, log_file: Path) -> DashboardServer:
         pytest.fail(str(e))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """Chromium for one test module, closed after it rather than held for the rest of the suite."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

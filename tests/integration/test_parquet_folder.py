@@ -43,8 +43,8 @@ def test_reader_opens_only_new_or_changed_files_and_forgets_removed_ones(tmp_pat
     import sentiment.parquet_folder as module
 
     opened = []
-    real = module.read_parquet_file
-    monkeypatch.setattr(module, "read_parquet_file", lambda p, *a, **k: opened.append(p.name) or real(p, *a, **k))
+    real = module.read_table
+    monkeypatch.setattr(module, "read_table", lambda p, *a, **k: opened.append(os.path.basename(p)) or real(p, *a, **k))
 
     reader = FolderReader(tmp_path, columns=["id", "not-there"])
     first = write(tmp_path / "a.parquet", rows(1), mtime=1000)
@@ -71,6 +71,6 @@ def test_latest_rows_reads_the_newest_files_first_and_stops(tmp_path):
         write(tmp_path / f"date=2026-11-2{i % 2}" / f"part-{i}.parquet", rows(2 * i, 2 * i + 1), mtime=1000 + i)
     latest = latest_rows(tmp_path, 3, columns=["id"])
     assert latest.id.tolist() == [18, 19, 16, 17]  # two files of two rows
-    only_a = latest_rows(tmp_path, 3, columns=["id", "keyword"], filters=[("keyword", "=", "a")])
+    only_a = latest_rows(tmp_path, 3, columns=["id", "keyword"], where=("keyword", ["a"]))
     assert only_a.id.tolist() == [19, 17, 15]
     assert latest_rows(tmp_path, 100, max_files=2).id.tolist() == [18, 19, 16, 17]
