@@ -8,11 +8,9 @@ directory or hub name also loads, with light preprocessing and the label order o
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,61 +19,17 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from model_api.engines import make_engine, takes_packed_rows
 from model_api.packing import can_pack, pack_rows, packed_arrays
-from sentiment.cleaning import get_recipe, normalise_all
+from sentiment.cleaning import normalise_all
 from sentiment.config import Config
 from sentiment.labels import NeutralBand, Prediction, confidence
+from sentiment.model_dir import ModelInfo, read_calibration_texts, read_model_info
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "tweet_sentiment.json"
-# Real training tweets, one per line, that calibrate the int8-static engine's activation ranges.
-CALIBRATION_FILE = "calibration.txt"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 # The bundled 3-layer model distilled from the default one: about twice as fast, 0.6 points less
 # accurate on the test split (see its README.md).
 FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
-    preprocessing: str
-    max_length: int
-    positive_index: int
-
-
-def read_model_info(path: str | Path) -> ModelInfo:
-    """Read the metadata of a model directory, with defaults for plain Hugging Face checkpoints."""
-    path_str = str(path)
-    meta_path = Path(path_str) / METADATA_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    info = ModelInfo(
-        name=meta.get("name", Path(path_str).name or path_str),
-        version=meta.get("version", "unversioned"),
-        preprocessing=meta.get("preprocessing", "light"),
-        max_length=int(meta.get("max_length", 128)),
-        positive_index=int(meta.get("positive_index", 1)),
-    )
-    get_recipe(info.preprocessing)
-    return info
-
-
-def read_calibration_texts(path: str | Path) -> list[str]:
-    """The calibration tweets of a model directory, else those of the bundled model."""
-    own = Path(str(path)) / CALIBRATION_FILE
-    source = own if own.is_file() else DEFAULT_MODEL_DIR / CALIBRATION_FILE
-    return [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def write_calibration_texts(folder: Path, texts: Sequence[str], count: int = 512, seed: int = 13) -> Path:
-    """Store ``count`` texts drawn at random from ``texts`` (training rows) for calibration."""
-    import random
-
-    chosen = random.Random(seed).sample(list(texts), min(count, len(texts)))
-    path = folder / CALIBRATION_FILE
-    path.write_text("".join(" ".join(t.split()) + "\n" for t in chosen), encoding="utf-8")
-    return path
 
 
 # One forward pass costs about as much as this many padded tokens on top of its rows x width
@@ -163,7 +117,7 @@ class SentimentPredictor:
         self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
         calibration = None
         if precision in ("int8-static", "int8-dynamic"):
-            texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR)
+            texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR, fallback=DEFAULT_MODEL_DIR)
             calibration = [arrays for _, arrays in self._batches(self.preprocess(texts))]
         self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length, self.packed)
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
