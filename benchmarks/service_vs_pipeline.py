@@ -1,6 +1,7 @@
 """Benchmark the model service against the usual way of serving the same model, side by side.
 
-Usage: python -m model_api.bench [--model DIR] [--tweets N] [--precision NAME] [--workers N] [--clients N] [--json]
+Usage: python -m benchmarks.service_vs_pipeline [--model DIR] [--tweets N] [--precision NAME] [--workers N]
+       [--clients N] [--json]
 
 On the same real tweets (the shared data's held-out test rows, else the bundled sample), in one
 run, each phase in its own process (so that peak memory is its own):
@@ -177,7 +178,7 @@ def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_api.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.service_vs_pipeline", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     p.add_argument("--tweets", type=int, default=1000, help="tweets per phase")
     p.add_argument("--precision", choices=PRECISIONS, help="engine (default: service.precision of the config)")
