@@ -43,8 +43,9 @@ from ingest.relay import SpoolTicker, write_records
 from ingest.replay import replay_tweets
 from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
-from stream.job import JobConfig, JobStats, build_query, build_spark, drive, percentiles, read_source
+from stream.query import JobConfig, JobStats, build_query, drive, percentiles, read_source
 from stream.scoring import ScoringOptions
+from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query
 
 SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"

@@ -36,7 +36,7 @@ def sentiment140_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def spark():
     from sentiment.config import Config
-    from stream.job import build_spark
+    from stream.session import build_spark
 
     session = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-tests", ui=False)
     yield session
@@ -97,7 +97,7 @@ def run_job_on_relay(spark, buffer, config, lines: int, timeout: float):
     import dataclasses
 
     from ingest.relay import SocketRelay
-    from stream.job import JobStats, build_query, drive, read_source
+    from stream.query import JobStats, build_query, drive, read_source
 
     stats = JobStats()
     with SocketRelay("127.0.0.1", 0, buffer) as relay:
@@ -116,7 +116,7 @@ def run_job_on_spool(spark, records, config, lines: int, timeout: float):
     import dataclasses
 
     from ingest.spool import Spool
-    from stream.job import JobStats, ProgressListener, build_query, drive, read_source
+    from stream.query import JobStats, ProgressListener, build_query, drive, read_source
 
     with Spool(config.spool, segment_records=100) as spool:
         spool.append(records)

@@ -10,8 +10,10 @@ from ingest.replay import replay_tweets
 from ingest.spool import Record
 from sentiment.labels import NeutralBand
 from stream.cleaning import label_tweets
-from stream.job import JobConfig, parse_lines, track_filter
+from stream.parsing import parse_lines
+from stream.query import JobConfig
 from stream.scoring import ScoringOptions
+from stream.transforms import track_filter
 from tests.conftest import SAMPLE, run_job_on_spool
 
 pytestmark = pytest.mark.integration

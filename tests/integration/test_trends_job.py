@@ -12,7 +12,7 @@ import pytest
 
 from ingest.spool import Record, Spool
 from sentiment.config import TrendsConfig
-from stream.job import JobConfig, JobStats, ProgressListener, build_query, read_source
+from stream.query import JobConfig, JobStats, ProgressListener, build_query, read_source
 from stream.scoring import ScoringOptions
 from stream.trends import TrendsJob, build_trends_query, close_windows
 

@@ -11,7 +11,7 @@ import responses
 from ingest.relay import TweetBuffer
 from ingest.replay import line_record
 from ingest.twitter import run_stream
-from stream.job import JobConfig
+from stream.query import JobConfig
 from stream.scoring import ScoringOptions
 from tests.conftest import run_job_on_spool
 

@@ -1,0 +1,60 @@
+"""The job's SparkSession: quiet logs, UTC, and the project's code shipped to the executors.
+
+Usage: ``spark = build_spark(load_config())`` (``local[2]`` unless spark-submit or ``master`` says otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from sentiment.config import PROJECT_ROOT, Config
+
+
+def ship_code(spark: SparkSession) -> None:
+    """Send the ``sentiment``, ``stream`` and ``ingest`` packages to the executors (needed on a cluster)."""
+    archive = Path(tempfile.mkdtemp(prefix="tweetsent-")) / "tweet_sentiment_code.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for package in ("sentiment", "stream", "ingest"):
+            for path in (PROJECT_ROOT / package).rglob("*.py"):
+                zf.write(path, path.relative_to(PROJECT_ROOT))
+    spark.sparkContext.addPyFile(str(archive))
+
+
+def is_loopback_master(master: str) -> bool:
+    """Whether ``master`` is a standalone master on this machine (``spark://127.0.0.1:7077``)."""
+    return master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+
+
+def build_spark(
+    config: Config, master: str | None = None, app_name: str = "tweet-sentiment", ui: bool = True
+) -> SparkSession:
+    """A SparkSession with quiet logs and the project's code shipped to the executors.
+
+    Runs on ``local[2]`` unless launched by spark-submit or given another master.
+    """
+    effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
+    if effective and (effective.startswith("local") or is_loopback_master(effective)):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a run on this machine
+        # Python workers run this interpreter (the virtual environment's), not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    log4j = PROJECT_ROOT / "conf" / "log4j2.properties"
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.shuffle.partitions", str(config.stream.shuffle_partitions))
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", str(ui).lower())
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    if effective:
+        builder = builder.master(effective)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    ship_code(spark)
+    return spark
