@@ -19,15 +19,13 @@ import functools
 import random
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from ingest.replay import BUNDLED_SAMPLE
 from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor, split_by_length
 from sentiment.config import PRECISIONS, load_config
 from sentiment.sentiment140 import iter_rows
-
-SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
 
 
 def fixed_chunks(size: int):
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    tweets = [r.text for r in iter_rows(SAMPLE)]
+    tweets = [r.text for r in iter_rows(BUNDLED_SAMPLE)]
     padded = SentimentPredictor.from_pretrained(args.model, precision=args.precision, pack=False)
     packed = SentimentPredictor.from_pretrained(args.model, precision=args.precision, pack=True)
     if not packed.packed:

@@ -34,10 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.processes import free_port, process_tree
-from ingest.replay import replay_tweets
+from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from sentiment.config import PROJECT_ROOT
 
-SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
 SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood", "cluster", "kill-worker", "kill-replica")
 
 
@@ -324,7 +323,7 @@ def account(
 
 
 def replay_ids(tweets: int) -> list[str]:
-    return [t.id for t in replay_tweets(SAMPLE, limit=tweets)]
+    return [t.id for t in replay_tweets(BUNDLED_SAMPLE, limit=tweets)]
 
 
 def _mid_stream(p: Pipeline, at: int, timeout: float = 300) -> None:
@@ -501,7 +500,7 @@ def malformed_lines(good: list[dict]) -> list[tuple[bytes, str]]:
 def malformed_flood(work: Path, tweets: int) -> Outcome:
     """Good tweets with one bad line of 14 kinds after every two, and one good id sent 62 times."""
     p = Pipeline(work)
-    good = [json.loads(t.to_json_line()) for t in replay_tweets(SAMPLE, limit=tweets)]
+    good = [json.loads(t.to_json_line()) for t in replay_tweets(BUNDLED_SAMPLE, limit=tweets)]
     kinds = malformed_lines(good)
     lines: list[bytes] = []
     expected_reasons: list[str] = []

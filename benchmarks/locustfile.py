@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import gevent
 from locust import FastHttpUser, constant, constant_throughput, task
 
+from ingest.replay import BUNDLED_SAMPLE
 from sentiment.sentiment140 import iter_rows
 
-SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
-TWEETS = [r.text for r in iter_rows(SAMPLE)]
+TWEETS = [r.text for r in iter_rows(BUNDLED_SAMPLE)]
 USER_RATE = float(os.environ.get("TWEETSENT_LOAD_USER_RATE", "1.0"))
 ALIGNED = os.environ.get("TWEETSENT_LOAD_ALIGNED", "") == "1"
 

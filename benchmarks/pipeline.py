@@ -40,15 +40,13 @@ import requests
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
 from ingest.relay import SpoolTicker, write_records
-from ingest.replay import replay_tweets
+from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
 from stream.query import JobConfig, JobStats, build_query, drive, percentiles, read_source
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query
-
-SAMPLE = PROJECT_ROOT / "ingest" / "data" / "sample_tweets.csv"
 
 
 def start_service(
@@ -134,7 +132,7 @@ def bench_end_to_end(
     spark.sparkContext.setLogLevel("ERROR")
     records = [
         Record(t.to_json_line().decode("utf-8").rstrip("\n"))
-        for t in replay_tweets(SAMPLE, loop=True, limit=warm_up + n)
+        for t in replay_tweets(BUNDLED_SAMPLE, loop=True, limit=warm_up + n)
     ]
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     relay = Config().relay
@@ -320,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(r < 1 for r in args.replicas or []):
         p.error("--replicas must be at least 1")
 
-    texts = [t.text for t in replay_tweets(SAMPLE)]
+    texts = [t.text for t in replay_tweets(BUNDLED_SAMPLE)]
     results: dict = {"cpus": os.cpu_count(), "runs": []}
     if args.master or args.replicas or args.floor:
         results["runs"] = scaling(args, texts)

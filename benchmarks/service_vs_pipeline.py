@@ -27,10 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from ingest.replay import BUNDLED_SAMPLE
 from model_api.predictor import DEFAULT_MODEL_DIR
 from sentiment.config import PRECISIONS, load_config
-
-SAMPLE = Path(__file__).resolve().parents[1] / "ingest" / "data" / "sample_tweets.csv"
 
 
 def _texts(n: int) -> list[str]:
@@ -40,7 +39,7 @@ def _texts(n: int) -> list[str]:
     if default_data_dir() is not None:
         texts = load_split(default_training_files()).texts["test"]
     else:
-        texts = [r.text for r in iter_rows(SAMPLE)]
+        texts = [r.text for r in iter_rows(BUNDLED_SAMPLE)]
     return (texts * (n // len(texts) + 1))[:n]
 
 

@@ -26,14 +26,12 @@ from pathlib import Path
 
 from ingest import spool as spool_log
 from ingest.relay import RelayStats, SocketRelay, SpoolStats, SpoolTicker, TweetBuffer, feed, write_records
-from ingest.replay import jsonl_records, line_record, replay_records, replay_tweets, source_key
+from ingest.replay import BUNDLED_SAMPLE, jsonl_records, line_record, replay_records, replay_tweets, source_key
 from ingest.spool import Spool, SpoolError, SpoolFull
 from sentiment.config import TRANSPORTS, Config, ConfigError, RelayConfig, load_config
 from sentiment.sentiment140 import ReadStats
 
 log = logging.getLogger("ingest")
-
-BUNDLED_SAMPLE = Path(__file__).resolve().parent / "data" / "sample_tweets.csv"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@ from ingest.spool import Record
 from sentiment.schema import Tweet
 from sentiment.sentiment140 import ReadStats, iter_rows
 
+# Real Sentiment140 rows the bundled model never trained on: what a replay relays by default.
+BUNDLED_SAMPLE = Path(__file__).resolve().parent / "data" / "sample_tweets.csv"
+
 
 def keyword_matcher(keywords: list[str]) -> re.Pattern[str] | None:
     """A case-insensitive pattern matching any of the keywords, or None when there are none."""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ingest.replay import BUNDLED_SAMPLE as SAMPLE
 from sentiment.labels import NeutralBand, confidence
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "ingest" / "data" / "sample_tweets.csv"
 
 
 def shared_data_dir() -> Path | None:
