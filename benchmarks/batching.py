@@ -25,6 +25,7 @@ import torch
 from ingest.replay import BUNDLED_SAMPLE
 from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor, split_by_length
 from sentiment.config import PRECISIONS, load_config
+from sentiment.logs import setup_logging
 from sentiment.sentiment140 import iter_rows
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args(argv)
+    setup_logging()
     torch.set_num_threads(args.threads)
     tweets = [r.text for r in iter_rows(BUNDLED_SAMPLE)]
     padded = SentimentPredictor.from_pretrained(args.model, precision=args.precision, pack=False)

@@ -34,6 +34,7 @@ from benchmarks.processes import process_tree
 from dashboard.browser import DashboardServer, launch_chromium, rss_mib, wait_for_charts
 from dashboard.data import OutputReader
 from dashboard.demo import Demo, make_tweets, write_demo_output
+from sentiment.logs import setup_logging
 from sentiment.trends import trends_from_tweets
 
 KEYWORDS = ("python", "rust", "golang", "java", "weather", "football", "music", "movies", "coffee", "travel")
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tabs", type=int, default=2, help="browser tabs refreshing at once")
     parser.add_argument("--output-root", default=None, help="build the output here (kept); default a temporary folder")
     args = parser.parse_args(argv)
+    setup_logging()
 
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:

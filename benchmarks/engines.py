@@ -21,6 +21,7 @@ import torch
 from experiments.data import default_training_files, load_split
 from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 from sentiment.config import PRECISIONS, load_config
+from sentiment.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=load_config().service.inference_batch)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     args = p.parse_args(argv)
+    setup_logging()
     torch.set_num_threads(args.threads)
     precisions = ["fp32"] + [x for x in args.precisions.split(",") if x and x != "fp32"]
     models = args.model or [str(DEFAULT_MODEL_DIR)]

@@ -36,6 +36,7 @@ from pathlib import Path
 from benchmarks.processes import free_port, process_tree
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from sentiment.config import PROJECT_ROOT
+from sentiment.logs import setup_logging
 
 SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood", "cluster", "kill-worker", "kill-replica")
 
@@ -584,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outage", type=float, default=30.0, help="seconds the service stays down")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    setup_logging()
     root = Path(tempfile.mkdtemp(prefix="tweetsent-faults-"))
     outcomes = []
     print(f"{'scenario':<16}{'tweets in':>10}{'rows out':>10}{'lost':>6}{'dup':>6}{'recover s':>11}  notes")

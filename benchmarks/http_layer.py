@@ -22,6 +22,7 @@ from benchmarks.load_test import ROOT
 from benchmarks.processes import free_port, process_tree
 from benchmarks.readiness import wait_for_workers
 from sentiment.labels import Prediction
+from sentiment.logs import setup_logging
 
 
 class StubPredictor:
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=64)
     p.add_argument("--seconds", type=int, default=20)
     args = p.parse_args(argv)
+    setup_logging()
     print(f"{'server':<10}{'requests/s':>12}{'CPU ms/request':>16}")
     for server in args.servers.split(","):
         port = free_port()

@@ -37,6 +37,7 @@ import requests
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
 from sentiment.config import SERVERS
+from sentiment.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model directory or hub name (default: service.model, the bundled model)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     args = p.parse_args(argv)
+    setup_logging()
     if args.users > 2000 or args.seconds > 900:
         print("error: keep load tests bounded: at most 2000 users and 900 seconds", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ from ingest.relay import SpoolTicker, write_records
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
+from sentiment.logs import setup_logging
 from stream.query import JobConfig, JobStats, build_query, drive, percentiles, read_source
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor", action="store_true", help="also run each master against a server with no model")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    setup_logging()
     if any(r < 1 for r in args.replicas or []):
         p.error("--replicas must be at least 1")
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from ingest.replay import BUNDLED_SAMPLE
 from model_api.predictor import DEFAULT_MODEL_DIR
 from sentiment.config import PRECISIONS, load_config
+from sentiment.logs import setup_logging
 
 
 def _texts(n: int) -> list[str]:
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phases", default="pipeline-single,pipeline-batched,engine,service", help="subset to run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    setup_logging()
     phases = args.phases.split(",")
     service_config = load_config().service
     args.precision = args.precision or service_config.precision

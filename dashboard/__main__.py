@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from sentiment.config import load_config
+from sentiment.logs import setup_logging
 
 APP = Path(__file__).resolve().with_name("app.py")
 log = logging.getLogger("dashboard")
@@ -64,7 +65,7 @@ def streamlit_args(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.refresh_seconds <= 0:
         log.error("--refresh-seconds must be > 0, got %s", args.refresh_seconds)
         return 2

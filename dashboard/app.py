@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.data import DEFAULT_TIME_RANGE, TIME_RANGES, OutputReader, Snapshot
+from sentiment.logs import setup_logging
 
 LATEST_TWEETS = 50
 ALERTS_SHOWN = 20
@@ -111,6 +112,7 @@ def page(output_root: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    setup_logging()  # once per process: Streamlit reruns the script, and a second call changes nothing
     st.set_page_config(page_title="tweet-sentiment", layout="wide")
     st.title("tweet-sentiment")
     st.fragment(run_every=args.refresh_seconds)(page)(args.output_root)

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from sentiment.config import PROJECT_ROOT
+from sentiment.logs import setup_logging
 
 log = logging.getLogger("dashboard.browser")
 CHROMIUM_ARGS = [
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/dashboard.png", help="the PNG to write (default: docs/dashboard.png)")
     parser.add_argument("--keywords", nargs="*", default=None, help="pick these in the keyword filter first")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         path = screenshot(args.output_root, args.out, args.keywords)
     except (FileNotFoundError, RuntimeError) as e:

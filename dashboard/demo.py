@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from sentiment.config import TrendsConfig
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE, NeutralBand
+from sentiment.logs import setup_logging
 from sentiment.trends import find_alerts, trends_from_tweets
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=int, default=Demo.minutes)
     parser.add_argument("--tweets-per-minute", type=int, default=0, help="per keyword; 0 keeps each keyword's own")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.minutes < 10:
         parser.error(f"--minutes must be at least 10 (a baseline before the spike), got {args.minutes}")
     demo = Demo()

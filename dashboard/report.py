@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from dashboard.charts import LABEL_COLOURS, keyword_colours
 from dashboard.data import OutputReader, filter_windows
 from sentiment.labels import NEGATIVE
+from sentiment.logs import setup_logging
 
 log = logging.getLogger("dashboard.report")
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", default=None, help="also write a standalone HTML page here")
     parser.add_argument("--keywords", nargs="*", default=None, help="only these keywords (default: all)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         write_report(args.output_root, args.out, args.html, args.keywords)
     except ValueError as e:

@@ -31,6 +31,7 @@ from experiments.data import SEED, Split, SplitSpec, default_data_dir, default_t
 from experiments.family import ALL_MODELS, Family, FitConfig, get_family
 from experiments.plots import plot_confusion, plot_learning_curve, plot_summary
 from sentiment.labels import NeutralBand
+from sentiment.logs import setup_logging
 
 log = logging.getLogger("experiments.compare")
 
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.plot_curve:
         missing = [str(d) for d in args.plot_curve if not (d / "results.json").is_file()]
         if missing:

@@ -44,6 +44,7 @@ from experiments.data import SEED, Split, SplitSpec, default_training_files, loa
 from experiments.distillation import distillation_loss, keep_layers, teacher_probabilities
 from model_api.predictor import SentimentPredictor
 from sentiment.cleaning import RECIPES, normalise_all
+from sentiment.logs import setup_logging
 
 log = logging.getLogger("experiments.train_bert")
 
@@ -404,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     metrics = train(config, args.data or default_training_files())
     print(json.dumps({k: metrics[k] for k in ("test_accuracy", "best_val_accuracy", "train_seconds")}))

@@ -29,6 +29,7 @@ from ingest.relay import RelayStats, SocketRelay, SpoolStats, SpoolTicker, Tweet
 from ingest.replay import BUNDLED_SAMPLE, jsonl_records, line_record, replay_records, replay_tweets, source_key
 from ingest.spool import Spool, SpoolError, SpoolFull
 from sentiment.config import TRANSPORTS, Config, ConfigError, RelayConfig, load_config
+from sentiment.logs import setup_logging
 from sentiment.sentiment140 import ReadStats
 
 log = logging.getLogger("ingest")
@@ -341,7 +342,7 @@ def run_lines(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     from ingest.twitter import TwitterSetupError
 
     try:

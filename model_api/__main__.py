@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 import tempfile
 
 from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
+from sentiment.logs import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +84,7 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         config = load_config(args.config)
         overrides = {

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from model_api.batching import take_batch
 from sentiment.config import Config
+from sentiment.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,6 @@ def serve(conn: Connection) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     serve(Connection(int(sys.argv[1])))
     os._exit(0)

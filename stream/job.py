@@ -33,6 +33,7 @@ from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
 from sentiment.config import TRANSPORTS, Config, ConfigError, load_config
+from sentiment.logs import setup_logging
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
 from stream.session import build_spark
@@ -222,8 +223,7 @@ def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    setup_logging()
     try:
         config = load_config(args.config)
         job = job_config_from_args(args, config)
