@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentiment.labels import NeutralBand
+from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 
 ENV_PREFIX = "TWEETSENT_"
 SERVERS = ("gunicorn", "granian")
@@ -147,8 +147,8 @@ class StreamConfig:
 class BandConfig:
     """Edges of the neutral band; both are inclusive."""
 
-    low: float = 0.4
-    high: float = 0.6
+    low: float = BAND_LOW
+    high: float = BAND_HIGH
 
     def __post_init__(self) -> None:
         try:

@@ -8,6 +8,9 @@ NEGATIVE = "Negative"
 NEUTRAL = "Neutral"
 POSITIVE = "Positive"
 LABELS: tuple[str, str, str] = (NEGATIVE, NEUTRAL, POSITIVE)
+# The neutral band's default edges (``[band]`` of conf/pipeline.toml sets the ones in use).
+BAND_LOW = 0.4
+BAND_HIGH = 0.6
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,8 @@ class NeutralBand:
     point; ``low=0, high=1`` makes everything Neutral.
     """
 
-    low: float = 0.4
-    high: float = 0.6
+    low: float = BAND_LOW
+    high: float = BAND_HIGH
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.low <= self.high <= 1.0):
