@@ -42,6 +42,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from experiments.bert_writer import write_curve, write_metrics, write_model
 from experiments.data import SEED, Split, SplitSpec, default_training_files, load_split
 from experiments.distillation import distillation_loss, keep_layers, teacher_probabilities
+from model_api.packing import padded_arrays
 from model_api.predictor import SentimentPredictor
 from sentiment.cleaning import RECIPES, normalise_all
 from sentiment.logs import setup_logging
@@ -208,13 +209,9 @@ def evaluate(model, encoded: list[list[int]], labels: list[int], pad_id: int, ba
 
 
 def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):
-        ids[row, : len(s)] = torch.tensor(s)
-        mask[row, : len(s)] = 1
-    return ids, mask
+    """The batch padded as the service pads it (:func:`model_api.packing.padded_arrays`), as tensors."""
+    ids, mask = padded_arrays(seqs, pad_id)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def fine_tune(

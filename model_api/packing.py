@@ -9,7 +9,8 @@ first token ([CLS]) is then taken from the flat output and classified.
 
 :class:`PackedBertClassifier` is the forward pass for BERT-architecture classifiers
 (``BertForSequenceClassification``: absolute position ids, a pooler on [CLS]); other
-architectures are scored padded (:func:`can_pack`).
+architectures are scored padded (:func:`can_pack`, :func:`padded_arrays`), as the training loop
+also pads its batches.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def pack_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
         by_room[room[r]].append(r)
     order = sorted(range(len(rows)), key=lambda r: room[r])
     return [rows[r] for r in order]
+
+
+def padded_arrays(token_ids: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_ids, attention_mask)`` of one padded pass: a row per text, each padded with ``pad``
+    to the longest text's length (mask 1 on the text's tokens, 0 on the padding)."""
+    width = max(len(ids) for ids in token_ids)
+    input_ids = np.full((len(token_ids), width), pad, dtype=np.int64)
+    mask = np.zeros((len(token_ids), width), dtype=np.int64)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = ids
+        mask[row, : len(ids)] = 1
+    return input_ids, mask
 
 
 def packed_arrays(

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from model_api.engines import make_engine, takes_packed_rows
-from model_api.packing import can_pack, pack_rows, packed_arrays
+from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
 from sentiment.config import Config
 from sentiment.labels import NeutralBand, Prediction, confidence
@@ -186,13 +186,7 @@ class SentimentPredictor:
         start = 0
         for end in self.split_passes([len(ids[i]) for i in order], self.batch_size):
             idx, start = order[start:end], end
-            width = len(ids[idx[-1]])
-            input_ids = np.full((len(idx), width), pad, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
-            yield idx, (input_ids, mask)
+            yield idx, padded_arrays([ids[i] for i in idx], pad)
 
     def _proba_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """``(indices, positive-probabilities)`` of each forward pass, as it ends."""

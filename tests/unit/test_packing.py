@@ -13,7 +13,7 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from model_api.packing import PackedBertClassifier, can_pack, pack_rows, packed_arrays
+from model_api.packing import PackedBertClassifier, can_pack, pack_rows, packed_arrays, padded_arrays
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +32,13 @@ def test_every_text_lands_in_exactly_one_row_within_the_width():
 
 def test_texts_that_fill_rows_exactly_are_paired():
     assert sorted(sorted(row) for row in pack_rows([40, 24, 30, 34, 64], 64)) == [[0, 1], [2, 3], [4]]
+
+
+def test_padded_rows_hold_each_text_then_padding_to_the_longest():
+    input_ids, mask = padded_arrays([[5, 6, 7], [8], [9, 10]], pad=0)
+    assert input_ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert input_ids.dtype == mask.dtype == np.int64
 
 
 @pytest.mark.parametrize("lengths", [[3, 65], [0, 4]])
