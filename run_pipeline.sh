@@ -65,11 +65,9 @@ make --no-print-directory --quiet install
 PY=.venv/bin/python
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 
-{ read -r service_url; read -r relay_host; read -r relay_port; read -r output; read -r conf_transport;
-  read -r service_host; read -r service_port; read -r own_url; } < <(
-  $PY -c "from sentiment.config import load_config; c = load_config()
-print(c.service_url, c.relay.host, c.relay.port, c.resolve(c.stream.output), c.relay.transport, sep='\n')
-print(c.service.host, c.service.port, c.stream.service_url, sep='\n')")
+{ read -r service_url; read -r output; read -r conf_transport; read -r service_host; read -r service_port;
+  read -r own_url; } < <(
+  $PY -m sentiment.show_config service_url stream.output relay.transport service.host service.port stream.service_url)
 if [ "$replicas" -gt 1 ] && [ -n "$own_url" ]; then
   echo "error: --replicas starts services on service.port + i; leave stream.service_url empty (it is '$own_url')" >&2
   exit 2
@@ -139,7 +137,7 @@ start_service() {  # start_service I: replica I on service.port + I
   pids+=($!)
 }
 healthy() {  # healthy URL
-  $PY -c "import sys, requests; sys.exit(0 if requests.get('$1/health', timeout=2).ok else 1)" 2>/dev/null
+  $PY -m stream.health "$1" --timeout 2 2>/dev/null
 }
 start_relay() {
   # Restarted, it resumes: --start-over only on the first start.
@@ -171,7 +169,7 @@ for _ in $(seq 1 150); do
 done
 
 if [ -n "$dashboard" ]; then
-  dashboard_port=$($PY -c "from sentiment.config import load_config; print(load_config().trends.dashboard_port)")
+  dashboard_port=$($PY -m sentiment.show_config trends.dashboard_port)
   $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
   dashboard_pid=$!
   pids+=($dashboard_pid)
@@ -254,23 +252,7 @@ if [ -n "$relay_done" ] && [ "${relay_status:-0}" -ne 0 ]; then
 fi
 tail -n 1 output/logs/relay.log | grep '^relay:' || true
 
-$PY - "$output" <<'PY'
-import sys
-from pathlib import Path
-
-import pandas as pd
-
-out = Path(sys.argv[1])
-if not out.exists():
-    print(f"pipeline: no parquet was written to {out}")
-    sys.exit(0)
-df = pd.read_parquet(out, columns=["sentiment"])
-counts = df["sentiment"].value_counts()
-print(f"\npipeline: {len(df)} row(s) in {out} (this run and earlier ones; --start-over to begin afresh)")
-for label in ("Negative", "Neutral", "Positive"):
-    print(f"  {label:<9}{int(counts.get(label, 0)):>8}")
-print(f'\nRead it with pandas:\n  import pandas as pd\n  df = pd.read_parquet("{out}")')
-PY
+$PY -m stream.summary
 if [ -n "$dashboard" ] && kill -0 "$dashboard_pid" 2>/dev/null; then
   echo "pipeline: the dashboard stays at http://127.0.0.1:$dashboard_port; Ctrl-C to stop it"
   wait "$dashboard_pid" || true

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sentiment.config import StreamConfig
 from stream.replicas import Replicas, parse_urls, replicas_for
+
+if TYPE_CHECKING:  # pandas only for the annotations: a health check need not load it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

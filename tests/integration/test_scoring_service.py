@@ -158,3 +158,14 @@ def test_the_job_waits_only_while_no_replica_is_healthy(flaky, caplog):
     both_down = flaky({"/health": [503, 503]})
     waited = wait_for_service(f"{closed_port_url()},{both_down.url}", "batch 4", report_every=0.0, cap=0.05)
     assert waited > 0 and both_down.hits["/health"] == 3
+
+
+def test_the_health_command_exits_zero_only_while_the_service_is_healthy(flaky, capsys):
+    from stream.health import main as health
+
+    server = flaky({"/health": [503]})
+    assert health([server.url]) == 1
+    assert "HTTP 503" in capsys.readouterr().err
+    assert health([server.url]) == 0
+    server.close()
+    assert health([server.url, "--timeout", "1"]) == 1

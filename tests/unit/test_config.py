@@ -62,3 +62,20 @@ def test_model_location_finds_directories_from_the_working_directory_or_the_proj
     (tmp_path / "mine").mkdir()
     assert located("mine") == "mine"  # the working directory first
     assert located("bert-base-uncased") == "bert-base-uncased"  # not a directory: a hub name
+
+
+def test_show_config_prints_each_setting_on_its_line(capsys, monkeypatch):
+    from sentiment.show_config import main
+
+    monkeypatch.setenv("TWEETSENT_SERVICE__PORT", "8123")
+    monkeypatch.setenv("TWEETSENT_RELAY__PORT", "9100")
+    assert main(["service_url", "relay.port", "stream.service_url", "band.low"]) == 0
+    assert capsys.readouterr().out == "http://127.0.0.1:8123\n9100\n\n0.4\n"
+
+
+@pytest.mark.parametrize("key", ["relay", "relay.nope", "resolve", "stream._private"])
+def test_show_config_names_a_key_that_is_not_a_setting(key, capsys):
+    from sentiment.show_config import main
+
+    assert main([key]) == 2
+    assert repr(key) in capsys.readouterr().err
