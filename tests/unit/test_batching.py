@@ -13,25 +13,26 @@ def test_concurrent_calls_share_forward_passes_and_get_their_own_results():
 
     def predict(texts):
         calls.append(list(texts))
-        time.sleep(0.02)  # a forward pass takes time; callers queue up meanwhile
         return [t.upper() for t in texts]
 
-    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=20)
+    # A pass waits (up to its generous deadline, which only a broken batcher reaches) until it holds
+    # max_batch texts: 48 concurrent one-text calls make exactly three full passes.
+    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=10_000)
     results: dict[int, list[str]] = {}
-    barrier = threading.Barrier(40)
+    barrier = threading.Barrier(48)
 
     def call(i: int) -> None:
         barrier.wait()
-        results[i] = batcher.submit([f"t{i}"], timeout=10)
+        results[i] = batcher.submit([f"t{i}"], timeout=30)
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(40)]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(48)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == {i: [f"T{i}"] for i in range(40)}
-    assert len(calls) < 40 and max(len(c) for c in calls) > 1
-    assert all(len(c) <= 16 for c in calls)
+    assert results == {i: [f"T{i}"] for i in range(48)}
+    assert [len(c) for c in calls] == [16, 16, 16]
+    assert sorted(t for c in calls for t in c) == sorted(f"t{i}" for i in range(48))
 
 
 def test_a_failing_pass_fails_its_callers_only():
@@ -63,8 +64,8 @@ def test_take_batch_takes_what_is_queued_up_to_the_limit_without_waiting():
         waiting.put(texts)
     started = time.monotonic()
     assert take_batch(waiting, 4, 10.0, len) == [["a", "b"], ["c"], ["d", "e", "f"]]  # 6 >= 4: stop
-    assert take_batch(waiting, 4, 0.05, len) == [["g"]]  # nothing more came within the wait
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # far below the 10 s it would wait if it did
+    assert take_batch(waiting, 4, 0.0, len) == [["g"]]  # no wait: what is queued, nothing more
 
 
 def test_take_batch_waits_for_more_after_the_first():
@@ -72,10 +73,30 @@ def test_take_batch_waits_for_more_after_the_first():
 
     from model_api.batching import take_batch
 
-    waiting: queue.Queue[list[str]] = queue.Queue()
+    class Watched(queue.Queue):
+        """Tells when a consumer blocks on it with a timeout: take_batch waiting for more."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waiting_for_more = threading.Event()
+
+        def get(self, block=True, timeout=None):
+            if timeout is not None:
+                self.waiting_for_more.set()
+            return super().get(block, timeout)
+
+    waiting: Watched = Watched()
     waiting.put(["first"])
-    threading.Timer(0.05, waiting.put, args=(["late"],)).start()
-    assert take_batch(waiting, 8, 0.5, len) == [["first"], ["late"]]
+
+    def late_arrival() -> None:
+        if waiting.waiting_for_more.wait(timeout=30):
+            waiting.put(["late"])
+
+    producer = threading.Thread(target=late_arrival)
+    producer.start()
+    # The wait (30 s) only bounds a broken take_batch; "late" arrives while it waits and fills the batch.
+    assert take_batch(waiting, 2, 30.0, len) == [["first"], ["late"]]
+    producer.join()
 
 
 def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates_a_bad_one():
