@@ -1,6 +1,6 @@
 """The dashboard in Debian's headless Chromium: start a server, open a page, read its charts, take a screenshot.
 
-The browser tests, the dashboard benchmark and the README's screenshot use it. Playwright drives
+The browser tests, the dashboard benchmark and the screenshot in docs/architecture.md use it. Playwright drives
 ``/usr/bin/chromium`` (Debian's ``chromium`` package; ``TWEETSENT_CHROMIUM`` names another binary):
 it never downloads a browser of its own.
 

@@ -1,7 +1,7 @@
 """Sequence packing: several texts share one row of a forward pass, none of them padded.
 
-A batch of tweets padded to its longest computes many padding tokens (a quarter of them for a
-typical micro-batch of 48), and a batch cut into passes by length pays each pass's fixed cost.
+A batch of tweets padded to its longest computes many padding tokens, and a batch cut into passes
+by length pays each pass's fixed cost.
 Packing puts whole texts one after another into rows of ``width`` tokens (best fit, longest
 first), restarts the position ids at each text and lets attention see only the tokens of the
 same text (a block-diagonal mask), so every text is scored exactly as on its own. Each text's

@@ -27,13 +27,13 @@ from sentiment.model_dir import ModelInfo, read_calibration_texts, read_model_in
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-# The bundled 3-layer model distilled from the default one: about twice as fast, 0.6 points less
-# accurate on the test split (see its README.md).
+# The bundled 3-layer model distilled from the default one: faster, a little less accurate (its
+# README.md; figures in docs/performance.md).
 FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
 
 
 # One forward pass costs about as much as this many padded tokens on top of its rows x width
-# (int8-static engine on this machine: of 48, 64, 96 and 128, 128 was fastest on random batches).
+# (the overhead that cut random batches fastest: docs/performance.md, "Batches into passes").
 PASS_OVERHEAD_TOKENS = 128
 
 
