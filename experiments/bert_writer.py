@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from experiments.plots import plot_training_curve
-from sentiment.model_dir import METADATA_FILE, ModelInfo, write_calibration_texts, write_model_info
+from sentiment.model_dir import METADATA_FILE, ModelInfo, read_model_info, write_calibration_texts, write_model_info
 
 if TYPE_CHECKING:
     from experiments.train_bert import TrainConfig
@@ -49,9 +49,8 @@ def model_name(config: TrainConfig) -> str:
 def base_name(base_model: str) -> str:
     """A readable name for the base model: the name of a model this tool trained, its config's
     original name, else the path's last part."""
-    meta_path = Path(base_model) / METADATA_FILE
-    if meta_path.is_file():
-        return json.loads(meta_path.read_text())["name"]
+    if (Path(base_model) / METADATA_FILE).is_file():
+        return read_model_info(base_model).name
     config_path = Path(base_model) / "config.json"
     if config_path.is_file():
         original = json.loads(config_path.read_text()).get("_name_or_path")
@@ -100,7 +99,7 @@ def model_card(out: Path, metrics: dict) -> str:
             f"- **Test accuracy: {metrics['test_accuracy']:.2%}** "
             f"(best validation accuracy {metrics['best_val_accuracy']:.2%})."
         )
-    name = json.loads((out / METADATA_FILE).read_text())["name"]
+    name = read_model_info(out).name
     return f"""# {name}
 
 Binary tweet sentiment (negative / positive); the service maps the positive-probability to
