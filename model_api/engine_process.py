@@ -392,6 +392,8 @@ def answer(passes: Passes, requests: list[tuple[int, list[str]]], reply: Callabl
     empty = [(number, True, []) for number, request_texts in requests if not request_texts]
     if empty:
         reply(empty)
+        if len(empty) == len(requests):
+            return  # nothing to score (the worker's watchdog pings with an empty request)
     try:
         for indices, scored in passes(texts):
             ready = []
@@ -421,7 +423,7 @@ def serve(conn: Connection) -> None:
         import torch
 
         from model_api.predictor import load_predictor
-        from model_api.runtime import quiet_torch_logs, torch_threads
+        from model_api.torch_setup import quiet_torch_logs, torch_threads
 
         quiet_torch_logs()
         torch.set_num_threads(torch_threads(config))

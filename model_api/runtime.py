@@ -1,29 +1,12 @@
-"""How a worker runs the model: torch threads and log levels, and the predictor the service serves.
-
-Both the worker (:mod:`model_api.wsgi`) and the model process (:mod:`model_api.engine_process`)
-use these.
-"""
+"""The predictor a worker serves: the configured model in a child process, or in the worker."""
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
 from model_api.interface import Predictor
+from model_api.torch_setup import quiet_torch_logs, torch_threads
 from sentiment.config import Config
-
-
-def torch_threads(config: Config) -> int:
-    """Intra-op threads per worker: as configured, else cores / workers (so workers x threads <= cores)."""
-    service = config.service
-    return service.torch_threads or max(1, (os.cpu_count() or 1) // service.workers)
-
-
-def quiet_torch_logs() -> None:
-    # torchao notes at import that its optional CUDA kernels do not load; nothing to act on here.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
 def build_predictor(config: Config) -> Predictor:
