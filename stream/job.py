@@ -42,7 +42,15 @@ from pyspark.sql.streaming import StreamingQueryListener
 from pyspark.sql.types import DoubleType, StructField, StructType
 
 from ingest.spool import archive_dir, read_complete
-from sentiment.config import PROJECT_ROOT, TRANSPORTS, Config, ConfigError, StreamConfig, load_config
+from sentiment.config import (
+    PROJECT_ROOT,
+    TRANSPORTS,
+    Config,
+    ConfigError,
+    StreamConfig,
+    load_config,
+    service_token,
+)
 from sentiment.labels import NeutralBand
 from stream.cleaning import clean_tweets, label_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
@@ -220,6 +228,7 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
                     f"batch {batch_id} ({n_good} tweet(s))",
                     config.outage_limit_seconds,
                     stop=stats.stopping.is_set,
+                    token=config.scoring.token,
                 )
             except ServiceOutage as e:
                 stats.outage = str(e)
@@ -430,6 +439,7 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
             retries=s.retries,
             backoff=s.backoff_seconds,
             cooldown=s.replica_cooldown_seconds,
+            token=service_token(config.service),
         ),
         band=config.band.band(),
         track=tuple(dict.fromkeys(args.track + args.keywords)),
@@ -555,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_spark(config, args.master)
     try:
         job = dataclasses.replace(
-            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service)
+            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service, job.scoring.token)
         )
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
