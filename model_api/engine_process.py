@@ -118,6 +118,7 @@ class _Child:
         try:
             status, payload = self.conn.recv()
         except (EOFError, OSError):
+            self.conn.close()
             raise EngineProcessError(f"the model process {self._wait_for_exit()} while starting") from None
         if status == "error":
             self.close()
@@ -320,6 +321,9 @@ class PredictorProcess:
                     self._degraded = f"the model process {dead.reason}; restarting failed: {e}"
                 log.error("restarting the model process failed (%s); trying again in %.1f s", e, self._delay)
                 continue
+            if self._closed.is_set():  # closed while this one started
+                child.close()
+                return
             with self._lock:
                 self._child = child
                 self._degraded = ""
@@ -358,8 +362,9 @@ class PredictorProcess:
         """``ok``, or ``degraded`` with the reason while the child is restarting."""
         with self._lock:
             degraded, child = self._degraded, self._child
-        if not degraded and child.exited.is_set():
-            degraded = f"the model process {child.reason}; restarting"
+        if not degraded and (child.exited.is_set() or child.process.poll() is not None):
+            # Gone, and the reply thread may not have seen it yet.
+            degraded = f"the model process {child.reason or exit_reason(child.process.returncode)}; restarting"
         if degraded:
             return {"status": "degraded", "reason": degraded, "restarts": self.restarts}
         return {"status": "ok", "restarts": self.restarts}

@@ -16,7 +16,7 @@ def _error(description: str, retry_after: bool = False) -> dict:
     return response
 
 
-def _client_errors(auth: bool) -> dict:
+def _client_errors() -> dict:
     errors = {
         "400": _error(
             "the body is not valid UTF-8 JSON, is nested too deeply, or a field is missing or of the wrong type"
@@ -25,8 +25,6 @@ def _client_errors(auth: bool) -> dict:
         "415": _error("the Content-Type is not application/json"),
         "503": _error("the model is restarting or overloaded; retry after Retry-After seconds", retry_after=True),
     }
-    if auth:
-        errors["401"] = _error("a bearer token is configured and the request did not send it")
     return errors
 
 
@@ -64,7 +62,7 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
             "post": {
                 "summary": "Score one text",
                 "requestBody": json_body({"type": "object", "required": ["text"], "properties": {"text": text}}),
-                "responses": {"200": ok(prediction), **_client_errors(False)},
+                "responses": {"200": ok(prediction), **_client_errors()},
             }
         },
         "/predict/batch": {
@@ -81,7 +79,7 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                 ),
                 "responses": {
                     "200": ok({"type": "object", "properties": {"results": {"type": "array", "items": prediction}}}),
-                    **_client_errors(False),
+                    **_client_errors(),
                 },
             }
         },
