@@ -179,10 +179,13 @@ def _body() -> bytes:
         if request.content_length > limit:
             raise too_large
         return request.get_data(cache=False)
-    # Chunked: no length to check first, so read one byte past the limit. Werkzeug hides such a body
-    # unless the server marks the input terminated; every WSGI server here hands over a finite one.
+    # Chunked: no length to check first, so read one byte past the limit. Only from a server that
+    # marks the input terminated (granian, gunicorn, Werkzeug's for chunked bodies): elsewhere a read
+    # could wait for the client forever, and there is no body to read (as Werkzeug does).
     stream = request.environ.get("wsgi.input")
-    data = stream.read(limit + 1) if stream is not None else b""
+    if stream is None or not request.environ.get("wsgi.input_terminated"):
+        return b""
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise too_large
     return data

@@ -143,7 +143,7 @@ class _Child:
         while True:
             try:
                 replies, batch = self.conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # TypeError: close() closed the connection under recv
                 break
             self.last_heard = time.monotonic()
             if batch is not None and batch[0]:  # a watchdog ping alone is no prediction

@@ -153,6 +153,8 @@ class Load:
             self.statuses[r.status_code] += 1
             if r.status_code == 503 and not r.headers.get("Retry-After"):
                 self.bad.append("503 without Retry-After")
+            elif r.status_code == 503:
+                self.stopping.wait(0.2)  # a client backs off (less than Retry-After, to keep the load on)
             elif r.status_code not in (200, 503):
                 self.bad.append(f"HTTP {r.status_code}: {r.text[:200]}")
 

@@ -42,7 +42,11 @@ def test_no_request_gets_a_500_and_every_error_is_json(request):
     client = APP.test_client()
     headers = dict(request.headers)
     content_type = headers.pop("Content-Type", None)
-    kwargs = {"input_stream": io.BytesIO(request.body)} if request.chunked else {"data": request.body}
+    kwargs = (
+        {"input_stream": io.BytesIO(request.body), "environ_overrides": {"wsgi.input_terminated": True}}
+        if request.chunked
+        else {"data": request.body}
+    )
     if request.chunked:
         headers["Transfer-Encoding"] = "chunked"
     r = client.open(request.path, method=request.method, headers=headers, content_type=content_type, **kwargs)
