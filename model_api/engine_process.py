@@ -23,7 +23,7 @@ It also supervises the child: when the child dies (a crash, SIGKILL, the OOM kil
 waiting on it fail at once with :class:`EngineRestarting` (the service answers 503 with
 ``Retry-After``), the reason (exit code or signal) is logged, ``health()`` says "degraded", and a
 new child with the same configuration starts after ``service.engine_restart_seconds`` (doubling
-while starts fail, up to 30 s). A watchdog pings the child when it is idle; a child that answers
+while starts fail, up to 30 s). A watchdog pings the child about once a second (an empty request); a child that answers
 nothing for ``service.engine_watchdog_seconds`` while something waits on it (hung, or stopped) is
 killed and restarted the same way.
 """
