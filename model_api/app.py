@@ -152,8 +152,9 @@ def _authorized(token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode())
 
 
-def _retry_later(message: str, retry_after: float) -> Response:
-    response = jsonify(error=message)
+def _retry_later(message: str | dict, retry_after: float) -> Response:
+    """A 503 with ``Retry-After``: ``{"error": message}``, or ``message`` itself when it is a dict."""
+    response = jsonify(message if isinstance(message, dict) else {"error": message})
     response.status_code = 503
     response.headers["Retry-After"] = str(max(1, round(retry_after)))
     return response
@@ -252,16 +253,9 @@ def health():
     state = dict(_predictor().health())
     state["worker"] = os.getpid()
     if state.get("status") != "ok":
-        return _retry_later_health(state)
+        return _retry_later(state, _config().service.retry_after_seconds)
     state["version"] = _predictor().describe().get("version")
     return jsonify(state)
-
-
-def _retry_later_health(state: dict) -> Response:
-    response = jsonify(state)
-    response.status_code = 503
-    response.headers["Retry-After"] = str(_config().service.retry_after_seconds)
-    return response
 
 
 @bp.get("/model")
