@@ -34,6 +34,9 @@ class StubPredictor:
     def describe(self) -> dict:
         return {"name": "stub", "version": "0", "precision": "none"}
 
+    def health(self) -> dict:
+        return {"status": "ok"}
+
     def warm_up(self) -> None:
         pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -18,10 +19,13 @@ def process_tree(pid: int) -> list[int]:
     tree, pending = [], [pid]
     while pending:
         current = pending.pop()
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
+        # Each thread lists the children it started (a model process restarted by a supervisor thread).
+        children = []
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children += (task / "children").read_text().split()
+        if not Path(f"/proc/{current}").exists():
             continue  # gone
         tree.append(current)
-        pending.extend(int(c) for c in children)
+        pending.extend(dict.fromkeys(int(c) for c in children))
     return tree

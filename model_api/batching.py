@@ -9,15 +9,12 @@ applies it to the requests its worker sends.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -43,21 +40,27 @@ def take_batch(
 
 
 class MicroBatcher:
-    """Groups concurrent calls of ``predict(texts) -> list`` into shared batches."""
+    """A predictor that groups concurrent calls of another's ``predict(texts) -> list`` into shared
+    batches. ``inner`` is a predictor (its ``describe``, ``health`` and ``warm_up`` are passed on)
+    or a bare ``predict`` function. A shared batch that fails is retried call by call, so that one
+    bad call fails alone."""
 
     def __init__(
         self,
-        predict: Callable[[list[str]], list[Any]],
+        inner: Any,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[int, float], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait_ms >= 0, got {max_batch}, {max_wait_ms}")
-        self.predict = predict
+        self.inner = inner
+        self._predict: Callable[[list[str]], list[Any]] = getattr(inner, "predict", inner)
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch
+        self.timeout = timeout
         self._queue: queue.Queue[tuple[list[str], Future]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
@@ -68,21 +71,40 @@ class MicroBatcher:
         self._queue.put((list(texts), future))
         return future.result(timeout=timeout)
 
+    def predict(self, texts: Sequence[str]) -> list[Any]:
+        """:meth:`submit` with the batcher's timeout."""
+        return self.submit(texts, self.timeout)
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    def health(self) -> dict:
+        return self.inner.health() if hasattr(self.inner, "health") else {"status": "ok"}
+
+    def warm_up(self) -> None:
+        if hasattr(self.inner, "warm_up"):
+            self.inner.warm_up()
+
     def _run(self) -> None:
         while True:
             items = take_batch(self._queue, self.max_batch, self.max_wait, lambda item: len(item[0]))
-            texts = [t for item_texts, _ in items for t in item_texts]
-            started = time.perf_counter()
-            try:
-                results = self.predict(texts)
-            except Exception as e:  # hand the failure to every waiting caller
-                log.exception("batched prediction failed")
-                for _, future in items:
-                    future.set_exception(e)
-                continue
-            if self.on_batch is not None:
-                self.on_batch(len(texts), time.perf_counter() - started)
-            offset = 0
-            for item_texts, future in items:
-                future.set_result(results[offset : offset + len(item_texts)])
-                offset += len(item_texts)
+            self._answer(items)
+
+    def _answer(self, items: list[tuple[list[str], Future]]) -> None:
+        texts = [t for item_texts, _ in items for t in item_texts]
+        started = time.perf_counter()
+        try:
+            results = self._predict(texts)
+        except Exception as e:
+            if len(items) > 1:  # find the call that fails; the others are answered
+                for item in items:
+                    self._answer([item])
+                return
+            items[0][1].set_exception(e)
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(texts), time.perf_counter() - started)
+        offset = 0
+        for item_texts, future in items:
+            future.set_result(results[offset : offset + len(item_texts)])
+            offset += len(item_texts)

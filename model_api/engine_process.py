@@ -18,7 +18,14 @@ whole batch is done. A batch whose prediction fails is retried request by reques
 request fails alone.
 
 The parent side, :class:`PredictorProcess`, has the predictor interface (``predict``,
-``describe``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.
+``describe``, ``health``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.
+It also supervises the child: when the child dies (a crash, SIGKILL, the OOM killer) the calls
+waiting on it fail at once with :class:`EngineRestarting` (the service answers 503 with
+``Retry-After``), the reason (exit code or signal) is logged, ``health()`` says "degraded", and a
+new child with the same configuration starts after ``service.engine_restart_seconds`` (doubling
+while starts fail, up to 30 s). A watchdog pings the child about once a second (an empty request); a child that answers
+nothing for ``service.engine_watchdog_seconds`` while something waits on it (hung, or stopped) is
+killed and restarted the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import itertools
 import logging
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -38,99 +46,130 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from model_api.batching import take_batch
+from model_api.interface import ModelUnavailable
 from sentiment.config import Config
 from sentiment.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
+# Restart delays double while starts fail, up to this; a child that served this long resets them.
+MAX_RESTART_SECONDS = 30.0
+STABLE_SECONDS = 60.0
 
-class EngineProcessError(RuntimeError):
+
+class EngineProcessError(ModelUnavailable):
     """The model process failed to start, or exited."""
+
+
+class EngineRestarting(EngineProcessError):
+    """The model process died or hung; a new one is starting."""
 
 
 class RemotePredictionError(RuntimeError):
     """A prediction raised in the model process (which goes on serving)."""
 
 
-class PredictorProcess:
-    """A predictor that runs in a child process, which batches the concurrent calls it receives."""
+def exit_reason(returncode: int | None) -> str:
+    """``killed by SIGKILL``, ``exited with code 1``: what a child's return code says."""
+    if returncode is None:
+        return "did not exit"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
 
-    # The app leaves micro-batching to this predictor (see the module docstring).
-    batches_concurrent_calls = True
 
-    def __init__(self, config: Config, start_timeout: float = 900.0) -> None:
+class _Child:
+    """One model process and the two threads that talk to it."""
+
+    def __init__(self, config: Config, start_timeout: float, on_batch: Callable[[int, float], None]) -> None:
         parent, child = socket.socketpair()
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen(
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "model_api.engine_process", str(child.fileno())],
             pass_fds=(child.fileno(),),
             env=env,
         )
         child.close()
-        self._conn = Connection(parent.detach())
+        self.conn = Connection(parent.detach())
+        self.on_batch = on_batch
+        self.retry_after = config.service.retry_after_seconds
+        self.started = time.monotonic()
+        self.last_heard = self.started
+        self.exited = threading.Event()
+        self.reason = ""  # why it exited, once it has
+        self.killed_because = ""  # set by the watchdog before it kills
         self._lock = threading.Lock()  # guards the waiting futures and the exit error
         # Request threads only queue their texts; one thread sends whatever is queued in one
         # message. Sending from each request thread under a lock made them queue on that lock
         # behind the socket writes (p99 210 ms in the single-tweet load test).
         self._outbox: queue.SimpleQueue[tuple[int, list[str]] | None] = queue.SimpleQueue()
-        self._waiting: dict[int, Future] = {}
+        self._waiting: dict[int, tuple[Future, float]] = {}
         self._ids = itertools.count()
         self._gone: EngineProcessError | None = None
-        # Called with (texts, seconds) after each prediction in the model process.
-        self.on_batch: Callable[[int, float], None] | None = None
-        self._conn.send(config)
+        self.conn.send(config)
         # Loading and warming up (for compiled engines: compiling) happen in the child.
-        if not self._conn.poll(start_timeout):
+        if not self.conn.poll(start_timeout):
+            self.kill()
             self.close()
             raise EngineProcessError(f"the model process did not start within {start_timeout:.0f} s")
         try:
-            status, payload = self._conn.recv()
+            status, payload = self.conn.recv()
         except (EOFError, OSError):
-            raise self._exited() from None
+            self.conn.close()
+            raise EngineProcessError(f"the model process {self._wait_for_exit()} while starting") from None
         if status == "error":
+            self.close()
             raise EngineProcessError(f"in the model process: {payload}")
-        self._info = payload
-        self._receiver = threading.Thread(target=self._receive, name="model-process-replies", daemon=True)
-        self._receiver.start()
-        self._sender = threading.Thread(target=self._send_queued, name="model-process-requests", daemon=True)
-        self._sender.start()
+        self.info: dict = payload
+        self.last_heard = time.monotonic()
+        threading.Thread(target=self._receive, name="model-process-replies", daemon=True).start()
+        threading.Thread(target=self._send_queued, name="model-process-requests", daemon=True).start()
 
     @property
-    def alive(self) -> bool:
-        return self._process.poll() is None
+    def pid(self) -> int:
+        return self.process.pid
 
-    def _exited(self) -> EngineProcessError:
+    def _wait_for_exit(self) -> str:
         try:
-            code = self._process.wait(timeout=10)
+            return exit_reason(self.process.wait(timeout=10))
         except subprocess.TimeoutExpired:
-            code = None
-        return EngineProcessError(f"the model process exited with code {code}")
+            return "stopped answering"
 
     def _receive(self) -> None:
         """Hand each reply to its caller; when the child is gone, fail every waiting call."""
         while True:
             try:
-                replies, batch = self._conn.recv()
-            except (EOFError, OSError):
+                replies, batch = self.conn.recv()
+            except (EOFError, OSError, TypeError):  # TypeError: close() closed the connection under recv
                 break
-            if batch is not None and self.on_batch is not None:
+            self.last_heard = time.monotonic()
+            if batch is not None and batch[0]:  # a watchdog ping alone is no prediction
                 self.on_batch(*batch)
             for number, ok, payload in replies:
                 with self._lock:
-                    future = self._waiting.pop(number, None)
+                    future, _ = self._waiting.pop(number, (None, 0.0))
                 if future is None:
                     continue  # its caller gave up waiting
                 if ok:
                     future.set_result(payload)
                 else:
                     future.set_exception(RemotePredictionError(f"in the model process: {payload}"))
-        gone = self._exited()
+        reason = self._wait_for_exit()
+        if self.killed_because:
+            reason = f"{reason} ({self.killed_because})"
+        gone = EngineRestarting(f"the model process {reason}; a new one is starting", self.retry_after)
         with self._lock:
+            self.reason = reason
             self._gone = gone
-            waiting, self._waiting = list(self._waiting.values()), {}
+            waiting, self._waiting = [f for f, _ in self._waiting.values()], {}
+        self._outbox.put(None)  # ends the sender
         for future in waiting:
             future.set_exception(gone)
+        self.exited.set()
 
     def _send_queued(self) -> None:
         """Send the queued requests, all that are waiting in one message, until closed."""
@@ -139,57 +178,205 @@ class PredictorProcess:
             requests = [r for r in queued if r is not None]
             try:
                 if requests:
-                    self._conn.send(requests)
+                    self.conn.send(requests)
             except OSError:
-                gone = EngineProcessError("the model process exited")
+                gone = EngineRestarting("the model process exited; a new one is starting", self.retry_after)
                 for number, _ in requests:
                     with self._lock:
-                        future = self._waiting.pop(number, None)
+                        future, _ = self._waiting.pop(number, (None, 0.0))
                     if future is not None:
                         future.set_exception(gone)
             if len(requests) < len(queued):
                 return  # closed
 
-    def _send(self, texts: Sequence[str]) -> tuple[int, Future]:
+    def send(self, texts: Sequence[str]) -> tuple[int, Future]:
         future: Future = Future()
         with self._lock:
             if self._gone is not None:
                 raise self._gone
             number = next(self._ids)
-            self._waiting[number] = future
+            self._waiting[number] = (future, time.monotonic())
         self._outbox.put((number, list(texts)))
         return number, future
+
+    def forget(self, number: int) -> None:
+        with self._lock:
+            self._waiting.pop(number, None)
+
+    def silent_for(self) -> float:
+        """Seconds that something has waited on the child while it answered nothing (0 when idle)."""
+        with self._lock:
+            oldest = min((sent for _, sent in self._waiting.values()), default=None)
+        if oldest is None:
+            return 0.0
+        return time.monotonic() - max(oldest, self.last_heard)
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL ends a stopped process too; a reaped one is left alone
+
+    def close(self) -> None:
+        self._outbox.put(None)
+        self.conn.close()  # the child sees end-of-file and exits
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.process.wait()
+
+
+class PredictorProcess:
+    """A predictor that runs in a child process, which batches the concurrent calls it receives;
+    a child that dies or hangs is replaced (see the module docstring).
+
+    Raises:
+        EngineProcessError: (from the constructor) the first child did not start.
+    """
+
+    def __init__(self, config: Config, start_timeout: float = 900.0) -> None:
+        self._config = config
+        self._start_timeout = start_timeout
+        service = config.service
+        self._watchdog = service.engine_watchdog_seconds
+        self._first_delay = service.engine_restart_seconds
+        self._delay = self._first_delay
+        self.retry_after = service.retry_after_seconds
+        self.timeout: float = service.timeout_seconds
+        # Called with (texts, seconds) after each prediction in the model process.
+        self.on_batch: Callable[[int, float], None] | None = None
+        self.restarts = 0
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._degraded = ""  # why, while there is no child to ask
+        self._child = self._start()
+        self._supervisor = threading.Thread(target=self._supervise, name="model-process-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _start(self) -> _Child:
+        return _Child(self._config, self._start_timeout, self._report_batch)
+
+    def _report_batch(self, texts: int, seconds: float) -> None:
+        if self.on_batch is not None:
+            self.on_batch(texts, seconds)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the current child is running."""
+        return self._child.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """The current child's process id."""
+        return self._child.pid
+
+    def _supervise(self) -> None:
+        """Restart the child when it exits; kill it when it has hung (the watchdog)."""
+        tick = min(1.0, self._watchdog / 4) if self._watchdog else 1.0
+        ping: Future | None = None
+        while not self._closed.is_set():
+            child = self._child
+            if child.exited.wait(tick):
+                if self._closed.is_set():
+                    return
+                self._restart(child)
+                ping = None
+                continue
+            if not self._watchdog:
+                continue
+            if ping is None or ping.done():
+                try:  # an empty request: the child's serving loop answers it at once when healthy
+                    ping = child.send([])[1]
+                except EngineProcessError:
+                    continue
+            silent = child.silent_for()
+            if silent > self._watchdog:
+                child.killed_because = f"by the watchdog: no answer for {silent:.1f} s"
+                log.error(
+                    "the model process (pid %d) answered nothing for %.1f s with work waiting "
+                    "(service.engine_watchdog_seconds = %g); killing it",
+                    child.pid,
+                    silent,
+                    self._watchdog,
+                )
+                child.kill()
+
+    def _restart(self, dead: _Child) -> None:
+        if time.monotonic() - dead.started > STABLE_SECONDS:
+            self._delay = self._first_delay
+        with self._lock:
+            self._degraded = f"the model process {dead.reason}; restarting"
+        log.error(
+            "the model process (pid %d) %s after %.0f s; starting a new one in %.1f s",
+            dead.pid,
+            dead.reason,
+            time.monotonic() - dead.started,
+            self._delay,
+        )
+        dead.close()
+        began = time.monotonic()
+        while not self._closed.wait(self._delay):
+            self._delay = min(MAX_RESTART_SECONDS, self._delay * 2)
+            try:
+                child = self._start()
+            except EngineProcessError as e:
+                with self._lock:
+                    self._degraded = f"the model process {dead.reason}; restarting failed: {e}"
+                log.error("restarting the model process failed (%s); trying again in %.1f s", e, self._delay)
+                continue
+            if self._closed.is_set():  # closed while this one started
+                child.close()
+                return
+            with self._lock:
+                self._child = child
+                self._degraded = ""
+                self.restarts += 1
+            log.warning(
+                "the model process is back (pid %d), %.1f s after the last one %s",
+                child.pid,
+                time.monotonic() - began,
+                dead.reason,
+            )
+            return
 
     def predict(self, texts: Sequence[str], timeout: float | None = None) -> list:
         """Predictions for ``texts``, batched in the model process with concurrent calls.
 
         Raises:
-            EngineProcessError: the model process is gone.
+            EngineRestarting: the model process is gone; a new one is starting.
             RemotePredictionError: the prediction raised in the model process.
-            TimeoutError: no answer within ``timeout`` seconds.
+            TimeoutError: no answer within ``timeout`` seconds (default ``service.timeout_seconds``).
         """
-        number, future = self._send(texts)
+        with self._lock:
+            if self._degraded:
+                raise EngineRestarting(self._degraded, self.retry_after)
+            child = self._child
+        number, future = child.send(texts)
         try:
-            return future.result(timeout=timeout)
+            return future.result(timeout=self.timeout if timeout is None else timeout)
         except TimeoutError:
-            with self._lock:
-                self._waiting.pop(number, None)
+            child.forget(number)
             raise
 
     def describe(self) -> dict:
-        return dict(self._info)
+        return dict(self._child.info)
+
+    def health(self) -> dict:
+        """``ok``, or ``degraded`` with the reason while the child is restarting."""
+        with self._lock:
+            degraded, child = self._degraded, self._child
+        if not degraded and (child.exited.is_set() or child.process.poll() is not None):
+            # Gone, and the reply thread may not have seen it yet.
+            degraded = f"the model process {child.reason or exit_reason(child.process.returncode)}; restarting"
+        if degraded:
+            return {"status": "degraded", "reason": degraded, "restarts": self.restarts}
+        return {"status": "ok", "restarts": self.restarts}
 
     def warm_up(self) -> None:
         """Nothing to do: the child warmed up before it reported ready."""
 
     def close(self) -> None:
-        self._outbox.put(None)
-        self._conn.close()  # the child sees end-of-file and exits
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        self._closed.set()
+        self._child.close()
+        self._supervisor.join(timeout=10)
 
 
 Passes = Callable[[list[str]], Iterable[tuple[list[int], list]]]
@@ -211,6 +398,8 @@ def answer(passes: Passes, requests: list[tuple[int, list[str]]], reply: Callabl
     empty = [(number, True, []) for number, request_texts in requests if not request_texts]
     if empty:
         reply(empty)
+        if len(empty) == len(requests):
+            return  # nothing to score (the worker's watchdog pings with an empty request)
     try:
         for indices, scored in passes(texts):
             ready = []
@@ -240,7 +429,7 @@ def serve(conn: Connection) -> None:
         import torch
 
         from model_api.predictor import load_predictor
-        from model_api.wsgi import quiet_torch_logs, torch_threads
+        from model_api.torch_setup import quiet_torch_logs, torch_threads
 
         quiet_torch_logs()
         torch.set_num_threads(torch_threads(config))

@@ -233,6 +233,10 @@ class SentimentPredictor:
                 out[i] = prediction
         return out
 
+    def health(self) -> dict:
+        """Loaded in this process: always ready."""
+        return {"status": "ok"}
+
     def describe(self) -> dict:
         """What ``GET /model`` reports."""
         return {

@@ -19,6 +19,7 @@ from pathlib import Path
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 
 ENV_PREFIX = "TWEETSENT_"
+TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (see service_token)
 SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
@@ -57,6 +58,12 @@ class ServiceConfig:
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
     micro_batch_max: int = 256  # most texts one shared prediction takes from concurrent requests
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
+    token_file: str = ""  # a file holding the bearer token; $TWEETSENT_SERVICE_TOKEN wins; both empty: no token
+    open_paths: str = "/health,/metrics,/openapi.json"  # comma-separated paths answered without the token
+    engine_watchdog_seconds: float = 30.0  # a model process silent this long with work waiting is killed; 0 = off
+    engine_restart_seconds: float = 1.0  # first wait before restarting a dead model process (doubles, up to 30 s)
+    retry_after_seconds: int = 5  # Retry-After of a 503 while the model is unavailable
+    log_interval_seconds: float = 60.0  # each kind of error is logged once per interval, with a count
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -72,6 +79,17 @@ class ServiceConfig:
         _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
         _check(self.max_body_bytes >= 1024, f"service.max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         _check(self.inference_batch >= 1, f"service.inference_batch must be at least 1, got {self.inference_batch}")
+        _check(self.engine_watchdog_seconds >= 0, "service.engine_watchdog_seconds must be >= 0 (0 = off)")
+        _check(self.engine_restart_seconds > 0, "service.engine_restart_seconds must be > 0")
+        _check(self.retry_after_seconds >= 1, "service.retry_after_seconds must be at least 1")
+        _check(self.log_interval_seconds > 0, "service.log_interval_seconds must be > 0")
+        bad = [p for p in self.open_path_list if not p.startswith("/")]
+        _check(not bad, f"service.open_paths must be comma-separated paths starting with '/', got {bad}")
+
+    @property
+    def open_path_list(self) -> tuple[str, ...]:
+        """The paths answered without the bearer token."""
+        return tuple(p.strip() for p in self.open_paths.split(",") if p.strip())
 
     @property
     def url(self) -> str:
@@ -158,6 +176,26 @@ class BandConfig:
 
     def band(self) -> NeutralBand:
         return NeutralBand(self.low, self.high)
+
+
+def service_token(service: ServiceConfig, env: Mapping[str, str] | None = None) -> str:
+    """The service's bearer token: ``$TWEETSENT_SERVICE_TOKEN``, else the first line of
+    ``service.token_file``, else "" (no token). The service and its clients read it the same way.
+
+    Raises:
+        ConfigError: if ``service.token_file`` is named but cannot be read or is empty.
+    """
+    env = os.environ if env is None else env
+    token = env.get(TOKEN_ENV, "").strip()
+    if token or not service.token_file:
+        return token
+    path = Path(service.token_file)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(f"service.token_file {path}: cannot read it ({e.strerror})") from None
+    _check(bool(token), f"service.token_file {path} is empty; write the token in it or unset the setting")
+    return token
 
 
 def _is_duration(text: str) -> bool:

@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
-from sentiment.config import TRANSPORTS, Config, ConfigError, load_config
+from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
 from sentiment.logs import setup_logging
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
@@ -125,6 +125,7 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
             retries=s.retries,
             backoff=s.backoff_seconds,
             cooldown=s.replica_cooldown_seconds,
+            token=service_token(config.service),
         ),
         band=config.band.band(),
         track=tuple(dict.fromkeys(args.track + args.keywords)),

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sentiment.config import StreamConfig
@@ -50,6 +50,7 @@ class ScoringOptions:
     backoff: float = StreamConfig.backoff_seconds
     concurrency: int = StreamConfig.request_concurrency
     cooldown: float = StreamConfig.replica_cooldown_seconds
+    token: str = field(default="", repr=False)  # the service's bearer token (sentiment.config.service_token)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -76,6 +77,7 @@ def make_session(options: ScoringOptions):
         respect_retry_after_header=True,
     )
     session = requests.Session()
+    session.headers.update(auth_headers(options.token))
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, options.concurrency), max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -155,12 +157,17 @@ def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -
             yield pdf
 
 
-def service_health(url: str, timeout: float = 5.0) -> str | None:
+def auth_headers(token: str) -> dict[str, str]:
+    """The ``Authorization`` header of the service's bearer token; none without a token."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def service_health(url: str, timeout: float = 5.0, token: str = "") -> str | None:
     """None when ``GET /health`` answers 200, else what went wrong (``HTTP 503``, ``ConnectionError``)."""
     import requests
 
     try:
-        r = requests.get(url.rstrip("/") + "/health", timeout=timeout)
+        r = requests.get(url.rstrip("/") + "/health", timeout=timeout, headers=auth_headers(token))
     except requests.RequestException as e:
         return type(e).__name__
     return None if r.ok else f"HTTP {r.status_code}"
@@ -173,18 +180,18 @@ class ServiceOutage(RuntimeError):
 _reported_down: set[str] = set()  # replicas the driver last logged as down
 
 
-def replicas_health(urls: tuple[str, ...]) -> dict[str, str | None]:
+def replicas_health(urls: tuple[str, ...], token: str = "") -> dict[str, str | None]:
     """:func:`service_health` of each replica."""
     if len(urls) == 1:
-        return {urls[0]: service_health(urls[0])}
+        return {urls[0]: service_health(urls[0], token=token)}
     with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        return dict(zip(urls, pool.map(service_health, urls), strict=True))
+        return dict(zip(urls, pool.map(lambda u: service_health(u, token=token), urls), strict=True))
 
 
-def _any_healthy(urls: tuple[str, ...]) -> str | None:
+def _any_healthy(urls: tuple[str, ...], token: str = "") -> str | None:
     """None when at least one replica is healthy (logging the ones that are down, when that changes);
     else what is wrong with each."""
-    health = replicas_health(urls)
+    health = replicas_health(urls, token)
     down = {u: p for u, p in health.items() if p is not None}
     if len(down) < len(urls):
         if len(urls) > 1 and set(down) != _reported_down:
@@ -206,6 +213,7 @@ def wait_for_service(
     stop: Callable[[], bool] = lambda: False,
     report_every: float = 5.0,
     cap: float = 5.0,
+    token: str = "",
 ) -> float:
     """Wait until the service (any of its replicas, comma-separated in ``url``) is healthy, with capped
     exponential backoff; return the seconds waited.
@@ -218,7 +226,7 @@ def wait_for_service(
     started = time.monotonic()
     urls = parse_urls(url)
     url = ", ".join(urls)
-    problem = _any_healthy(urls)
+    problem = _any_healthy(urls, token)
     if problem is None:
         return 0.0
     delay, reported = 0.25, started
@@ -237,13 +245,13 @@ def wait_for_service(
             reported = time.monotonic()
         time.sleep(delay)
         delay = min(cap, delay * 2)
-        problem = _any_healthy(urls)
+        problem = _any_healthy(urls, token)
     waited = time.monotonic() - started
     log.warning("model service back after %.1fs; scoring %s", waited, what)
     return waited
 
 
-def fetch_model_version(service_url: str, wait_seconds: float) -> str:
+def fetch_model_version(service_url: str, wait_seconds: float, token: str = "") -> str:
     """Ask the service (the first of its replicas to answer) which model it serves, waiting for it to come up.
 
     Raises:
@@ -257,7 +265,7 @@ def fetch_model_version(service_url: str, wait_seconds: float) -> str:
     while True:
         for url in urls:
             try:
-                r = requests.get(url + "/model", timeout=5)
+                r = requests.get(url + "/model", timeout=5, headers=auth_headers(token))
                 if r.ok:
                     info = r.json()
                     return f"{info.get('name', 'model')}@{info.get('version', 'unversioned')}"

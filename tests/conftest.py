@@ -68,6 +68,12 @@ class FakePredictor:
             out.append(FakePrediction(0.5 if good + bad == 0 else good / (good + bad), self.band))
         return out
 
+    def health(self) -> dict:
+        return {"status": "ok"}
+
+    def warm_up(self) -> None:
+        pass
+
     def describe(self) -> dict:
         return {
             "name": "fake",

@@ -87,3 +87,163 @@ def test_metrics_count_requests_by_endpoint_and_status(client):
     assert "tweetsent_texts_total 3.0" in text
     assert 'tweetsent_model_info{name="fake",precision="none",version="0"} 1.0' in text
     assert "tweetsent_request_seconds_bucket" in text and "tweetsent_batch_texts_bucket" in text
+
+
+def make_client(predictor, **service):
+    config = Config()
+    config = dataclasses.replace(config, service=dataclasses.replace(config.service, **service))
+    return create_app(config, predictor=predictor).test_client()
+
+
+def test_a_lone_surrogate_is_replaced_and_its_neighbours_are_scored(client, fake_predictor):
+    r = client.post("/predict/batch", json={"texts": ["good", "bad \ud800 day", "bad"]})
+    assert r.status_code == 200
+    assert [x["sentiment"] for x in r.get_json()["results"]] == ["Positive", "Negative", "Negative"]
+    assert fake_predictor.calls == [["good", "bad \ufffd day", "bad"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "nested too deeply"),
+        (b'{"text": "\xff\xfe"}', "not valid UTF-8 (byte 10)"),
+        (b'{"text": "a",}', "not valid JSON"),
+        (b'{"text": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    ],
+)
+def test_bodies_no_parser_takes_are_400(fake_predictor, body, message):
+    r = make_client(fake_predictor).post("/predict", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert message in r.get_json()["error"]
+    assert fake_predictor.calls == []
+
+
+def test_an_oversized_chunked_body_is_413_like_one_with_a_length(fake_predictor):
+    import io
+
+    client = make_client(fake_predictor, max_body_bytes=2048)
+    body = b'{"text": "' + b"x" * 4000 + b'"}'
+    r = client.post(
+        "/predict",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as granian and gunicorn mark a chunked body
+    )
+    assert r.status_code == 413
+    assert "larger than the limit of 2048 bytes" in r.get_json()["error"]
+    small = client.post(
+        "/predict",
+        input_stream=io.BytesIO(b'{"text": "good"}'),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as granian and gunicorn mark a chunked body
+    )
+    assert small.status_code == 200 and small.get_json()["sentiment"] == "Positive"
+
+
+class FailingPredictor:
+    """A predictor whose every call raises ``error``; its health is ``state``."""
+
+    def __init__(self, error: Exception, state: dict | None = None) -> None:
+        self.error = error
+        self.state = state or {"status": "ok"}
+
+    def predict(self, texts):
+        raise self.error
+
+    def describe(self) -> dict:
+        return {"name": "failing", "version": "0", "precision": "none"}
+
+    def health(self) -> dict:
+        return self.state
+
+    def warm_up(self) -> None:
+        pass
+
+
+def test_an_unavailable_model_is_503_with_retry_after_and_health_degraded():
+    from model_api.interface import ModelUnavailable
+
+    state = {"status": "degraded", "reason": "the model process killed by SIGKILL; restarting"}
+    client = make_client(FailingPredictor(ModelUnavailable("restarting", retry_after=7), state), retry_after_seconds=3)
+    r = client.post("/predict", json={"text": "hello"})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert "model unavailable: restarting" in r.get_json()["error"]
+    health = client.get("/health")
+    assert health.status_code == 503 and health.headers["Retry-After"] == "3"
+    assert health.get_json()["status"] == "degraded" and "SIGKILL" in health.get_json()["reason"]
+
+
+def test_a_prediction_timeout_is_503_not_500():
+    r = make_client(FailingPredictor(TimeoutError())).post("/predict/batch", json={"texts": ["a"]})
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert "timeout_seconds" in r.get_json()["error"]
+
+
+def test_a_fault_of_the_service_is_500_logged_once_with_a_count_and_without_the_text(caplog):
+    client = make_client(FailingPredictor(KeyError("boom")))
+    with caplog.at_level("INFO", logger="model_api.app"):
+        for _ in range(5):
+            r = client.post("/predict", json={"text": "my secret tweet"})
+            assert r.status_code == 500 and r.get_json() == {"error": "internal error: KeyError"}
+    errors = [rec for rec in caplog.records if rec.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is not None  # one traceback, not five
+    assert all("my secret tweet" not in rec.getMessage() for rec in caplog.records)
+
+
+def test_client_errors_are_logged_at_info_once_per_interval(caplog, fake_predictor):
+    client = make_client(fake_predictor)
+    with caplog.at_level("INFO", logger="model_api.app"):
+        for _ in range(20):
+            client.post("/predict", json={"text": 5})
+    lines = [rec for rec in caplog.records if rec.name == "model_api.app"]
+    assert len(lines) == 1 and lines[0].levelname == "INFO"
+    assert '"text" must be a string' in lines[0].getMessage()
+
+
+def test_a_configured_token_is_required_except_on_open_paths(fake_predictor, monkeypatch):
+    monkeypatch.setenv("TWEETSENT_SERVICE_TOKEN", "s3cret-token")
+    client = make_client(fake_predictor)
+    r = client.post("/predict", json={"text": "good"})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer" in r.get_json()["error"]
+    wrong = client.post("/predict", json={"text": "good"}, headers={"Authorization": "Bearer s3cret-tokeN"})
+    assert wrong.status_code == 401
+    ok = client.post("/predict", json={"text": "good"}, headers={"Authorization": "Bearer s3cret-token"})
+    assert ok.status_code == 200
+    assert client.get("/model").status_code == 401
+    for path in ("/health", "/metrics", "/openapi.json"):
+        assert client.get(path).status_code == 200, path
+    assert fake_predictor.calls == [["good"]]
+
+
+def test_open_paths_are_configurable(fake_predictor, monkeypatch):
+    monkeypatch.setenv("TWEETSENT_SERVICE_TOKEN", "t")
+    client = make_client(fake_predictor, open_paths="/health")
+    assert client.get("/health").status_code == 200
+    assert client.get("/metrics").status_code == 401
+
+
+def test_the_token_comes_from_a_file(fake_predictor, monkeypatch, tmp_path):
+    monkeypatch.delenv("TWEETSENT_SERVICE_TOKEN", raising=False)
+    (tmp_path / "token").write_text("from-a-file\n")
+    client = make_client(fake_predictor, token_file=str(tmp_path / "token"))
+    assert client.post("/predict", json={"text": "a"}).status_code == 401
+    assert (
+        client.post("/predict", json={"text": "a"}, headers={"Authorization": "Bearer from-a-file"}).status_code == 200
+    )
+
+
+def test_openapi_names_every_route_and_the_error_shape(client):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {"/predict", "/predict/batch", "/health", "/model", "/metrics", "/openapi.json"}
+    assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
+    assert (
+        doc["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][
+            "texts"
+        ]["maxItems"]
+        == 3
+    )

@@ -128,3 +128,45 @@ def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates
         (3, True, ["D", "E"]),
     ]
     assert calls[0] == ["a", None, "d", "e"] and len(calls) == 4  # the shared call, then one per request
+
+
+def test_a_bad_call_in_a_shared_batch_fails_alone():
+    first_call = threading.Event()
+    release = threading.Event()
+
+    def predict(texts):
+        if not first_call.is_set():
+            first_call.set()
+            release.wait(10)  # hold the first pass so that the others queue into one batch
+        if "boom" in texts:
+            raise ValueError("cannot score boom")
+        return [t.upper() for t in texts]
+
+    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=0)
+    results: dict[str, object] = {}
+
+    def call(text: str) -> None:
+        try:
+            results[text] = batcher.submit([text], timeout=10)
+        except ValueError as e:
+            results[text] = e
+
+    warm = threading.Thread(target=call, args=("first",))
+    warm.start()
+    assert first_call.wait(10)
+    threads = [threading.Thread(target=call, args=(t,)) for t in ("a", "boom", "b")]
+    for t in threads:
+        t.start()
+    while batcher._queue.qsize() < 3:  # all three wait for the same next batch
+        threading.Event().wait(0.001)
+    release.set()
+    for t in [warm, *threads]:
+        t.join()
+    assert results["first"] == ["FIRST"] and results["a"] == ["A"] and results["b"] == ["B"]
+    assert isinstance(results["boom"], ValueError)
+
+
+def test_the_batcher_is_a_predictor_around_a_predictor(fake_predictor):
+    batcher = MicroBatcher(fake_predictor, max_batch=8, max_wait_ms=0, timeout=5)
+    assert [p.to_dict()["sentiment"] for p in batcher.predict(["good", "bad"])] == ["Positive", "Negative"]
+    assert batcher.describe()["name"] == "fake" and batcher.health() == {"status": "ok"}

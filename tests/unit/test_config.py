@@ -79,3 +79,32 @@ def test_show_config_names_a_key_that_is_not_a_setting(key, capsys):
 
     assert main([key]) == 2
     assert repr(key) in capsys.readouterr().err
+
+
+def test_the_service_token_from_the_environment_then_the_file(tmp_path):
+    from sentiment.config import ServiceConfig, service_token
+
+    (tmp_path / "token").write_text("  file-token \n")
+    service = ServiceConfig(token_file=str(tmp_path / "token"))
+    assert service_token(service, env={"TWEETSENT_SERVICE_TOKEN": "env-token"}) == "env-token"
+    assert service_token(service, env={}) == "file-token"
+    assert service_token(ServiceConfig(), env={}) == ""
+
+
+def test_an_unreadable_or_empty_token_file_is_named(tmp_path):
+    from sentiment.config import ServiceConfig, service_token
+
+    with pytest.raises(ConfigError, match="missing"):
+        service_token(ServiceConfig(token_file=str(tmp_path / "missing")), env={})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        service_token(ServiceConfig(token_file=str(tmp_path / "empty")), env={})
+
+
+def test_open_paths_must_be_paths():
+    from sentiment.config import ServiceConfig
+
+    assert ServiceConfig(open_paths="/health, /metrics").open_path_list == ("/health", "/metrics")
+    assert ServiceConfig(open_paths="").open_path_list == ()
+    with pytest.raises(ConfigError, match="open_paths"):
+        ServiceConfig(open_paths="health")

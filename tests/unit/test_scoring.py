@@ -100,3 +100,14 @@ def test_concurrent_requests_keep_the_order():
     assert client.peak > 1
     assert all(client.waits_met) and len(client.waits_met) == 4
     assert client.answered.index("a") > max(client.answered.index("bb"), client.answered.index("ccc"))
+
+
+def test_the_token_goes_in_every_request_and_never_in_a_repr():
+    from stream.scoring import make_session
+
+    options = ScoringOptions(service_url="http://svc", token="s3cret-token")
+    with make_session(options) as session:
+        assert session.headers["Authorization"] == "Bearer s3cret-token"
+    assert "s3cret-token" not in repr(options)
+    with make_session(ScoringOptions(service_url="http://svc")) as session:
+        assert "Authorization" not in session.headers

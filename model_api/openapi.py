@@ -1,0 +1,140 @@
+"""The OpenAPI 3.1 description of the service, served at ``GET /openapi.json``."""
+
+from __future__ import annotations
+
+from sentiment.config import ServiceConfig
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str, retry_after: bool = False) -> dict:
+    response: dict = {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+        }
+    return response
+
+
+def _client_errors() -> dict:
+    errors = {
+        "400": _error(
+            "the body is not valid UTF-8 JSON, is nested too deeply, or a field is missing or of the wrong type"
+        ),
+        "413": _error("the body or the batch is larger than the limit"),
+        "415": _error("the Content-Type is not application/json"),
+        "503": _error("the model is restarting or overloaded; retry after Retry-After seconds", retry_after=True),
+    }
+    return errors
+
+
+def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
+    """The document for this configuration (its limits; the bearer scheme when a token is set)."""
+    open_paths = set(service.open_path_list)
+    prediction = {
+        "type": "object",
+        "required": ["sentiment", "p_positive", "confidence"],
+        "properties": {
+            "sentiment": {"type": "string", "enum": ["Negative", "Neutral", "Positive"]},
+            "p_positive": {"type": "number", "minimum": 0, "maximum": 1},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    }
+    text = {
+        "type": "string",
+        "description": f"cut to {service.max_text_chars} characters; lone surrogates become U+FFFD",
+    }
+
+    def json_body(schema: dict) -> dict:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def ok(schema: dict, description: str = "OK") -> dict:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    def secured(path: str, operation: dict) -> dict:
+        if token and path not in open_paths:
+            operation["security"] = [{"bearer": []}]
+            operation["responses"].update({"401": _error("missing or wrong bearer token")})
+        return operation
+
+    paths = {
+        "/predict": {
+            "post": {
+                "summary": "Score one text",
+                "requestBody": json_body({"type": "object", "required": ["text"], "properties": {"text": text}}),
+                "responses": {"200": ok(prediction), **_client_errors()},
+            }
+        },
+        "/predict/batch": {
+            "post": {
+                "summary": f"Score up to {service.max_batch} texts, answered in order",
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "required": ["texts"],
+                        "properties": {
+                            "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": service.max_batch}
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": ok({"type": "object", "properties": {"results": {"type": "array", "items": prediction}}}),
+                    **_client_errors(),
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "ok (200), or degraded while the model process restarts (503)",
+                "responses": {
+                    "200": ok({"$ref": "#/components/schemas/Health"}),
+                    "503": {
+                        "description": "degraded: the model cannot answer now",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                    },
+                },
+            }
+        },
+        "/model": {"get": {"summary": "The served model", "responses": {"200": ok({"type": "object"})}}},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}},
+            }
+        },
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok({"type": "object"})}}},
+    }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            secured(path, operation)
+    document: dict = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tweet-sentiment model service",
+            "version": "1",
+            "description": (
+                f"Bodies of at most {service.max_body_bytes} bytes. Every error is a JSON object "
+                '{"error": message}; a 500 means a fault of the service, never of the request.'
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "Health": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "reason": {"type": "string"},
+                        "restarts": {"type": "integer"},
+                        "worker": {"type": "integer"},
+                        "version": {"type": "string"},
+                    },
+                },
+            }
+        },
+    }
+    if token:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return document

@@ -1,0 +1,35 @@
+"""The predictor a worker serves: the configured model in a child process, or in the worker."""
+
+from __future__ import annotations
+
+import sys
+
+from model_api.interface import Predictor
+from model_api.torch_setup import quiet_torch_logs, torch_threads
+from sentiment.config import Config
+
+
+def build_predictor(config: Config) -> Predictor:
+    """The configured model, ready to serve concurrent calls: in a child process that batches them
+    (``service.engine_process``), else loaded here behind a :class:`~model_api.batching.MicroBatcher`."""
+    service = config.service
+    if service.engine_process:
+        from model_api.engine_process import PredictorProcess
+
+        return PredictorProcess(config)
+    import torch
+
+    from model_api.batching import MicroBatcher
+    from model_api.predictor import load_predictor
+
+    quiet_torch_logs()
+    torch.set_num_threads(torch_threads(config))
+    # The engine thread gives up the GIL inside every kernel and must win it back from the
+    # request threads after each one; a short switch interval keeps that wait small.
+    sys.setswitchinterval(0.0005)
+    return MicroBatcher(
+        load_predictor(config),
+        max_batch=service.micro_batch_max,
+        max_wait_ms=service.micro_batch_wait_ms,
+        timeout=service.timeout_seconds,
+    )

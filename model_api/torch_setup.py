@@ -1,0 +1,24 @@
+"""Torch settings of a process that runs the model: its threads, and quiet logs.
+
+Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.engine_process`)
+use these.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sentiment.config import Config
+
+
+def torch_threads(config: Config) -> int:
+    """Intra-op threads per worker: as configured, else cores / workers (so workers x threads <= cores)."""
+    service = config.service
+    return service.torch_threads or max(1, (os.cpu_count() or 1) // service.workers)
+
+
+def quiet_torch_logs() -> None:
+    # torchao notes at import that its optional CUDA kernels do not load; nothing to act on here.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
