@@ -9,13 +9,18 @@ and answers its calls over a socket pair; the worker keeps the HTTP work.
 
 Micro-batching happens here too, next to the model: every request thread of the worker queues its
 texts at once, tagged with a number, and one sender thread sends whatever is queued in one message
-(request threads never wait on the socket); the model process queues them and, as soon as a prediction
-ends, takes what is waiting (up to ``service.micro_batch_max`` texts, waiting at most
-``service.micro_batch_wait_ms`` after the first) into the next one, so the model never waits for
-the worker to gather a batch. Concurrent ``/predict/batch`` requests share passes the same way.
-Each request is answered as soon as the forward pass holding its last text ends, not when the
-whole batch is done. A batch whose prediction fails is retried request by request, so one bad
-request fails alone.
+(request threads never wait on the socket); the model process queues them and, as soon as a
+prediction ends, takes what is waiting into the next one (waiting at most
+``service.micro_batch_wait_ms`` after the first for company), so the model never waits for the
+worker to gather a batch. A micro-batch is shaped for a latency budget
+(:class:`model_api.batching.BudgetQueue`): it takes only as many texts as its prediction scores in
+``service.latency_budget_ms`` at the measured cost per text (and at most
+``service.micro_batch_max``), single-text requests first; a larger request is cut across
+micro-batches and answered when its last slice is scored. So a single tweet waits at most for the
+prediction running when it came, never behind a whole ``/predict/batch``, and concurrent
+``/predict/batch`` requests still share full passes. Each request is answered as soon as the
+forward pass holding its last text ends, not when the whole batch is done. A batch whose
+prediction fails is retried request by request, so one bad request fails alone.
 
 The parent side, :class:`PredictorProcess`, has the predictor interface (``predict``,
 ``describe``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.

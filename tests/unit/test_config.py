@@ -62,3 +62,12 @@ def test_model_location_finds_directories_from_the_working_directory_or_the_proj
     (tmp_path / "mine").mkdir()
     assert located("mine") == "mine"  # the working directory first
     assert located("bert-base-uncased") == "bert-base-uncased"  # not a directory: a hub name
+
+
+def test_serving_settings_are_checked():
+    from sentiment.config import ServiceConfig
+
+    with pytest.raises(ConfigError, match="start_precision"):
+        ServiceConfig(start_precision="int8-static")  # the start engine must be ready at once
+    with pytest.raises(ConfigError, match="latency_budget_ms"):
+        ServiceConfig(latency_budget_ms=-1)
