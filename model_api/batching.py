@@ -110,12 +110,17 @@ class PassCost:
             self.seconds_per_text += self.weight * (seconds / texts - self.seconds_per_text)
 
 
-def texts_within(budget_seconds: float, seconds_per_text: float, most: int) -> int:
+def texts_within(budget_seconds: float, seconds_per_text: float, most: int, least: int = 16) -> int:
     """How many texts one micro-batch may take so that its prediction ends within the budget:
-    at least 1, at most ``most``; a budget of 0 means no budget (``most``)."""
+    at least ``least``, at most ``most``; a budget of 0 means no budget (``most``).
+
+    The floor keeps micro-batches large enough to be measured (:class:`PassCost` leaves out the
+    smallest) and efficient: on a slow spell the cost per text rises, and without it smaller
+    batches would cost more per text, and so on down to one text per pass.
+    """
     if budget_seconds <= 0:
         return most
-    return max(1, min(most, int(budget_seconds / seconds_per_text)))
+    return max(min(least, most), min(most, int(budget_seconds / seconds_per_text)))
 
 
 Request = tuple[int, list[str]]  # (number, texts)

@@ -8,7 +8,6 @@ directory or hub name also loads, with light preprocessing and the label order o
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import threading
@@ -151,7 +150,7 @@ def load_predictor(config: Config) -> SentimentPredictor:
         batch_size=service.inference_batch,
         precision=service.precision,
         pack=service.pack_texts,
-        engine_cache=str(cache_dir(service.engine_cache)),
+        engine_cache=str(cache_dir(service.engine_cache)) if service.engine_cache else None,
         fast_start=service.fast_start,
         start_precision=service.start_precision,
     )
@@ -193,6 +192,12 @@ class SentimentPredictor:
         model_path = model_path or str(DEFAULT_MODEL_DIR)
         if precision in COMPILED_PRECISIONS and engine_cache is not None:
             self.engine = self._cached_engine(model_path, EngineCache(engine_cache), fast_start, start_precision)
+            return
+        if precision in COMPILED_PRECISIONS and fast_start:
+            self.engine = self._start_engine(model_path, start_precision, f"compiling {precision}")
+            threading.Thread(
+                target=self._compile_then_switch, args=(model_path,), name="engine-compile", daemon=True
+            ).start()
             return
         calibration = None
         if precision in COMPILED_PRECISIONS:
@@ -246,20 +251,35 @@ class SentimentPredictor:
             if engine is None:
                 raise RuntimeError(f"the compiled engine in {cache.entry(key)} did not load after building it")
             return engine
-        if start_precision in COMPILED_PRECISIONS or not takes_packed_rows(start_precision):
-            raise ValueError(f"the start engine must be fp32, bf16 or int8, got {start_precision!r}")
         command = build_command(model_path, self.precision, cache.folder, self.packed, self.batch_size)
-        self.engine_name, self.engine_state = start_precision, f"building {self.precision}"
-        log.info(
-            "the compiled %s engine is not in %s: serving with %s while it is built in the background",
-            self.precision,
-            cache.folder,
-            start_precision,
-        )
+        engine = self._start_engine(model_path, start_precision, f"building {self.precision}")
         threading.Thread(
             target=self._build_then_switch, args=(command, cache, key), name="engine-build", daemon=True
         ).start()
+        return engine
+
+    def _start_engine(self, model_path: str, start_precision: str, state: str):
+        """The eager engine that serves while the compiled one is prepared in the background."""
+        if start_precision in COMPILED_PRECISIONS or not takes_packed_rows(start_precision):
+            raise ValueError(f"the start engine must be fp32, bf16 or int8, got {start_precision!r}")
+        self.engine_name, self.engine_state = start_precision, state
+        log.info("serving with %s while the %s engine is prepared in the background", start_precision, self.precision)
         return make_engine(self.model, model_path, start_precision, None, self.info.max_length, self.packed)
+
+    def _compile_then_switch(self, model_path: str) -> None:
+        """Quantize and compile the engine in this process (just in time), warm it up, then serve with it."""
+        started = time.monotonic()
+        try:
+            engine = make_engine(
+                self.model, model_path, self.precision, self._calibration(model_path), self.info.max_length, self.packed
+            )
+        except Exception as e:
+            self.engine_state = (
+                f"compiling {self.precision} failed ({type(e).__name__}: {e}); serving with {self.engine_name}"
+            )
+            log.exception("compiling the %s engine failed", self.precision)
+            return
+        self._switch_to(engine, started, "compiled in this process")
 
     def _load_package(self, cache: EngineCache, key: EngineKey) -> PackagedEngine | None:
         package = cache.package(key)
@@ -280,8 +300,14 @@ class SentimentPredictor:
             self.engine_state = f"the {self.precision} build failed (exit code {code}); serving with {self.engine_name}"
             log.error("%s; see the log above", self.engine_state)
             return
-        for _, arrays in itertools.islice(self._batches(self.preprocess(read_calibration_texts(DEFAULT_MODEL_DIR))), 2):
-            engine.logits(*arrays)  # the first passes, before any request pays for them
+        self._switch_to(engine, started, str(engine.package))
+
+    def _switch_to(self, engine, started: float, where: str) -> None:
+        """Warm ``engine`` up on the shapes the service sees, then serve with it from the next pass."""
+        texts = read_calibration_texts(DEFAULT_MODEL_DIR)
+        for n in (1, 2, 8, 32, len(texts)):  # compiled engines: their first passes of a shape are slow
+            for _, arrays in self._batches(self.preprocess(texts[:n])):
+                engine.logits(*arrays)
         with self._lock:
             previous, self.engine = self.engine_name, engine
             self.engine_name, self.engine_state = self.precision, "ready"
@@ -289,7 +315,7 @@ class SentimentPredictor:
             "switched engine from %s to the compiled %s (%s), %.0f s after start",
             previous,
             self.precision,
-            engine.package,
+            where,
             time.monotonic() - started,
         )
         if self.on_engine_change is not None:
