@@ -89,3 +89,18 @@ def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_
         assert healthy < 60
     finally:
         stop(process)
+
+
+def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_switched_to():
+    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+
+    texts = ["I love this, best day ever", "this is awful, I hate it", "what a great game", "worst service ever"]
+    predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
+    assert (predictor.describe()["engine"], predictor.describe()["engine_state"]) == ("int8", "compiling int8-static")
+    eager = [p.sentiment for p in predictor.predict(texts)]  # served while the compiled engine is prepared
+    deadline = time.monotonic() + 300
+    while predictor.describe()["engine"] != "int8-static":
+        assert time.monotonic() < deadline, f"no switch within 300 s: {predictor.describe()}"
+        time.sleep(0.5)
+    assert predictor.describe()["engine_state"] == "ready"
+    assert [p.sentiment for p in predictor.predict(texts)] == eager == ["Positive", "Negative", "Positive", "Negative"]
