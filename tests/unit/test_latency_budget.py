@@ -9,11 +9,12 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_budget_caps_a_micro_batch_by_the_measured_cost_per_text():
-    assert texts_within(0.060, 0.001, 256) == 60
-    assert texts_within(0.060, 0.0001, 256) == 256  # cheap texts: the configured maximum
-    assert texts_within(0.060, 1.0, 256) == 16  # never so few that passes cost mostly their overhead
-    assert texts_within(0.060, 1.0, 8) == 8
-    assert texts_within(0.0, 0.001, 256) == 256  # 0: no budget
+    assert texts_within(0.100, 0.001, 256) == 100
+    assert texts_within(0.100, 0.0001, 256) == 256  # cheap texts: the configured maximum
+    assert texts_within(0.100, 1.0, 256) == 64  # never so few that passes cost mostly their overhead
+    assert texts_within(0.100, 1.0, 8) == 8
+    assert texts_within(0.0, 0.001, 256) == 256
+    assert texts_within(0.100, 0.001, 256, least=16) == 100  # 0: no budget
 
 
 def test_pass_cost_follows_the_measured_predictions_and_ignores_tiny_ones():
