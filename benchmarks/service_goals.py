@@ -78,6 +78,8 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 600.0) -> t
 
 
 def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
     os.killpg(process.pid, 15)
     try:
         process.wait(timeout=30)
