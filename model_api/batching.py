@@ -173,11 +173,19 @@ class BudgetQueue:
     """The requests waiting for the model, taken as micro-batches shaped by :func:`shape_batch`.
 
     Requests of at most ``small_texts`` texts (single tweets) go to a queue of their own, served
-    first; larger ones are cut to fit the budget. ``put(None)`` closes the queue.
+    first; larger ones are cut to fit the budget. The budget holds while small requests are about
+    (one waits, or one came within ``small_seconds``): with large requests alone, micro-batches
+    take up to their full size, since nobody waits for a short pass and full passes score the
+    most texts per second. ``put(None)`` closes the queue.
     """
 
-    def __init__(self, small_texts: int = 8) -> None:
+    def __init__(
+        self, small_texts: int = 8, small_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.small_texts = small_texts
+        self.small_seconds = small_seconds
+        self._clock = clock
+        self._last_small = float("-inf")
         self._small: deque[Request] = deque()
         self._bulk: deque[Request] = deque()
         self._ready = threading.Condition()
@@ -189,6 +197,7 @@ class BudgetQueue:
                 self._closed = True
             elif len(request[1]) <= self.small_texts:
                 self._small.append(request)
+                self._last_small = self._clock()
             else:
                 self._bulk.append(request)
             self._ready.notify()
@@ -196,13 +205,16 @@ class BudgetQueue:
     def _count(self) -> int:
         return sum(len(t) for _, t in self._small) + sum(len(t) for _, t in self._bulk)
 
-    def take(self, max_texts: int, max_wait: float) -> list[Slice] | None:
-        """Block for the first request, wait up to ``max_wait`` seconds for ``max_texts`` texts,
-        then shape a batch. Returns None once closed and empty."""
+    def take(self, max_texts: int, max_wait: float, full_texts: int | None = None) -> list[Slice] | None:
+        """Block for the first request, wait up to ``max_wait`` seconds for ``max_texts`` texts
+        (``full_texts`` when no small request is about), then shape a batch. Returns None once
+        closed and empty."""
         with self._ready:
             self._ready.wait_for(lambda: self._small or self._bulk or self._closed)
             if not (self._small or self._bulk):
                 return None
+            if full_texts is not None and not self._small and self._clock() - self._last_small > self.small_seconds:
+                max_texts = full_texts
             deadline = time.monotonic() + max_wait
             while not self._closed and self._count() < max_texts:
                 remaining = deadline - time.monotonic()

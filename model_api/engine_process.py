@@ -282,7 +282,7 @@ def serve(conn: Connection) -> None:
     assembled = Assembler(lambda replies: send((replies, None)))
     while True:
         most = texts_within(service.latency_budget_ms / 1000, cost.seconds_per_text, service.micro_batch_max)
-        batch = waiting.take(most, service.micro_batch_wait_ms / 1000)
+        batch = waiting.take(most, service.micro_batch_wait_ms / 1000, full_texts=service.micro_batch_max)
         if batch is None:
             return
         started = time.perf_counter()

@@ -61,7 +61,7 @@ class ServiceConfig:
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
     micro_batch_max: int = 256  # most texts one shared prediction takes from concurrent requests
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
-    latency_budget_ms: float = 100.0  # a micro-batch takes what its prediction scores in this time; 0 = no budget
+    latency_budget_ms: float = 100.0  # while single texts wait: a micro-batch takes what it scores in this time
     engine_cache: str = ""  # AOTInductor packages of the compiled engines are kept here; empty: none (compile at start)
     fast_start: bool = True  # compiled engines: serve with start_precision while the compiled one is prepared
     start_precision: str = "int8"  # START_PRECISIONS: the engine serving until the compiled one is ready

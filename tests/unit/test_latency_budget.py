@@ -64,3 +64,17 @@ def test_slices_are_put_back_together_and_a_failed_slice_fails_its_request_once(
     assembled.reply([((3, 4, 6, 6), True, ["z", "w"])])
     assert replies[-1] == (3, False, "TypeError: bad") and len(replies) == 3
     assert not assembled._open and not assembled._failed
+
+
+def test_large_requests_alone_take_full_micro_batches_and_the_budget_holds_while_small_ones_are_about():
+    now = [0.0]
+    waiting = BudgetQueue(small_texts=2, small_seconds=1.0, clock=lambda: now[0])
+    waiting.put((1, [f"t{i}" for i in range(10)]))
+    assert waiting.take(3, 0.0, full_texts=8) == [((1, 0, 8, 10), [f"t{i}" for i in range(8)])]  # no small ones
+    waiting.put((2, ["single"]))
+    assert waiting.take(1, 0.0, full_texts=8) == [((2, 0, 1, 1), ["single"])]
+    waiting.put((3, [f"u{i}" for i in range(10)]))
+    now[0] = 0.5  # a small request came half a second ago: the budget holds
+    assert waiting.take(3, 0.0, full_texts=8) == [((1, 8, 10, 10), ["t8", "t9"]), ((3, 0, 1, 10), ["u0"])]
+    now[0] = 2.0
+    assert waiting.take(3, 0.0, full_texts=8) == [((3, 1, 9, 10), [f"u{i}" for i in range(1, 9)])]
