@@ -70,7 +70,8 @@ def first_row(tree: Path, port: int, env: dict, log: Path, timeout: float = 900)
             time.sleep(0.1)
         return None
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
