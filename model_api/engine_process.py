@@ -9,13 +9,18 @@ and answers its calls over a socket pair; the worker keeps the HTTP work.
 
 Micro-batching happens here too, next to the model: every request thread of the worker queues its
 texts at once, tagged with a number, and one sender thread sends whatever is queued in one message
-(request threads never wait on the socket); the model process queues them and, as soon as a prediction
-ends, takes what is waiting (up to ``service.micro_batch_max`` texts, waiting at most
-``service.micro_batch_wait_ms`` after the first) into the next one, so the model never waits for
-the worker to gather a batch. Concurrent ``/predict/batch`` requests share passes the same way.
-Each request is answered as soon as the forward pass holding its last text ends, not when the
-whole batch is done. A batch whose prediction fails is retried request by request, so one bad
-request fails alone.
+(request threads never wait on the socket); the model process queues them and, as soon as a
+prediction ends, takes what is waiting into the next one (waiting at most
+``service.micro_batch_wait_ms`` after the first for company), so the model never waits for the
+worker to gather a batch. A micro-batch is shaped for a latency budget
+(:class:`model_api.batching.BudgetQueue`): it takes only as many texts as its prediction scores in
+``service.latency_budget_ms`` at the measured cost per text (and at most
+``service.micro_batch_max``), single-text requests first; a larger request is cut across
+micro-batches and answered when its last slice is scored. So a single tweet waits at most for the
+prediction running when it came, never behind a whole ``/predict/batch``, and concurrent
+``/predict/batch`` requests still share full passes. Each request is answered as soon as the
+forward pass holding its last text ends, not when the whole batch is done. A batch whose
+prediction fails is retried request by request, so one bad request fails alone.
 
 The parent side, :class:`PredictorProcess`, has the predictor interface (``predict``,
 ``describe``, ``health``, ``warm_up``) and reports each prediction's size and time to ``on_batch``.
@@ -45,7 +50,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from model_api.batching import take_batch
+from model_api.batching import BudgetQueue, PassCost, take_batch, texts_within
 from model_api.interface import ModelUnavailable
 from sentiment.config import Config
 from sentiment.logs import setup_logging
@@ -147,7 +152,9 @@ class _Child:
             except (EOFError, OSError, TypeError):  # TypeError: close() closed the connection under recv
                 break
             self.last_heard = time.monotonic()
-            if batch is not None and batch[0]:  # a watchdog ping alone is no prediction
+            if isinstance(batch, dict):  # the model process changed engine
+                self.info = batch
+            elif batch is not None and batch[0]:  # a watchdog ping alone is no prediction
                 self.on_batch(*batch)
             for number, ok, payload in replies:
                 with self._lock:
@@ -440,8 +447,15 @@ def serve(conn: Connection) -> None:
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
     conn.send(("ok", predictor.describe()))
+    sending = threading.Lock()  # the engine switch reports from a thread of its own
 
-    waiting: queue.Queue[tuple[int, list[str]] | None] = queue.Queue()
+    def send(message: tuple) -> None:
+        with sending:
+            conn.send(message)
+
+    # A new engine (the compiled one replacing the fast-starting one): the worker's /model says so.
+    predictor.on_engine_change = lambda: send(([], predictor.describe()))
+    waiting = BudgetQueue()
 
     def read() -> None:
         while True:
@@ -453,17 +467,53 @@ def serve(conn: Connection) -> None:
                 return
 
     threading.Thread(target=read, name="worker-requests", daemon=True).start()
-    max_wait = config.service.micro_batch_wait_ms / 1000
+    service = config.service
+    cost = PassCost()
+    assembled = Assembler(lambda replies: send((replies, None)))
     while True:
-        items = take_batch(waiting, config.service.micro_batch_max, max_wait, lambda r: len(r[1]) if r else 0)
-        requests = [r for r in items if r is not None]
-        if requests:
-            started = time.perf_counter()
-            answer(predictor.predict_passes, requests, lambda replies: conn.send((replies, None)))
-            texts = sum(len(r[1]) for r in requests)
-            conn.send(([], (texts, time.perf_counter() - started)))
-        if len(requests) < len(items):
+        most = texts_within(service.latency_budget_ms / 1000, cost.seconds_per_text, service.micro_batch_max)
+        batch = waiting.take(most, service.micro_batch_wait_ms / 1000, full_texts=service.micro_batch_max)
+        if batch is None:
             return
+        started = time.perf_counter()
+        answer(predictor.predict_passes, batch, assembled.reply)
+        seconds = time.perf_counter() - started
+        texts = sum(len(texts) for _, texts in batch)
+        cost.observe(texts, seconds)
+        send(([], (texts, seconds)))
+
+
+class Assembler:
+    """Puts the answers of a large request's slices (see :func:`model_api.batching.shape_batch`)
+    back together: replies for the request once all its texts are scored, or when a slice failed."""
+
+    def __init__(self, reply: Callable[[list[tuple]], None]) -> None:
+        self._reply = reply
+        self._open: dict[int, tuple[list, list[int]]] = {}  # number -> (results, [texts left])
+        self._failed: set[int] = set()
+
+    def reply(self, replies: list[tuple]) -> None:
+        """Take ``answer``'s replies for slices, keyed ``(number, start, end, total)``."""
+        whole = []
+        for (number, offset, end, total), ok, payload in replies:
+            if number in self._failed:
+                if end >= total:
+                    self._failed.discard(number)
+                continue
+            if not ok:
+                self._open.pop(number, None)
+                whole.append((number, False, payload))
+                if end < total:
+                    self._failed.add(number)  # its later slices are dropped
+                continue
+            results, left = self._open.setdefault(number, ([None] * total, [total]))
+            results[offset : offset + len(payload)] = payload
+            left[0] -= len(payload)
+            if left[0] <= 0:
+                del self._open[number]
+                whole.append((number, True, results))
+        if whole:
+            self._reply(whole)
 
 
 if __name__ == "__main__":

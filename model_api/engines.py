@@ -73,8 +73,16 @@ class TorchEngine:
         return self.model(*(torch.from_numpy(a) for a in arrays)).float().numpy()
 
 
-class CompiledInt8Engine:
-    """PT2E int8 quantization (x86 Inductor quantizer) compiled by Inductor.
+def quantized_int8(
+    model: torch.nn.Module,
+    calibration: list[tuple[np.ndarray, ...]],
+    static: bool = True,
+    max_length: int = 512,
+    packed: bool = False,
+) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...], tuple[dict, ...]]:
+    """The model captured by ``torch.export`` and quantized with the PT2E flow and the x86
+    Inductor quantizer, ready for Inductor; with the example inputs and dynamic shapes it was
+    captured with.
 
     Args:
         model: the fp32 sequence classifier.
@@ -83,6 +91,43 @@ class CompiledInt8Engine:
         static: calibrated activation ranges (True) or ranges measured per batch (False).
         max_length: the longest sequence the engine will see.
         packed: the batches are packed rows (:mod:`model_api.packing`), not padded ones.
+    """
+    import torch._inductor.config as inductor_config
+    from torch.export import Dim, export
+
+    logging.getLogger("torchao").setLevel(logging.ERROR)  # optional CUDA kernels it cannot load here
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    if not calibration:
+        raise ValueError("the compiled int8 engine needs at least one calibration batch")
+    # Inductor's int8 lowering copies a tensor in a way torch warns about; nothing to act on.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
+    inductor_config.freezing = True  # constant-fold the weights into prepacked oneDNN layouts
+    rows, seq = Dim("rows", min=1, max=4096), Dim("seq", min=2, max=max(3, max_length))
+    dynamic = ({0: rows, 1: seq},) * (3 if packed else 2)
+    if packed:
+        dynamic += ({0: Dim("texts", min=1, max=4096 * max_length)},)
+    example = tuple(torch.from_numpy(a) for a in calibration[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = export(forward_module(model.eval(), packed), example, dynamic_shapes=dynamic).module()
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_dynamic=not static))
+        prepared = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for arrays in calibration:
+                prepared(*(torch.from_numpy(a) for a in arrays))
+        return convert_pt2e(prepared), example, dynamic
+
+
+class CompiledInt8Engine:
+    """PT2E int8 quantization (x86 Inductor quantizer, :func:`quantized_int8`) compiled by
+    Inductor in this process (just in time). :mod:`model_api.engine_cache` compiles the same
+    model ahead of time and keeps it on disk.
+
+    Args:
+        model, calibration, static, max_length, packed: as for :func:`quantized_int8`.
         mixed_bf16: run the floating-point ops in bf16; default: when the CPU supports bf16 natively.
     """
 
@@ -95,33 +140,10 @@ class CompiledInt8Engine:
         packed: bool = False,
         mixed_bf16: bool | None = None,
     ) -> None:
-        import torch._inductor.config as inductor_config
-        from torch.export import Dim, export
-
-        logging.getLogger("torchao").setLevel(logging.ERROR)  # optional CUDA kernels it cannot load here
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
-        if not calibration:
-            raise ValueError("the compiled int8 engine needs at least one calibration batch")
-        # Inductor's int8 lowering copies a tensor in a way torch warns about; nothing to act on.
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\._inductor\.mkldnn_lowerings")
-        inductor_config.freezing = True  # constant-fold the weights into prepacked oneDNN layouts
-        rows, seq = Dim("rows", min=1, max=4096), Dim("seq", min=2, max=max(3, max_length))
-        dynamic = ({0: rows, 1: seq},) * (3 if packed else 2)
-        if packed:
-            dynamic += ({0: Dim("texts", min=1, max=4096 * max_length)},)
-        example = tuple(torch.from_numpy(a) for a in calibration[0])
+        converted, _, _ = quantized_int8(model, calibration, static, max_length, packed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            graph = export(forward_module(model.eval(), packed), example, dynamic_shapes=dynamic).module()
-            quantizer = xiq.X86InductorQuantizer()
-            quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_dynamic=not static))
-            prepared = prepare_pt2e(graph, quantizer)
-            with torch.no_grad():
-                for arrays in calibration:
-                    prepared(*(torch.from_numpy(a) for a in arrays))
-            self.model = torch.compile(convert_pt2e(prepared), dynamic=True)
+            self.model = torch.compile(converted, dynamic=True)
         self.static = static
         self.mixed_bf16 = bf16_supported() if mixed_bf16 is None else mixed_bf16
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -17,12 +18,22 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from model_api.engines import make_engine, takes_packed_rows
+from model_api.engine_cache import (
+    EngineCache,
+    EngineKey,
+    PackagedEngine,
+    build_command,
+    build_in_background,
+    cache_dir,
+    compile_package,
+    model_digest,
+)
+from model_api.engines import bf16_supported, make_engine, takes_packed_rows
 from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
-from sentiment.config import Config
+from sentiment.config import COMPILED_PRECISIONS, Config
 from sentiment.labels import NeutralBand, Prediction, confidence
-from sentiment.model_dir import ModelInfo, read_calibration_texts, read_model_info
+from sentiment.model_dir import ModelInfo, calibration_file, read_calibration_texts, read_model_info
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +99,9 @@ def load_predictor(config: Config) -> SentimentPredictor:
         batch_size=service.inference_batch,
         precision=service.precision,
         pack=service.pack_texts,
+        engine_cache=str(cache_dir(service.engine_cache)) if service.engine_cache else None,
+        fast_start=service.fast_start,
+        start_precision=service.start_precision,
     )
 
 
@@ -104,6 +118,9 @@ class SentimentPredictor:
         precision: str = "fp32",
         model_path: str | None = None,
         pack: bool = True,
+        engine_cache: str | None = None,
+        fast_start: bool = False,
+        start_precision: str = "int8",
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -115,13 +132,144 @@ class SentimentPredictor:
         self.packed = pack and can_pack(self.model) and takes_packed_rows(precision)
         # Unpacked: how sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
         self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
-        calibration = None
-        if precision in ("int8-static", "int8-dynamic"):
-            texts = read_calibration_texts(model_path or DEFAULT_MODEL_DIR, fallback=DEFAULT_MODEL_DIR)
-            calibration = [arrays for _, arrays in self._batches(self.preprocess(texts))]
-        self.engine = make_engine(self.model, model_path or "", precision, calibration, info.max_length, self.packed)
         # One forward pass at a time per process: concurrent passes would only fight for the cores.
         self._lock = threading.Lock()
+        self.engine_name = precision  # the engine serving now
+        self.engine_state = "ready"  # or "building <precision>", or why the compiled engine is missing
+        # Called (from a background thread) when the serving engine changes.
+        self.on_engine_change: Callable[[], None] | None = None
+        model_path = model_path or str(DEFAULT_MODEL_DIR)
+        if precision in COMPILED_PRECISIONS and engine_cache is not None:
+            self.engine = self._cached_engine(model_path, EngineCache(engine_cache), fast_start, start_precision)
+            return
+        if precision in COMPILED_PRECISIONS and fast_start:
+            self.engine = self._start_engine(model_path, start_precision, f"compiling {precision}")
+            threading.Thread(
+                target=self._compile_then_switch, args=(model_path,), name="engine-compile", daemon=True
+            ).start()
+            return
+        calibration = None
+        if precision in COMPILED_PRECISIONS:
+            calibration = self._calibration(model_path)
+        self.engine = make_engine(self.model, model_path, precision, calibration, info.max_length, self.packed)
+
+    def _calibration(self, model_path: str) -> list[tuple[np.ndarray, ...]]:
+        texts = read_calibration_texts(model_path, fallback=DEFAULT_MODEL_DIR)
+        return [arrays for _, arrays in self._batches(self.preprocess(texts))]
+
+    def _cached_engine(self, model_path: str, cache: EngineCache, fast_start: bool, start_precision: str):
+        """The compiled engine from the cache; else built now (``fast_start`` false), or built by
+        a background process while ``start_precision`` serves (then switched to)."""
+        key = EngineKey(
+            model_digest(model_path, calibration_file(model_path, fallback=DEFAULT_MODEL_DIR)),
+            self.precision,
+            self.packed,
+            self.info.max_length,
+            bf16_supported(),
+        )
+        started = time.monotonic()
+        engine = self._load_package(cache, key)
+        if engine is not None:
+            log.info(
+                "loaded the compiled %s engine from %s in %.1f s",
+                self.precision,
+                engine.package,
+                time.monotonic() - started,
+            )
+            return engine
+        if not fast_start:
+            with cache.lock(key):  # another process may be building it: wait, then take its package
+                engine = self._load_package(cache, key)
+                if engine is None:
+                    log.info(
+                        "compiling the %s engine into %s (a minute or more, once)", self.precision, cache.entry(key)
+                    )
+                    calibration = self._calibration(model_path)
+                    cache.store(
+                        key,
+                        lambda path: compile_package(
+                            self.model,
+                            calibration,
+                            path,
+                            self.precision == "int8-static",
+                            self.info.max_length,
+                            self.packed,
+                            key.mixed_bf16,
+                        ),
+                    )
+                    engine = self._load_package(cache, key)
+            if engine is None:
+                raise RuntimeError(f"the compiled engine in {cache.entry(key)} did not load after building it")
+            return engine
+        command = build_command(model_path, self.precision, cache.folder, self.packed, self.batch_size)
+        engine = self._start_engine(model_path, start_precision, f"building {self.precision}")
+        threading.Thread(
+            target=self._build_then_switch, args=(command, cache, key), name="engine-build", daemon=True
+        ).start()
+        return engine
+
+    def _start_engine(self, model_path: str, start_precision: str, state: str):
+        """The eager engine that serves while the compiled one is prepared in the background."""
+        if start_precision in COMPILED_PRECISIONS or not takes_packed_rows(start_precision):
+            raise ValueError(f"the start engine must be fp32, bf16 or int8, got {start_precision!r}")
+        self.engine_name, self.engine_state = start_precision, state
+        log.info("serving with %s while the %s engine is prepared in the background", start_precision, self.precision)
+        return make_engine(self.model, model_path, start_precision, None, self.info.max_length, self.packed)
+
+    def _compile_then_switch(self, model_path: str) -> None:
+        """Quantize and compile the engine in this process (just in time), warm it up, then serve with it."""
+        started = time.monotonic()
+        try:
+            engine = make_engine(
+                self.model, model_path, self.precision, self._calibration(model_path), self.info.max_length, self.packed
+            )
+        except Exception as e:
+            self.engine_state = (
+                f"compiling {self.precision} failed ({type(e).__name__}: {e}); serving with {self.engine_name}"
+            )
+            log.exception("compiling the %s engine failed", self.precision)
+            return
+        self._switch_to(engine, started, "compiled in this process")
+
+    def _load_package(self, cache: EngineCache, key: EngineKey) -> PackagedEngine | None:
+        package = cache.package(key)
+        if package is None:
+            return None
+        try:
+            return PackagedEngine(package)
+        except Exception as e:  # a package that torch cannot load is as good as missing
+            cache.discard(key, f"it does not load: {type(e).__name__}: {e}")
+            return None
+
+    def _build_then_switch(self, command: list[str], cache: EngineCache, key: EngineKey) -> None:
+        """Build the compiled engine in a process of its own, warm it up, then serve with it."""
+        started = time.monotonic()
+        code = build_in_background(command).wait()
+        engine = self._load_package(cache, key) if code == 0 else None
+        if engine is None:
+            self.engine_state = f"the {self.precision} build failed (exit code {code}); serving with {self.engine_name}"
+            log.error("%s; see the log above", self.engine_state)
+            return
+        self._switch_to(engine, started, str(engine.package))
+
+    def _switch_to(self, engine, started: float, where: str) -> None:
+        """Warm ``engine`` up on the shapes the service sees, then serve with it from the next pass."""
+        texts = read_calibration_texts(DEFAULT_MODEL_DIR)
+        for n in (1, 2, 8, 32, len(texts)):  # compiled engines: their first passes of a shape are slow
+            for _, arrays in self._batches(self.preprocess(texts[:n])):
+                engine.logits(*arrays)
+        with self._lock:
+            previous, self.engine = self.engine_name, engine
+            self.engine_name, self.engine_state = self.precision, "ready"
+        log.info(
+            "switched engine from %s to the compiled %s (%s), %.0f s after start",
+            previous,
+            self.precision,
+            where,
+            time.monotonic() - started,
+        )
+        if self.on_engine_change is not None:
+            self.on_engine_change()
 
     @classmethod
     def from_pretrained(
@@ -131,6 +279,9 @@ class SentimentPredictor:
         batch_size: int = 64,
         precision: str = "fp32",
         pack: bool = True,
+        engine_cache: str | None = None,
+        fast_start: bool = False,
+        start_precision: str = "int8",
     ) -> SentimentPredictor:
         """Load a model directory or Hugging Face hub name.
 
@@ -139,6 +290,10 @@ class SentimentPredictor:
         use), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
         ``pack``: pack several texts into each row of a forward pass where the model is a BERT
         classifier and the engine a torch one (:mod:`model_api.packing`).
+        ``engine_cache``: a folder where the compiled int8 engines are kept
+        (:mod:`model_api.engine_cache`); None compiles them in this process at every start.
+        ``fast_start``: with a cache, an engine not in it is built by a background process
+        while ``start_precision`` (an eager torch engine) serves; then the predictor switches.
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
@@ -156,7 +311,17 @@ class SentimentPredictor:
         )
         log.info("loaded model %s (version %s, preprocessing %s)", info.name, info.version, info.preprocessing)
         return cls(
-            model, tokenizer, info, band=band, batch_size=batch_size, precision=precision, model_path=path, pack=pack
+            model,
+            tokenizer,
+            info,
+            band=band,
+            batch_size=batch_size,
+            precision=precision,
+            model_path=path,
+            pack=pack,
+            engine_cache=engine_cache,
+            fast_start=fast_start,
+            start_precision=start_precision,
         )
 
     def preprocess(self, texts: Sequence[str]) -> list[str]:
@@ -245,5 +410,7 @@ class SentimentPredictor:
             "preprocessing": self.info.preprocessing,
             "max_length": self.info.max_length,
             "precision": self.precision,
+            "engine": self.engine_name,
+            "engine_state": self.engine_state,
             "neutral_band": {**self.band.to_dict(), "inclusive": True},
         }

@@ -26,6 +26,10 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/engines.py).
 TRANSPORTS = ("spool", "socket")
 PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "onnx-int8")
+# The engines compiled at start-up, which the engine cache keeps (model_api/engine_cache.py).
+COMPILED_PRECISIONS = ("int8-dynamic", "int8-static")
+# Engines ready at once that can serve while a compiled one is built (eager torch: same input form).
+START_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 class ConfigError(ValueError):
@@ -64,12 +68,21 @@ class ServiceConfig:
     engine_restart_seconds: float = 1.0  # first wait before restarting a dead model process (doubles, up to 30 s)
     retry_after_seconds: int = 5  # Retry-After of a 503 while the model is unavailable
     log_interval_seconds: float = 60.0  # each kind of error is logged once per interval, with a count
+    latency_budget_ms: float = 100.0  # while single texts wait: a micro-batch takes what it scores in this time
+    engine_cache: str = ""  # AOTInductor packages of the compiled engines are kept here; empty: none (compile at start)
+    fast_start: bool = True  # compiled engines: serve with start_precision while the compiled one is prepared
+    start_precision: str = "int8"  # START_PRECISIONS: the engine serving until the compiled one is ready
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.server in SERVERS, f"service.server must be one of {SERVERS}, got {self.server!r}")
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
         _check(self.torch_threads >= 0, f"service.torch_threads must be >= 0 (0 = automatic), got {self.torch_threads}")
+        _check(
+            self.start_precision in START_PRECISIONS,
+            f"service.start_precision must be one of {START_PRECISIONS}, got {self.start_precision!r}",
+        )
+        _check(self.latency_budget_ms >= 0, f"service.latency_budget_ms must be >= 0, got {self.latency_budget_ms}")
         _check(self.micro_batch_max >= 1, f"service.micro_batch_max must be at least 1, got {self.micro_batch_max}")
         _check(
             self.micro_batch_wait_ms >= 0, f"service.micro_batch_wait_ms must be >= 0, got {self.micro_batch_wait_ms}"

@@ -62,14 +62,19 @@ def write_model_info(folder: Path, info: ModelInfo) -> Path:
     return path
 
 
+def calibration_file(path: str | Path, fallback: Path | None = None) -> Path:
+    """The calibration file of a model directory, else that of the ``fallback`` directory."""
+    own = Path(str(path)) / CALIBRATION_FILE
+    return own if own.is_file() or fallback is None else fallback / CALIBRATION_FILE
+
+
 def read_calibration_texts(path: str | Path, fallback: Path | None = None) -> list[str]:
     """The calibration tweets of a model directory, else those of the ``fallback`` directory.
 
     Raises:
         FileNotFoundError: when neither directory has a calibration file.
     """
-    own = Path(str(path)) / CALIBRATION_FILE
-    source = own if own.is_file() or fallback is None else fallback / CALIBRATION_FILE
+    source = calibration_file(path, fallback)
     return [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

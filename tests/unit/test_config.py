@@ -108,3 +108,12 @@ def test_open_paths_must_be_paths():
     assert ServiceConfig(open_paths="").open_path_list == ()
     with pytest.raises(ConfigError, match="open_paths"):
         ServiceConfig(open_paths="health")
+
+
+def test_serving_settings_are_checked():
+    from sentiment.config import ServiceConfig
+
+    with pytest.raises(ConfigError, match="start_precision"):
+        ServiceConfig(start_precision="int8-static")  # the start engine must be ready at once
+    with pytest.raises(ConfigError, match="latency_budget_ms"):
+        ServiceConfig(latency_budget_ms=-1)

@@ -1,0 +1,106 @@
+"""Fast start: the service answers with an eager engine while the compiled one is built in the
+background, switches to it, and a later start loads the compiled engine from the cache at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from benchmarks.processes import free_port
+from benchmarks.readiness import wait_for_workers
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+FAST_MODEL = "model_api/model-fast"
+
+
+def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "TWEETSENT_SERVICE__PRECISION": "int8-static",
+        "TWEETSENT_SERVICE__MODEL": FAST_MODEL,
+        "TWEETSENT_SERVICE__ENGINE_CACHE": str(cache),
+        "TWEETSENT_SERVICE__FAST_START": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model_api", "--port", url.rsplit(":", 1)[1]],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_workers(url, 1, timeout=120)
+    except RuntimeError:
+        stop(process)
+        raise RuntimeError(f"the service did not start; its log:\n{log.read_text()[-3000:]}") from None
+    return process, url
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def positive(url: str) -> str:
+    r = requests.post(f"{url}/predict", json={"text": "I love this, best day ever"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["sentiment"]
+
+
+def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_switches(tmp_path):
+    cache = tmp_path / "engines"
+    process, url = start(cache, tmp_path / "first.log")
+    try:
+        first = requests.get(f"{url}/model", timeout=10).json()
+        assert (first["engine"], first["engine_state"]) == ("int8", "building int8-static")
+        assert positive(url) == "Positive"  # scored before the compiled engine exists
+        deadline = time.monotonic() + 300
+        while (info := requests.get(f"{url}/model", timeout=10).json())["engine"] != "int8-static":
+            assert time.monotonic() < deadline, f"no switch within 300 s; log:\n{(tmp_path / 'first.log').read_text()}"
+            time.sleep(0.5)
+        assert info["engine_state"] == "ready" and positive(url) == "Positive"
+        assert "switched engine from int8 to the compiled int8-static" in (tmp_path / "first.log").read_text()
+    finally:
+        stop(process)
+    (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in entry.iterdir()) == ["engine.pt2", "meta.json"]
+
+    started = time.monotonic()
+    process, url = start(cache, tmp_path / "later.log")
+    try:
+        healthy = time.monotonic() - started
+        info = requests.get(f"{url}/model", timeout=10).json()
+        assert (info["engine"], info["engine_state"]) == ("int8-static", "ready")  # from the cache, at once
+        assert positive(url) == "Positive"
+        assert healthy < 60
+    finally:
+        stop(process)
+
+
+def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_switched_to():
+    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+
+    texts = ["I love this, best day ever", "this is awful, I hate it", "what a great game", "worst service ever"]
+    predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
+    assert (predictor.describe()["engine"], predictor.describe()["engine_state"]) == ("int8", "compiling int8-static")
+    eager = [p.sentiment for p in predictor.predict(texts)]  # served while the compiled engine is prepared
+    deadline = time.monotonic() + 300
+    while predictor.describe()["engine"] != "int8-static":
+        assert time.monotonic() < deadline, f"no switch within 300 s: {predictor.describe()}"
+        time.sleep(0.5)
+    assert predictor.describe()["engine_state"] == "ready"
+    assert [p.sentiment for p in predictor.predict(texts)] == eager == ["Positive", "Negative", "Positive", "Negative"]
