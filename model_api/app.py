@@ -192,6 +192,24 @@ def _body() -> bytes:
     return data
 
 
+# The routes take an object holding a list of strings; deeper JSON is refused before it is parsed,
+# whatever the interpreter's recursion limit (which other libraries in the process may raise).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be deeper than the limit: skip the scan
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _json_object() -> dict:
     if not request.is_json:
         raise BadRequest("expected a JSON body with Content-Type: application/json", 415)
@@ -200,6 +218,8 @@ def _json_object() -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadRequest(f"request body is not valid UTF-8 (byte {e.start}); send JSON encoded in UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body is not valid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     try:
         body = json.loads(text)
     except RecursionError:

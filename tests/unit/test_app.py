@@ -247,3 +247,27 @@ def test_openapi_names_every_route_and_the_error_shape(client):
         ]["maxItems"]
         == 3
     )
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    from model_api.app import MAX_JSON_DEPTH, json_depth
+
+    assert json_depth('{"texts": ["a", "b"]}') == 0  # few brackets: not scanned
+    deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    assert json_depth(deep) == MAX_JSON_DEPTH + 1
+    brackets_in_text = '{"texts": ["' + "[{" * 100 + '\\"]"]}'
+    assert json_depth(brackets_in_text) == 2
+
+
+def test_deep_json_is_400_whatever_the_recursion_limit(fake_predictor):
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # as some libraries do in the same process
+    try:
+        body = b"[" * 1000 + b"]" * 1000
+        r = make_client(fake_predictor).post("/predict", data=body, content_type="application/json")
+    finally:
+        sys.setrecursionlimit(before)
+    assert r.status_code == 400
+    assert "nested too deeply" in r.get_json()["error"]
