@@ -2,10 +2,10 @@
 
 Inside one worker, the request threads (HTTP, Flask, JSON) and the model share one interpreter
 lock. A compiled forward pass is hundreds of kernel calls, and after each one the model thread
-must win the lock back from whichever request thread holds it. In the single-tweet load test the
-worker answered 464.7 requests/s with the model in its own process against 322.8 without. With
-``service.engine_process = true`` each worker starts one child process that loads the predictor
-and answers its calls over a socket pair; the worker keeps the HTTP work.
+must win the lock back from whichever request thread holds it (measured in
+docs/performance.md, "Design choices, measured"). With ``service.engine_process = true`` each
+worker starts one child process that loads the predictor and answers its calls over a socket pair;
+the worker keeps the HTTP work.
 
 Micro-batching happens here too, next to the model: every request thread of the worker queues its
 texts at once, tagged with a number, and one sender thread sends whatever is queued in one message
@@ -110,7 +110,7 @@ class _Child:
         self._lock = threading.Lock()  # guards the waiting futures and the exit error
         # Request threads only queue their texts; one thread sends whatever is queued in one
         # message. Sending from each request thread under a lock made them queue on that lock
-        # behind the socket writes (p99 210 ms in the single-tweet load test).
+        # behind the socket writes (docs/performance.md).
         self._outbox: queue.SimpleQueue[tuple[int, list[str]] | None] = queue.SimpleQueue()
         self._waiting: dict[int, tuple[Future, float]] = {}
         self._ids = itertools.count()
