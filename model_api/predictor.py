@@ -9,6 +9,8 @@ directory or hub name also loads, with light preprocessing and the label order o
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -220,16 +222,36 @@ class SentimentPredictor:
         """Quantize and compile the engine in this process (just in time), warm it up, then serve with it."""
         started = time.monotonic()
         try:
-            engine = make_engine(
-                self.model, model_path, self.precision, self._calibration(model_path), self.info.max_length, self.packed
-            )
+            engine = self._compile(model_path)
         except Exception as e:
-            self.engine_state = (
-                f"compiling {self.precision} failed ({type(e).__name__}: {e}); serving with {self.engine_name}"
+            # A process killed while Inductor wrote its on-disk cache can leave a damaged file there
+            # ("file too short"), which fails every later compile: try once more in a cache of our own.
+            fresh = tempfile.mkdtemp(prefix="tweetsent-inductor-")
+            log.warning(
+                "compiling the %s engine failed (%s: %s); trying again with a fresh Inductor cache in %s",
+                self.precision,
+                type(e).__name__,
+                str(e).splitlines()[0][:300] if str(e) else "",
+                fresh,
             )
-            log.exception("compiling the %s engine failed", self.precision)
-            return
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = fresh
+            try:
+                engine = self._compile(model_path)
+            except Exception as again:
+                self.engine_state = (
+                    f"compiling {self.precision} failed ({type(again).__name__}: {str(again)[:300]}); "
+                    f"serving with {self.engine_name}"
+                )
+                log.exception("compiling the %s engine failed again", self.precision)
+                if self.on_engine_change is not None:
+                    self.on_engine_change()  # /model says so
+                return
         self._switch_to(engine, started, "compiled in this process")
+
+    def _compile(self, model_path: str):
+        return make_engine(
+            self.model, model_path, self.precision, self._calibration(model_path), self.info.max_length, self.packed
+        )
 
     def _load_package(self, cache: EngineCache, key: EngineKey) -> PackagedEngine | None:
         package = cache.package(key)

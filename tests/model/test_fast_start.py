@@ -104,3 +104,28 @@ def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_sw
         time.sleep(0.5)
     assert predictor.describe()["engine_state"] == "ready"
     assert [p.sentiment for p in predictor.predict(texts)] == eager == ["Positive", "Negative", "Positive", "Negative"]
+
+
+def test_a_compile_that_fails_is_tried_again_in_a_fresh_inductor_cache(monkeypatch, caplog):
+    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+
+    # Inductor's on-disk cache damaged by a process killed while writing it fails every compile there.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/nonexistent/damaged-cache")
+    calls: list[str] = []
+
+    def compile_once_failing(self, model_path):
+        calls.append(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+        if len(calls) == 1:
+            raise ImportError("/nonexistent/damaged-cache/kj/x.main.so: file too short")
+        return self.engine  # the eager engine stands in for the compiled one
+
+    monkeypatch.setattr(SentimentPredictor, "_compile", compile_once_failing)
+    predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
+    deadline = time.monotonic() + 120
+    while predictor.describe()["engine"] != "int8-static":
+        assert time.monotonic() < deadline, f"no switch within 120 s: {predictor.describe()}"
+        time.sleep(0.2)
+    assert calls[0] == "/nonexistent/damaged-cache"
+    assert calls[1] != calls[0] and Path(calls[1]).is_dir()
+    assert "trying again with a fresh Inductor cache" in caplog.text
+    assert predictor.describe()["engine_state"] == "ready"
