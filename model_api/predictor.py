@@ -246,12 +246,15 @@ class SentimentPredictor:
                 if self.on_engine_change is not None:
                     self.on_engine_change()  # /model says so
                 return
-        self._switch_to(engine, started, "compiled in this process")
+        self._switch_to(engine, started, "compiled in this process", warm=False)
 
     def _compile(self, model_path: str):
-        return make_engine(
+        """The compiled engine, warmed up (torch.compile compiles at the first passes)."""
+        engine = make_engine(
             self.model, model_path, self.precision, self._calibration(model_path), self.info.max_length, self.packed
         )
+        self._warm(engine)
+        return engine
 
     def _load_package(self, cache: EngineCache, key: EngineKey) -> PackagedEngine | None:
         package = cache.package(key)
@@ -274,12 +277,17 @@ class SentimentPredictor:
             return
         self._switch_to(engine, started, str(engine.package))
 
-    def _switch_to(self, engine, started: float, where: str) -> None:
-        """Warm ``engine`` up on the shapes the service sees, then serve with it from the next pass."""
+    def _warm(self, engine) -> None:
+        """Run ``engine`` on the shapes the service sees (compiled engines: their first passes of a shape are slow)."""
         texts = read_calibration_texts(DEFAULT_MODEL_DIR)
-        for n in (1, 2, 8, 32, len(texts)):  # compiled engines: their first passes of a shape are slow
+        for n in (1, 2, 8, 32, len(texts)):
             for _, arrays in self._batches(self.preprocess(texts[:n])):
                 engine.logits(*arrays)
+
+    def _switch_to(self, engine, started: float, where: str, warm: bool = True) -> None:
+        """Warm ``engine`` up (unless it is already), then serve with it from the next pass."""
+        if warm:
+            self._warm(engine)
         with self._lock:
             previous, self.engine = self.engine_name, engine
             self.engine_name, self.engine_state = self.precision, "ready"
