@@ -235,6 +235,9 @@ class SentimentPredictor:
                 fresh,
             )
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = fresh
+            from torch._inductor.utils import clear_caches
+
+            clear_caches()  # Inductor's in-memory caches still point into the old folder
             try:
                 engine = self._compile(model_path)
             except Exception as again:
