@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -200,38 +199,12 @@ def bench_end_to_end(
 
 
 def bench_first_row() -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="tweetsent-first-"))
-    env = dict(
-        os.environ,
-        TWEETSENT_STREAM__OUTPUT=str(tmp / "tweets"),
-        TWEETSENT_STREAM__QUARANTINE=str(tmp / "q"),
-        TWEETSENT_STREAM__CHECKPOINT=str(tmp / "ck"),
-        TWEETSENT_RELAY__SPOOL=str(tmp / "spool"),
-        TWEETSENT_TRENDS__OUTPUT=str(tmp / "trends"),
-        TWEETSENT_TRENDS__ALERTS=str(tmp / "alerts"),
-        TWEETSENT_SERVICE__PORT=str(free_port()),
-        TWEETSENT_RELAY__PORT=str(free_port()),
-    )
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        ["./run_pipeline.sh"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    first = None
-    try:
-        while time.monotonic() - started < 600 and proc.poll() is None:
-            if any((tmp / "tweets").glob("date=*/*.parquet")):
-                first = time.monotonic() - started
-                break
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
-    return {"seconds_to_first_parquet_row": round(first, 1) if first else None}
+    """Seconds from launching ``./run_pipeline.sh`` (this tree) to its first parquet row."""
+    from benchmarks.startup import first_row
+
+    log = Path(tempfile.mkdtemp(prefix="tweetsent-first-")) / "run_pipeline.log"
+    port = free_port()
+    return {"seconds_to_first_parquet_row": first_row(PROJECT_ROOT, port, {}, log, timeout=600)}
 
 
 def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
