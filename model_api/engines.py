@@ -141,6 +141,9 @@ class CompiledInt8Engine:
         mixed_bf16: bool | None = None,
     ) -> None:
         converted, _, _ = quantized_int8(model, calibration, static, max_length, packed)
+        # One graph for every size (see at_least_two): sizes that happen to be equal in the first
+        # pass (two rows, two texts) must not be assumed equal ("duck sizing").
+        torch.fx.experimental._config.use_duck_shape = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = torch.compile(converted, dynamic=True)
@@ -149,9 +152,36 @@ class CompiledInt8Engine:
 
     @torch.no_grad()
     def logits(self, *arrays: np.ndarray) -> np.ndarray:
+        texts = len(arrays[-1]) if len(arrays) == 4 else len(arrays[0])
+        arrays = at_least_two(arrays)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.mixed_bf16):
             out = self.model(*(torch.from_numpy(a) for a in arrays))
-        return out.float().numpy()
+        return out[:texts].float().numpy()
+
+
+def at_least_two(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The inputs of a pass with at least two rows and two texts: a pass of one row is sent twice.
+
+    ``torch.compile`` specializes sizes of 1, so a pass of one row (or one text) would compile
+    graphs of its own, each as slow to build as the general one (about 15 s here, and Inductor
+    cannot cache graphs holding prepacked oneDNN weights): with this, one graph serves every
+    size. The extra row costs a pass of one row a little; the duplicate results come last.
+    Takes padded ``(input_ids, attention_mask)`` or packed ``(input_ids, position_ids,
+    segments, first)`` arrays (:mod:`model_api.packing`).
+    """
+    rows = len(arrays[0])
+    if rows >= 2:
+        return arrays
+    if len(arrays) == 2:
+        return tuple(np.concatenate([a, a]) for a in arrays)
+    input_ids, positions, segments, first = arrays
+    width = input_ids.shape[1]
+    return (
+        np.concatenate([input_ids, input_ids]),
+        np.concatenate([positions, positions]),
+        np.concatenate([segments, segments]),
+        np.concatenate([first, first + width]),
+    )
 
 
 def bf16_supported() -> bool:

@@ -13,6 +13,7 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
+from model_api.engines import at_least_two
 from model_api.packing import PackedBertClassifier, can_pack, pack_rows, packed_arrays, padded_arrays
 
 pytestmark = pytest.mark.unit
@@ -86,3 +87,23 @@ def test_only_bert_classifiers_are_packed():
     assert can_pack(tiny_bert()) and not can_pack(distil)
     with pytest.raises(ValueError, match="packing needs a BERT sequence classifier"):
         PackedBertClassifier(distil)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_pass_of_one_row_is_sent_as_two_with_the_same_results_first(packed):
+    model = tiny_bert()
+    token_ids = [[101, 7, 8, 9, 102], [101, 11, 102]]
+    if packed:
+        texts, arrays = packed_arrays(token_ids, [[0, 1]], pad=0)  # one row holding both texts
+        forward = PackedBertClassifier(model)
+    else:
+        arrays = padded_arrays(token_ids[:1], pad=0)  # one row, one text
+        forward = lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits  # noqa: E731
+    doubled = at_least_two(arrays)
+    assert len(doubled[0]) == 2 and all(len(a) == 2 * len(b) for a, b in zip(doubled, arrays, strict=True))
+    with torch.no_grad():
+        once = forward(*(torch.from_numpy(a) for a in arrays)).numpy()
+        twice = forward(*(torch.from_numpy(a) for a in doubled)).numpy()
+    np.testing.assert_allclose(twice[: len(once)], once, atol=1e-6)
+    np.testing.assert_allclose(twice[len(once) :], once, atol=1e-6)
+    assert at_least_two(doubled) is doubled  # two rows or more are sent as they are
