@@ -107,6 +107,22 @@ def load_predictor(config: Config) -> SentimentPredictor:
     )
 
 
+BACKGROUND_NICENESS = 10
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: niceness is per thread) to
+    :data:`BACKGROUND_NICENESS` (a thread already nicer keeps its own). The threads it starts
+    from now on (torch's OpenMP team of this thread, Inductor's compiler processes) inherit it;
+    the process's other threads keep theirs."""
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) < BACKGROUND_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, thread, BACKGROUND_NICENESS)
+    except (AttributeError, OSError) as e:  # not Linux, or not allowed: compile at normal priority
+        log.debug("could not lower the compile thread's priority: %s", e)
+
+
 class SentimentPredictor:
     """Scores texts with a sequence-classification model and maps them to labels."""
 
@@ -219,8 +235,13 @@ class SentimentPredictor:
         return make_engine(self.model, model_path, start_precision, None, self.info.max_length, self.packed)
 
     def _compile_then_switch(self, model_path: str) -> None:
-        """Quantize and compile the engine in this process (just in time), warm it up, then serve with it."""
+        """Quantize and compile the engine in this process (just in time), warm it up, then serve with it.
+
+        Runs at a lower CPU priority (:func:`background_priority`), so that serving with the start
+        engine, and the rest of a pipeline starting on the same cores, go first.
+        """
         started = time.monotonic()
+        background_priority()
         try:
             engine = self._compile(model_path)
         except Exception as e:
