@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is None:
         from sentiment.config import load_config
 
-        args.workers = load_config().service.workers
+        args.workers = load_config().service.worker_processes
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"

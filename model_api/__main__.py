@@ -38,7 +38,7 @@ def serve_gunicorn(config: Config) -> None:
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{service.host}:{service.port}")
-            self.cfg.set("workers", service.workers)
+            self.cfg.set("workers", service.worker_processes)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", service.threads)
             self.cfg.set("worker_connections", 2000)
@@ -73,7 +73,7 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
         address=service.host,
         port=service.port,
         interface=Interfaces.WSGI,
-        workers=service.workers,
+        workers=service.worker_processes,
         blocking_threads=service.threads,
         backlog=2048,
         websockets=False,
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if config.service.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if config.service.worker_processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics adds up the workers through files in this folder.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
     if config.service.server == "granian":

@@ -15,7 +15,7 @@ from sentiment.config import Config
 def torch_threads(config: Config) -> int:
     """Intra-op threads per worker: as configured, else cores / workers (so workers x threads <= cores)."""
     service = config.service
-    return service.torch_threads or max(1, (os.cpu_count() or 1) // service.workers)
+    return service.torch_threads or max(1, (os.cpu_count() or 1) // service.worker_processes)
 
 
 def quiet_torch_logs() -> None:

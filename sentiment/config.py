@@ -19,6 +19,7 @@ from pathlib import Path
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 
 ENV_PREFIX = "TWEETSENT_"
+AUTO_WORKERS_MAX = 4  # service.workers = 0 starts one worker per core, up to this many (about 1 GB each)
 TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (see service_token)
 SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = ""  # empty: the bundled model in model_api/model
-    workers: int = 1
+    workers: int = 0  # worker processes, each with its model process; 0 = one per core, at most AUTO_WORKERS_MAX
     max_batch: int = 1024
     max_body_bytes: int = 2 * 1024 * 1024
     max_text_chars: int = 10_000
@@ -88,7 +89,7 @@ class ServiceConfig:
             self.micro_batch_wait_ms >= 0, f"service.micro_batch_wait_ms must be >= 0, got {self.micro_batch_wait_ms}"
         )
         _check(0 <= self.port <= 65535, f"service.port must be 0..65535, got {self.port}")
-        _check(self.workers >= 1, f"service.workers must be at least 1, got {self.workers}")
+        _check(self.workers >= 0, f"service.workers must be >= 0 (0 = one per core), got {self.workers}")
         _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
         _check(self.max_body_bytes >= 1024, f"service.max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         _check(self.inference_batch >= 1, f"service.inference_batch must be at least 1, got {self.inference_batch}")
@@ -98,6 +99,16 @@ class ServiceConfig:
         _check(self.log_interval_seconds > 0, "service.log_interval_seconds must be > 0")
         bad = [p for p in self.open_path_list if not p.startswith("/")]
         _check(not bad, f"service.open_paths must be comma-separated paths starting with '/', got {bad}")
+
+    @property
+    def worker_processes(self) -> int:
+        """``workers``, or when 0, one per core up to :data:`AUTO_WORKERS_MAX`.
+
+        One single-threaded model per core beats one model using every core once HTTP shares the
+        cores: no thread of a forward pass waits at a barrier for one the HTTP work preempted, and
+        each worker parses its own requests (docs/serving.md, "Workers"). Each costs about 1 GB.
+        """
+        return self.workers or max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
 
     @property
     def open_path_list(self) -> tuple[str, ...]:

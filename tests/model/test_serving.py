@@ -40,7 +40,12 @@ def engine_processes(worker: int) -> list[int]:
 class Service:
     def __init__(self, server: str, log: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
-        env = {**os.environ, "TWEETSENT_SERVICE__PRECISION": "fp32", "TWEETSENT_SERVICE__ENGINE_PROCESS": "true"}
+        env = {
+            **os.environ,
+            "TWEETSENT_SERVICE__PRECISION": "fp32",
+            "TWEETSENT_SERVICE__ENGINE_PROCESS": "true",
+            "TWEETSENT_SERVICE__WORKERS": "1",  # the tests follow the one worker
+        }
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "model_api", "--server", server, "--port", self.url.rsplit(":", 1)[1]],

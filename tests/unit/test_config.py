@@ -117,3 +117,17 @@ def test_serving_settings_are_checked():
         ServiceConfig(start_precision="int8-static")  # the start engine must be ready at once
     with pytest.raises(ConfigError, match="latency_budget_ms"):
         ServiceConfig(latency_budget_ms=-1)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "processes", "threads"), [(2, 0, 2, 1), (16, 0, 4, 4), (1, 0, 1, 1), (8, 3, 3, 2)]
+)
+def test_workers_default_to_one_per_core_with_their_share_of_threads(monkeypatch, cores, workers, processes, threads):
+    from model_api.torch_setup import torch_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    config = load_config(env={"TWEETSENT_SERVICE__WORKERS": str(workers)})
+    assert config.service.worker_processes == processes
+    assert torch_threads(config) == threads
+    with pytest.raises(ConfigError, match="service.workers must be >= 0"):
+        load_config(env={"TWEETSENT_SERVICE__WORKERS": "-1"})
