@@ -60,9 +60,12 @@ def start_service(tree: Path, port: int, log: Path, env: dict | None = None) -> 
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 600.0) -> tuple[float, float]:
-    """Seconds until ``/health`` answers, and until the configured engine serves."""
+    """Seconds until ``/health`` answers, and until the configured engine serves in every worker
+    (``GET /model`` on fresh connections names the worker and how many there are; a service that
+    does not is ready when one answer says so)."""
     started = time.monotonic()
     healthy = None
+    ready: set = set()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
             raise RuntimeError(f"the service exited with code {process.returncode}")
@@ -70,9 +73,11 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 600.0) -> t
             if healthy is None and requests.get(f"{url}/health", timeout=2).ok:
                 healthy = time.monotonic() - started
             if healthy is not None:
-                info = requests.get(f"{url}/model", timeout=2).json()
+                info = requests.get(f"{url}/model", timeout=2, headers={"Connection": "close"}).json()
                 if info.get("engine", info.get("precision")) == info.get("precision"):
-                    return healthy, time.monotonic() - started
+                    ready.add(info.get("worker"))
+                    if len(ready) >= info.get("workers", 1):
+                        return healthy, time.monotonic() - started
         except (requests.RequestException, ValueError):
             pass
         time.sleep(0.1)

@@ -280,7 +280,8 @@ def health():
 
 @bp.get("/model")
 def model():
-    return jsonify(_predictor().describe())
+    # Which worker answered and how many there are: each worker reports its own engine.
+    return jsonify({**_predictor().describe(), "worker": os.getpid(), "workers": _config().service.worker_processes})
 
 
 @bp.get("/metrics")
