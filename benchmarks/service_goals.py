@@ -2,6 +2,7 @@
 
 Usage: python -m benchmarks.service_goals [--tree DIR ...] [--rounds N] [--open-seconds 30]
        [--closed-seconds 15] [--batch-seconds 20] [--port-base 18150] [--json FILE]
+       [--env KEY=VALUE ...]
 
 For each tree (default: this one; e.g. ``--tree . --tree ../wt-base`` compares with another
 commit checked out there), each round starts ``python -m model_api`` of that tree on 127.0.0.1,
@@ -194,7 +195,7 @@ def load_average() -> str:
 
 def measure(tree: Path, port: int, args: argparse.Namespace, texts: list[str], log: Path) -> dict:
     url = f"http://127.0.0.1:{port}"
-    process = start_service(tree, port, log)
+    process = start_service(tree, port, log, dict(item.split("=", 1) for item in args.env))
     try:
         healthy, ready = wait_ready(url, process)
         figures = {"healthy_s": round(healthy, 1), "engine_ready_s": round(ready, 1), "load_before": load_average()}
@@ -237,7 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-seconds", type=float, default=20.0)
     p.add_argument("--port-base", type=int, default=18150)
     p.add_argument("--json", help="also write the figures of every run to this file")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of every service started, e.g. TWEETSENT_SERVICE__MODEL=model_api/model-fast (repeatable)",
+    )
     args = p.parse_args(argv)
+    if bad := [item for item in args.env if "=" not in item]:
+        p.error(f"--env takes KEY=VALUE, got {bad}")
     setup_logging()
     trees = [str(Path(t).resolve()) for t in (args.tree or [str(ROOT)])]
     texts = calibration_tweets()
