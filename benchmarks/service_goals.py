@@ -10,7 +10,10 @@ waits until it is healthy and its compiled engine serves (``GET /model``; a tree
 does not report an engine is ready once healthy), then measures, on loopback:
 
 - open loop: ``hey -z 30s -c 500 -q 1``, 500 users each sending one ``POST /predict`` per second;
-  req/s, p50, p99, errors (goal: >= 490 req/s, p99 <= 300 ms, 0 errors);
+  req/s, p50, p99, errors (goal: >= 490 req/s, p99 <= 300 ms, 0 errors). ``hey`` starts its users
+  together, so this is a burst of 500 requests every second;
+- the same 500 users spread over the second (10 ``hey`` processes of 50 users, started 0.1 s apart):
+  req/s, p50, p99, errors;
 - closed loop: ``wrk -t2 -c500`` (a Lua script makes the POST), as fast as it answers;
   req/s, p50, p99, errors (goal: >= 1,000 req/s, p99 <= 500 ms);
 - ``POST /predict/batch`` of 256 real tweets, two clients: tweets/s (goal: >= 1,300).
@@ -127,6 +130,48 @@ def open_loop(url: str, seconds: int, users: int = 500) -> dict:
     }
 
 
+def open_loop_spread(url: str, seconds: int, users: int = 500, groups: int = 10) -> dict:
+    """500 users each sending one request per second, at different moments of the second.
+
+    ``hey -c 500 -q 1`` starts all its users together, each on a one-second ticker, so its
+    requests arrive as one burst of 500 every second (:func:`open_loop`; its p99 is the time to
+    score a whole burst). Here ``groups`` ``hey`` processes of ``users / groups`` users start
+    ``1 / groups`` s apart, so that smaller bursts spread over the second, as independent users'
+    requests do; percentiles are over every request of every process (``hey -o csv``).
+    """
+    body = json.dumps({"text": TWEET})
+    processes = []
+    for _ in range(groups):
+        processes.append(
+            subprocess.Popen(
+                ["hey", "-z", f"{seconds}s", "-c", str(users // groups), "-q", "1", "-o", "csv", "-m", "POST"]
+                + ["-T", "application/json", "-d", body, f"{url}/predict"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+        time.sleep(1 / groups)
+    times, errors = [], 0
+    for process in processes:
+        out, _ = process.communicate(timeout=seconds + 60)
+        for line in out.splitlines()[1:]:
+            fields = line.split(",")
+            if len(fields) < 8:
+                continue
+            if fields[6] != "200":
+                errors += 1
+            times.append(float(fields[0]) * 1000)
+    if not times:
+        return {"spread_rps": 0.0, "spread_p50_ms": float("nan"), "spread_p99_ms": float("nan"), "spread_errors": 0}
+    cuts = statistics.quantiles(times, n=100)
+    return {
+        "spread_rps": round(len(times) / seconds, 1),  # each process sends for ``seconds``
+        "spread_p50_ms": round(cuts[49], 1),
+        "spread_p99_ms": round(cuts[98], 1),
+        "spread_errors": errors,
+    }
+
+
 def closed_loop(url: str, seconds: int, connections: int = 500) -> dict:
     """``wrk``: ``connections`` connections, each sending its next request when answered."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -200,6 +245,7 @@ def measure(tree: Path, port: int, args: argparse.Namespace, texts: list[str], l
         healthy, ready = wait_ready(url, process)
         figures = {"healthy_s": round(healthy, 1), "engine_ready_s": round(ready, 1), "load_before": load_average()}
         figures |= open_loop(url, args.open_seconds)
+        figures |= open_loop_spread(url, args.open_seconds)
         figures |= closed_loop(url, args.closed_seconds)
         figures |= batch_throughput(url, args.batch_seconds, texts)
         figures["load_after"] = load_average()
