@@ -106,12 +106,13 @@ def can_pack(model: torch.nn.Module) -> bool:
 class PackedBertClassifier(torch.nn.Module):
     """Logits of packed texts, from a ``BertForSequenceClassification`` (see the module docstring)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, first_tokens_only: bool = True) -> None:
         super().__init__()
         if not can_pack(model):
             raise ValueError(f"packing needs a BERT sequence classifier, got {type(model).__name__}")
         self.bert = model.bert
         self.classifier = model.classifier
+        self.first_tokens_only = first_tokens_only  # the last layer for the first tokens alone (same results)
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, segments: torch.Tensor, first: torch.Tensor
@@ -120,6 +121,10 @@ class PackedBertClassifier(torch.nn.Module):
         # Each token attends to the tokens of its own text: an additive mask, [rows, 1, width, width].
         visible = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)
         mask = torch.zeros(visible.shape, dtype=hidden.dtype).masked_fill(~visible, torch.finfo(hidden.dtype).min)
+        if not self.first_tokens_only:  # every layer for every token: for comparison (benchmarks.last_layer)
+            hidden = self.bert.encoder(hidden, attention_mask=mask[:, None]).last_hidden_state
+            cls = hidden.flatten(0, 1).index_select(0, first)
+            return self.classifier(self.bert.pooler.activation(self.bert.pooler.dense(cls)))
         *layers, last = self.bert.encoder.layer
         for layer in layers:
             hidden = layer(hidden, mask[:, None])

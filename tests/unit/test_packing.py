@@ -77,9 +77,11 @@ def test_a_packed_pass_scores_each_text_as_on_its_own():
     texts, arrays = packed_arrays(token_ids, pack_rows([len(t) for t in token_ids], 32), pad=0)
     with torch.no_grad():
         packed = PackedBertClassifier(model)(*(torch.from_numpy(a) for a in arrays)).numpy()
+        every_token = PackedBertClassifier(model, first_tokens_only=False)(*(torch.from_numpy(a) for a in arrays))
         alone = np.concatenate([model(input_ids=torch.tensor([t])).logits.numpy() for t in token_ids])
     assert len({len(row) for row in pack_rows([len(t) for t in token_ids], 32)}) > 1  # rows hold several texts
     np.testing.assert_allclose(packed, alone[texts], atol=1e-5)
+    np.testing.assert_allclose(every_token.numpy(), alone[texts], atol=1e-5)
 
 
 def test_only_bert_classifiers_are_packed():
