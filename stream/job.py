@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import shutil
 import signal
@@ -90,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once the relay has marked its finite replay complete and all of it is written",
     )
     p.add_argument("--stop-after", type=int, help="stop once N input lines have been handled by this run")
-    p.add_argument("--wait-for-service", type=float, default=300.0, help="seconds to wait for the service at start")
+    p.add_argument(
+        "--wait-for-service",
+        type=float,
+        default=300.0,
+        help="seconds the first batch waits for the service's GET /model (which model scores), once it is healthy",
+    )
     p.add_argument("--master", help="Spark master (default local[2] unless set by spark-submit)")
     p.add_argument("--config", help="TOML configuration file")
     return p
@@ -246,20 +252,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    # Spark starts while the service may still be loading (or compiling) its model.
+    # Spark starts, and the query reads, parses and plans its first batch, while the service may
+    # still be loading its model: the first batch to score waits for it (as in an outage) and then
+    # asks which model it serves.
+    job = dataclasses.replace(
+        job,
+        model_version_source=functools.partial(
+            fetch_model_version, job.scoring.service_url, args.wait_for_service, job.scoring.token
+        ),
+    )
     spark = build_spark(config, args.master)
-    try:
-        job = dataclasses.replace(
-            job, model_version=fetch_model_version(job.scoring.service_url, args.wait_for_service)
-        )
-    except RuntimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        spark.stop()
-        return 2
     spark.streams.addListener(ProgressListener(stats))
     where = job.spool if job.transport == "spool" else f"{job.host}:{job.port} (socket, at most once)"
     print(
-        f"stream: reading {where}, scoring with {job.scoring.service_url} ({job.model_version}), "
+        f"stream: reading {where}, scoring with {job.scoring.service_url}, "
         f"writing {job.output}, checkpoint {job.checkpoint}" + (f", tracking {list(job.track)}" if job.track else ""),
         flush=True,
     )

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class JobConfig:
     band: NeutralBand = NeutralBand()
     track: tuple[str, ...] = ()
     model_version: str = "unknown"
+    # Asked once, when the first batch is scored, if given (the job: the service's GET /model), so
+    # that Spark starts and plans while the service still loads; its answer replaces model_version.
+    model_version_source: Callable[[], str] | None = field(default=None, repr=False, compare=False)  # holds the token
     stop_after: int | None = None
     until_done: bool = False
     trends: TrendsJob | None = None  # the second query (windows per keyword, alerts), when on
@@ -65,6 +69,7 @@ class JobStats:
     late: int = 0  # tweets beyond the trends watermark, counted in output/tweets but in no window
     batches: int = 0
     outage: str | None = None  # set when a batch gave up waiting for the service
+    model_version: str | None = None  # JobConfig.model_version_source's answer, once asked
     # Seconds from the relay accepting a tweet to its batch being committed, most recent first out.
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -122,6 +127,16 @@ class Sinks:
         return cls(ParquetSink(config.output, sink_id), ParquetSink(config.quarantine, sink_id))
 
 
+def model_version(config: JobConfig, stats: JobStats) -> str:
+    """The version written beside each score: asked of ``config.model_version_source`` once, then kept."""
+    if config.model_version_source is None:
+        return config.model_version
+    if stats.model_version is None:
+        stats.model_version = config.model_version_source()
+        print(f"stream: the model service serves {stats.model_version}", flush=True)
+    return stats.model_version
+
+
 def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: JobStats, sinks: Sinks) -> None:
     """The ``foreachBatch`` body: quarantine, clean, score, label, write, report.
 
@@ -152,7 +167,7 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
             except ServiceOutage as e:
                 stats.outage = str(e)
                 raise
-            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, config.model_version)
+            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, model_version(config, stats))
             scored = scored.persist()  # scored once: the collect fills the cache, the write reads it
             try:
                 sent = [r[0] for r in scored.select("relayed_at").collect()]

@@ -12,7 +12,7 @@ from sentiment.labels import NeutralBand
 from stream.cleaning import label_tweets
 from stream.parsing import parse_lines
 from stream.query import JobConfig
-from stream.scoring import ScoringOptions
+from stream.scoring import ScoringOptions, fetch_model_version
 from stream.transforms import track_filter
 from tests.conftest import SAMPLE, run_job_on_spool
 
@@ -69,10 +69,14 @@ def test_end_to_end_relay_spark_service_parquet(spark, service_url, tmp_path):
         checkpoint=str(tmp_path / "checkpoint"),
         trigger_seconds=0,
         scoring=ScoringOptions(service_url=service_url, batch_size=200),
-        model_version="test-model",
+        model_version_source=lambda: asked.append(1) or fetch_model_version(service_url, 30),
     )
-    query, _ = run_job_on_spool(spark, records, config, expected_lines, timeout=300)
+    asked: list[int] = []
+    query, stats = run_job_on_spool(spark, records, config, expected_lines, timeout=300)
     assert query.exception() is None
+    info = requests.get(f"{service_url}/model", timeout=10).json()
+    served = f"{info['name']}@{info['version']}"
+    assert len(asked) == 1 and stats.model_version == served  # asked at the first batch, then kept
 
     out = pd.read_parquet(tmp_path / "tweets")
     # Every tweet id arrived exactly once.
@@ -89,7 +93,7 @@ def test_end_to_end_relay_spark_service_parquet(spark, service_url, tmp_path):
         "model_version",
         "processed_at",
     }
-    assert (out["model_version"] == "test-model").all()
+    assert (out["model_version"] == served).all()
 
     # Every label agrees with the service's own answer for that text.
     texts = out["text"].tolist()
