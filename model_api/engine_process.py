@@ -231,6 +231,26 @@ class _Child:
             self.process.wait()
 
 
+class Pending:
+    """Predictions on their way from a model process."""
+
+    def __init__(self, child: _Child, number: int, future: Future) -> None:
+        self.child, self.number, self.future = child, number, future
+
+    def result(self, timeout: float) -> list:
+        """The predictions, waiting at most ``timeout`` seconds.
+
+        Raises:
+            EngineRestarting, RemotePredictionError: as :meth:`PredictorProcess.predict`.
+            TimeoutError: no answer in time (the model process forgets the request).
+        """
+        try:
+            return self.future.result(timeout=timeout)
+        except TimeoutError:
+            self.child.forget(self.number)
+            raise
+
+
 class PredictorProcess:
     """A predictor that runs in a child process, which batches the concurrent calls it receives;
     a child that dies or hangs is replaced (see the module docstring).
@@ -352,16 +372,21 @@ class PredictorProcess:
             RemotePredictionError: the prediction raised in the model process.
             TimeoutError: no answer within ``timeout`` seconds (default ``service.timeout_seconds``).
         """
+        pending = self.submit(texts)
+        return pending.result(self.timeout if timeout is None else timeout)
+
+    def submit(self, texts: Sequence[str]) -> Pending:
+        """Send ``texts`` to the model process and return at once; :meth:`Pending.result` waits.
+
+        Raises:
+            EngineRestarting: the model process is gone; a new one is starting.
+        """
         with self._lock:
             if self._degraded:
                 raise EngineRestarting(self._degraded, self.retry_after)
             child = self._child
         number, future = child.send(texts)
-        try:
-            return future.result(timeout=self.timeout if timeout is None else timeout)
-        except TimeoutError:
-            child.forget(number)
-            raise
+        return Pending(child, number, future)
 
     def describe(self) -> dict:
         return dict(self._child.info)

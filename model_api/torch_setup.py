@@ -13,9 +13,11 @@ from sentiment.config import Config
 
 
 def torch_threads(config: Config) -> int:
-    """Intra-op threads per worker: as configured, else cores / workers (so workers x threads <= cores)."""
+    """Intra-op threads per model: as configured, else cores / (workers x model processes per worker),
+    so that all the models' threads together never exceed the cores."""
     service = config.service
-    return service.torch_threads or max(1, (os.cpu_count() or 1) // service.worker_processes)
+    models = service.worker_processes * service.engines_per_worker
+    return service.torch_threads or max(1, (os.cpu_count() or 1) // models)
 
 
 def quiet_torch_logs() -> None:

@@ -61,6 +61,7 @@ class ServiceConfig:
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
+    engine_processes: int = 0  # model processes per worker (engine_process); 0 = cores / workers, at most 4
     micro_batch_max: int = 256  # most texts one shared prediction takes from concurrent requests
     micro_batch_wait_ms: float = 5.0  # how long the first queued text waits for company
     token_file: str = ""  # a file holding the bearer token; $TWEETSENT_SERVICE_TOKEN wins; both empty: no token
@@ -90,6 +91,10 @@ class ServiceConfig:
         )
         _check(0 <= self.port <= 65535, f"service.port must be 0..65535, got {self.port}")
         _check(self.workers >= 0, f"service.workers must be >= 0 (0 = one per core), got {self.workers}")
+        _check(
+            self.engine_processes >= 0,
+            f"service.engine_processes must be >= 0 (0 = cores / workers), got {self.engine_processes}",
+        )
         _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
         _check(self.max_body_bytes >= 1024, f"service.max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         _check(self.inference_batch >= 1, f"service.inference_batch must be at least 1, got {self.inference_batch}")
@@ -109,6 +114,14 @@ class ServiceConfig:
         each worker parses its own requests (docs/serving.md, "Workers"). Each costs about 1 GB.
         """
         return self.workers or max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
+
+    @property
+    def engines_per_worker(self) -> int:
+        """``engine_processes``, or when 0, the cores left to each worker (at least 1, at most
+        :data:`AUTO_WORKERS_MAX`); 1 without ``engine_process``."""
+        if not self.engine_process:
+            return 1
+        return self.engine_processes or max(1, min((os.cpu_count() or 1) // self.worker_processes, AUTO_WORKERS_MAX))
 
     @property
     def open_path_list(self) -> tuple[str, ...]:

@@ -57,6 +57,7 @@ class Service:
             "TWEETSENT_SERVICE__PRECISION": "fp32",  # starts in seconds: the restarts are timed here
             "TWEETSENT_SERVICE__TORCH_THREADS": "1",
             "TWEETSENT_SERVICE__WORKERS": "1",  # the tests kill the one worker's model process
+            "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
             "TWEETSENT_SERVICE__ENGINE_WATCHDOG_SECONDS": str(WATCHDOG_SECONDS),
             "TWEETSENT_SERVICE__ENGINE_RESTART_SECONDS": "0.5",
             "TWEETSENT_SERVICE__MAX_BODY_BYTES": str(MAX_BODY),

@@ -31,6 +31,7 @@ def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "TWEETSENT_SERVICE__ENGINE_CACHE": str(cache),
         "TWEETSENT_SERVICE__FAST_START": "true",
         "TWEETSENT_SERVICE__WORKERS": "1",
+        "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "model_api", "--port", url.rsplit(":", 1)[1]],

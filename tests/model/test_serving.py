@@ -45,6 +45,7 @@ class Service:
             "TWEETSENT_SERVICE__PRECISION": "fp32",
             "TWEETSENT_SERVICE__ENGINE_PROCESS": "true",
             "TWEETSENT_SERVICE__WORKERS": "1",  # the tests follow the one worker
+            "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
         }
         self.log = log
         self.process = subprocess.Popen(

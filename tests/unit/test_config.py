@@ -120,14 +120,24 @@ def test_serving_settings_are_checked():
 
 
 @pytest.mark.parametrize(
-    ("cores", "workers", "processes", "threads"), [(2, 0, 2, 1), (16, 0, 4, 4), (1, 0, 1, 1), (8, 3, 3, 2)]
+    ("cores", "workers", "engines", "expected"),
+    [
+        (2, 0, 0, (2, 1, 1)),
+        (16, 0, 0, (4, 4, 1)),
+        (1, 0, 0, (1, 1, 1)),
+        (8, 3, 0, (3, 2, 1)),
+        (2, 1, 0, (1, 2, 1)),
+        (8, 1, 2, (1, 2, 4)),
+    ],
 )
-def test_workers_default_to_one_per_core_with_their_share_of_threads(monkeypatch, cores, workers, processes, threads):
+def test_workers_and_their_model_processes_share_the_cores(monkeypatch, cores, workers, engines, expected):
     from model_api.torch_setup import torch_threads
 
     monkeypatch.setattr("os.cpu_count", lambda: cores)
-    config = load_config(env={"TWEETSENT_SERVICE__WORKERS": str(workers)})
-    assert config.service.worker_processes == processes
-    assert torch_threads(config) == threads
+    config = load_config(
+        env={"TWEETSENT_SERVICE__WORKERS": str(workers), "TWEETSENT_SERVICE__ENGINE_PROCESSES": str(engines)}
+    )
+    service = config.service
+    assert (service.worker_processes, service.engines_per_worker, torch_threads(config)) == expected
     with pytest.raises(ConfigError, match="service.workers must be >= 0"):
         load_config(env={"TWEETSENT_SERVICE__WORKERS": "-1"})
