@@ -19,7 +19,7 @@ from pathlib import Path
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 
 ENV_PREFIX = "TWEETSENT_"
-AUTO_WORKERS_MAX = 4  # service.workers = 0 starts one worker per core, up to this many (about 1 GB each)
+AUTO_WORKERS_MAX = 4  # automatic workers / model processes per worker: at most this many (a model is about 1 GB)
 TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (see service_token)
 SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = ""  # empty: the bundled model in model_api/model
-    workers: int = 0  # worker processes, each with its model process; 0 = one per core, at most AUTO_WORKERS_MAX
+    workers: int = 1  # HTTP worker processes; 0 = one per core, at most AUTO_WORKERS_MAX
     max_batch: int = 1024
     max_body_bytes: int = 2 * 1024 * 1024
     max_text_chars: int = 10_000
@@ -107,18 +107,19 @@ class ServiceConfig:
 
     @property
     def worker_processes(self) -> int:
-        """``workers``, or when 0, one per core up to :data:`AUTO_WORKERS_MAX`.
-
-        One single-threaded model per core beats one model using every core once HTTP shares the
-        cores: no thread of a forward pass waits at a barrier for one the HTTP work preempted, and
-        each worker parses its own requests (docs/serving.md, "Workers"). Each costs about 1 GB.
-        """
+        """``workers``, or when 0, one per core up to :data:`AUTO_WORKERS_MAX`."""
         return self.workers or max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
 
     @property
     def engines_per_worker(self) -> int:
         """``engine_processes``, or when 0, the cores left to each worker (at least 1, at most
-        :data:`AUTO_WORKERS_MAX`); 1 without ``engine_process``."""
+        :data:`AUTO_WORKERS_MAX`); 1 without ``engine_process``.
+
+        One single-threaded model per core beats one model using every core once HTTP shares the
+        cores (no thread of a forward pass waits at a barrier for one the HTTP work preempted),
+        and a pool of them in one worker gives every connection all of them (docs/serving.md,
+        "Workers and model processes"). Each model process holds about 1 GB.
+        """
         if not self.engine_process:
             return 1
         return self.engine_processes or max(1, min((os.cpu_count() or 1) // self.worker_processes, AUTO_WORKERS_MAX))
