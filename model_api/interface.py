@@ -3,7 +3,8 @@
 The app (:mod:`model_api.app`) stores one :class:`Predictor` and calls it. The model itself
 (:class:`model_api.predictor.SentimentPredictor`), the micro-batcher that wraps it in the worker
 (:class:`model_api.batching.MicroBatcher`) and the model in a child process
-(:class:`model_api.engine_process.PredictorProcess`) all have this interface.
+(:class:`model_api.engine_process.PredictorProcess`) and a pool of those
+(:class:`model_api.engine_pool.EnginePool`) all have this interface.
 """
 
 from __future__ import annotations
