@@ -4,7 +4,7 @@ large request is shared among them.
 On a few cores, one single-threaded model process per core scores more than one model process
 using every core, once the HTTP work shares the cores: a forward pass on several threads waits
 at each of its barriers for whichever thread the HTTP work preempted (docs/serving.md,
-"Engines"). With a pool in each worker, every connection reaches every model process, so one
+"Workers and model processes"). With a pool in each worker, every connection reaches every model process, so one
 client alone still gets all the cores: a ``/predict/batch`` of at least :data:`SPLIT_AT` texts is
 cut into one slice per model process, and smaller requests go to the process with the fewest
 texts waiting. A model process that died or hung is restarted by its own
