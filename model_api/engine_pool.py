@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,11 +63,6 @@ class EnginePool:
         for member in self.members:
             member.on_batch = callback
 
-    @property
-    def pids(self) -> list[int]:
-        """The model processes' ids."""
-        return [member.pid for member in self.members]
-
     def _serving(self) -> list[int]:
         """The members that are up, least busy first (ties: in turn)."""
         up = [i for i, m in enumerate(self.members) if m.health()["status"] == "ok"]
@@ -100,8 +96,8 @@ class EnginePool:
         parts = len(serving) if len(texts) >= SPLIT_AT else 1
         size = -(-len(texts) // parts)
         pending = [self._send(member, texts[k * size : (k + 1) * size]) for k, member in enumerate(serving[:parts])]
-        wait = self.timeout if timeout is None else timeout
-        return [prediction for part in pending for prediction in part.result(wait)]
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)  # one wait for all parts
+        return [prediction for part in pending for prediction in part.result(max(0.0, deadline - time.monotonic()))]
 
     def describe(self) -> dict:
         """The first member's description; while any member still prepares its compiled engine, that
