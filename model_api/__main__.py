@@ -2,9 +2,10 @@
 
 Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
 
-Each worker process loads the model once (``model_api.wsgi.create``). ``gunicorn`` runs the app
-in gthread workers, whose HTTP parsing is Python; ``granian`` reads and writes HTTP in Rust and
-calls the same WSGI app from its blocking threads, which leaves more of the GIL to the model.
+Each worker process loads the model once. ``granian`` reads and writes HTTP in Rust and runs the
+ASGI application of ``model_api.asgi.create``: the prediction routes on an event loop, the others
+in the Flask app. ``gunicorn`` runs the Flask app alone (``model_api.wsgi.create``) in gthread
+workers, a thread per request in flight.
 """
 
 from __future__ import annotations
@@ -68,13 +69,12 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
     for key, value in overrides.items():
         os.environ[f"{ENV_PREFIX}SERVICE__{key.upper()}"] = str(value)
     Granian(
-        "model_api.wsgi:create",
+        "model_api.asgi:create",
         factory=True,
         address=service.host,
         port=service.port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.ASGI,
         workers=service.worker_processes,
-        blocking_threads=service.threads,
         backlog=2048,
         websockets=False,
         log_access=False,

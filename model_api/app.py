@@ -10,11 +10,8 @@ service. With a bearer token configured, every path but ``service.open_paths`` n
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 
@@ -25,29 +22,25 @@ from model_api.errorlog import ErrorLog
 from model_api.interface import ModelUnavailable, Predictor
 from model_api.metrics import ServiceMetrics
 from model_api.openapi import openapi_document
+from model_api.protocol import (
+    BEARER_REALM,
+    UNAUTHORIZED,
+    BadRequest,
+    Failure,
+    authorized,
+    batch_texts,
+    failure,
+    is_json,
+    json_object,
+    retry_after,
+    single_text,
+    too_large,
+)
 from sentiment.config import Config, load_config, service_token
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("sentiment", __name__)
-
-# What JSON can carry but no tokenizer takes: halves of a surrogate pair on their own.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-REPLACEMENT = "\ufffd"
-
-
-class BadRequest(Exception):
-    """A request the client must fix; becomes a JSON error with the given status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-def clean_text(value: str, max_chars: int) -> str:
-    """``value`` cut to ``max_chars`` characters, each lone surrogate replaced by U+FFFD."""
-    return _LONE_SURROGATE.sub(REPLACEMENT, value[:max_chars])
 
 
 def create_app(config: Config | None = None, predictor: Predictor | None = None) -> Flask:
@@ -69,6 +62,7 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app.extensions["tweetsent.predictor"] = predictor
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics
+    app.extensions["tweetsent.errors"] = errors
     app.extensions["tweetsent.openapi"] = openapi_document(service, token=bool(token))
     app.extensions["tweetsent.predict"] = _observed(predictor, metrics)
     app.register_blueprint(bp)
@@ -77,11 +71,11 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        if token and request.path not in open_paths and not _authorized(token):
+        if token and request.path not in open_paths and not authorized(request.headers.get("Authorization", ""), token):
             errors.report("unauthorized request", f"{request.method} {request.path} without the bearer token")
-            response = jsonify(error="missing or wrong bearer token: send 'Authorization: Bearer <token>'")
+            response = jsonify(error=UNAUTHORIZED)
             response.status_code = 401
-            response.headers["WWW-Authenticate"] = 'Bearer realm="tweet-sentiment"'
+            response.headers["WWW-Authenticate"] = BEARER_REALM
             return response
         return None
 
@@ -94,20 +88,12 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
         return response
 
     @app.errorhandler(BadRequest)
-    def _bad_request(e: BadRequest):
-        errors.report(f"client error {e.status}", f"{request.path}: {e.message}", logging.INFO)
-        return jsonify(error=e.message), e.status
-
     @app.errorhandler(ModelUnavailable)
-    def _unavailable(e: ModelUnavailable):
-        errors.report("model unavailable", str(e))
-        return _retry_later(f"model unavailable: {e}", e.retry_after)
-
     @app.errorhandler(TimeoutError)
-    def _timeout(e: TimeoutError):
-        message = f"no prediction within service.timeout_seconds = {service.timeout_seconds} s"
-        errors.report("prediction timeout", message)
-        return _retry_later(f"model overloaded: {message}", service.retry_after_seconds)
+    def _failed(e: Exception):
+        answer = failure(e, service, request.path)
+        errors.report(answer.kind, answer.detail, answer.level)
+        return _answer(answer)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -146,17 +132,10 @@ def _observed(predictor: Predictor, metrics: ServiceMetrics) -> Callable[[list[s
     return predict
 
 
-def _authorized(token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    # Constant time: how much of a guess matched must not show in the answer's timing.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode())
-
-
-def _retry_later(message: str | dict, retry_after: float) -> Response:
-    """A 503 with ``Retry-After``: ``{"error": message}``, or ``message`` itself when it is a dict."""
-    response = jsonify(message if isinstance(message, dict) else {"error": message})
-    response.status_code = 503
-    response.headers["Retry-After"] = str(max(1, round(retry_after)))
+def _answer(answer: Failure) -> Response:
+    response = jsonify(error=answer.message)
+    response.status_code = answer.status
+    response.headers.update(answer.headers)
     return response
 
 
@@ -175,10 +154,9 @@ def _body() -> bytes:
         BadRequest: 413 when it is longer than ``service.max_body_bytes``.
     """
     limit = _config().service.max_body_bytes
-    too_large = BadRequest(f"request body is larger than the limit of {limit} bytes", 413)
     if request.content_length is not None:
         if request.content_length > limit:
-            raise too_large
+            raise too_large(limit)
         return request.get_data(cache=False)
     # Chunked: no length to check first, so read one byte past the limit. Only from a server that
     # marks the input terminated (granian, gunicorn, Werkzeug's for chunked bodies): elsewhere a read
@@ -188,81 +166,26 @@ def _body() -> bytes:
         return b""
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise too_large
+        raise too_large(limit)
     return data
 
 
-# The routes take an object holding a list of strings; deeper JSON is refused before it is parsed,
-# whatever the interpreter's recursion limit (which other libraries in the process may raise).
-MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def json_depth(text: str) -> int:
-    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return 0  # cannot be deeper than the limit: skip the scan
-    depth = deepest = 0
-    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
 def _json_object() -> dict:
-    if not request.is_json:
-        raise BadRequest("expected a JSON body with Content-Type: application/json", 415)
-    data = _body()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadRequest(f"request body is not valid UTF-8 (byte {e.start}); send JSON encoded in UTF-8") from None
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise BadRequest(f"request body is not valid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
-    try:
-        body = json.loads(text)
-    except RecursionError:
-        raise BadRequest("request body is not valid JSON: nested too deeply") from None
-    except json.JSONDecodeError as e:
-        raise BadRequest(f"request body is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except ValueError as e:  # e.g. an integer of too many digits
-        raise BadRequest(f"request body is not valid JSON: {str(e)[:200]}") from None
-    if not isinstance(body, dict):
-        raise BadRequest(f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(f"{where} must be a string, got {type(value).__name__}")
-    return clean_text(value, _config().service.max_text_chars)
+    # The body is read only for a JSON request (a 415 needs no body).
+    content_type = request.headers.get("Content-Type", "")
+    return json_object(_body() if is_json(content_type) else b"", content_type)
 
 
 @bp.post("/predict")
 def predict():
-    body = _json_object()
-    if "text" not in body:
-        raise BadRequest('missing field "text"')
-    result = current_app.extensions["tweetsent.predict"]([_text(body["text"], '"text"')])[0]
-    return jsonify(result.to_dict())
+    texts = single_text(_json_object(), _config().service)
+    return jsonify(current_app.extensions["tweetsent.predict"](texts)[0].to_dict())
 
 
 @bp.post("/predict/batch")
 def predict_batch():
-    body = _json_object()
-    if "texts" not in body:
-        raise BadRequest('missing field "texts"')
-    texts = body["texts"]
-    if not isinstance(texts, list):
-        raise BadRequest(f'"texts" must be a list of strings, got {type(texts).__name__}')
-    if not texts:
-        raise BadRequest('"texts" is empty; send at least one text')
-    limit = _config().service.max_batch
-    if len(texts) > limit:
-        raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {limit} per request', 413)
-    clean = [_text(t, f'"texts"[{i}]') for i, t in enumerate(texts)]
-    results = current_app.extensions["tweetsent.predict"](clean)
+    texts = batch_texts(_json_object(), _config().service)
+    results = current_app.extensions["tweetsent.predict"](texts)
     return jsonify(results=[r.to_dict() for r in results])
 
 
@@ -273,7 +196,10 @@ def health():
     state = dict(_predictor().health())
     state["worker"] = os.getpid()
     if state.get("status") != "ok":
-        return _retry_later(state, _config().service.retry_after_seconds)
+        response = jsonify(state)
+        response.status_code = 503
+        response.headers["Retry-After"] = retry_after(_config().service.retry_after_seconds)
+        return response
     state["version"] = _predictor().describe().get("version")
     return jsonify(state)
 

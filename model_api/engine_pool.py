@@ -82,22 +82,31 @@ class EnginePool:
         pending.future.add_done_callback(done)
         return pending
 
+    def pending(self, texts: Sequence[str]) -> list[Pending]:
+        """Send ``texts`` and return at once: to the least busy model process, or shared among all
+        that are up when there are at least :data:`SPLIT_AT` of them (the parts in order).
+
+        Raises:
+            EngineRestarting: no model process is up (all are restarting).
+        """
+        serving = self._serving()
+        if not serving:
+            return self.members[0].pending(texts)  # raises why it is down
+        parts = len(serving) if len(texts) >= SPLIT_AT else 1
+        size = -(-len(texts) // parts)
+        return [self._send(member, texts[k * size : (k + 1) * size]) for k, member in enumerate(serving[:parts])]
+
     def predict(self, texts: Sequence[str], timeout: float | None = None) -> list:
-        """Predictions for ``texts``: from the least busy model process, or shared among all that
-        are up when there are at least :data:`SPLIT_AT` of them.
+        """Predictions for ``texts`` (see :meth:`pending`), waiting at most ``timeout`` seconds
+        (default ``service.timeout_seconds``) for all of them.
 
         Raises:
             EngineRestarting: no model process is up (all are restarting).
             RemotePredictionError, TimeoutError: as :meth:`PredictorProcess.predict`.
         """
-        serving = self._serving()
-        if not serving:
-            return self.members[0].predict(texts, timeout)  # raises why it is down
-        parts = len(serving) if len(texts) >= SPLIT_AT else 1
-        size = -(-len(texts) // parts)
-        pending = [self._send(member, texts[k * size : (k + 1) * size]) for k, member in enumerate(serving[:parts])]
+        parts = self.pending(texts)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)  # one wait for all parts
-        return [prediction for part in pending for prediction in part.result(max(0.0, deadline - time.monotonic()))]
+        return [prediction for part in parts for prediction in part.result(max(0.0, deadline - time.monotonic()))]
 
     def describe(self) -> dict:
         """The first member's description; while any member still prepares its compiled engine, that

@@ -247,8 +247,12 @@ class Pending:
         try:
             return self.future.result(timeout=timeout)
         except TimeoutError:
-            self.child.forget(self.number)
+            self.forget()
             raise
+
+    def forget(self) -> None:
+        """Give up waiting: the model process's answer, when it comes, is dropped."""
+        self.child.forget(self.number)
 
 
 class PredictorProcess:
@@ -387,6 +391,10 @@ class PredictorProcess:
             child = self._child
         number, future = child.send(texts)
         return Pending(child, number, future)
+
+    def pending(self, texts: Sequence[str]) -> list[Pending]:
+        """:meth:`submit`, as a list of parts (one), as :meth:`EnginePool.pending`."""
+        return [self.submit(texts)]
 
     def describe(self) -> dict:
         return dict(self._child.info)

@@ -250,7 +250,7 @@ def test_openapi_names_every_route_and_the_error_shape(client):
 
 
 def test_json_depth_counts_brackets_outside_strings_only():
-    from model_api.app import MAX_JSON_DEPTH, json_depth
+    from model_api.protocol import MAX_JSON_DEPTH, json_depth
 
     assert json_depth('{"texts": ["a", "b"]}') == 0  # few brackets: not scanned
     deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)

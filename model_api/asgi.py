@@ -1,0 +1,178 @@
+"""The service as an ASGI application: the two prediction routes on an event loop, the rest in Flask.
+
+Usage: granian --interface asgi --factory model_api.asgi:create (what ``python -m model_api`` runs)
+
+Under WSGI each request holds a thread while its texts are scored. With hundreds of requests in
+flight, waking those threads under one interpreter lock cost the worker about 0.5 ms of CPU per
+request, a quarter of the machine at 1,000 single tweets a second (docs/serving.md, "The request
+path"). Here ``POST /predict`` and ``POST /predict/batch`` are coroutines that wait for the model
+processes' replies without a thread each. They read requests, check the bearer token and word
+failures with the Flask app's own functions (:mod:`model_api.protocol`) and record the same
+metrics, so a request gets the same answer on either path. Every other request (``/health``,
+``/model``, ``/metrics``, ``/openapi.json``, other methods and paths) goes to the Flask app of
+:func:`model_api.app.create_app`, which a2wsgi runs on a few threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+
+from model_api.protocol import (
+    BEARER_REALM,
+    UNAUTHORIZED,
+    authorized,
+    batch_texts,
+    failure,
+    is_json,
+    json_object,
+    single_text,
+    too_large,
+)
+from sentiment.config import Config, service_token
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+ROUTES = {"/predict": single_text, "/predict/batch": batch_texts}
+FLASK_THREADS = 8  # threads for the Flask routes (health, metrics...): none of them waits on the model
+
+
+class ServiceApp:
+    """The ASGI application around a Flask app built by :func:`model_api.app.create_app`."""
+
+    def __init__(self, app: Flask) -> None:
+        self.flask = WSGIMiddleware(app, workers=FLASK_THREADS)
+        config: Config = app.extensions["tweetsent.config"]
+        self.service = config.service
+        self.predictor = app.extensions["tweetsent.predictor"]
+        self.metrics = app.extensions["tweetsent.metrics"]
+        self.errors = app.extensions["tweetsent.errors"]
+        self.token = service_token(self.service)
+        self.open_paths = set(self.service.open_path_list)
+        # Model processes (``pending``, reporting their own predictions to ``on_batch``) are waited
+        # for on the loop; a predictor in this process is called on threads, enough for its
+        # micro-batches to gather.
+        self._predict = app.extensions["tweetsent.predict"]
+        waits = hasattr(self.predictor, "pending") and hasattr(self.predictor, "on_batch")
+        self._blocking = None if waits else ThreadPoolExecutor(self.service.threads)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in ROUTES:
+            await self._scoring(scope, receive, send)
+        else:
+            await self.flask(scope, receive, send)
+
+    async def _scoring(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        route = scope["path"]
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        status, body, extra = await self._answer(route, headers, receive)
+        # As Flask's jsonify: sorted keys, ASCII, compact, a final newline.
+        payload = (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        response_headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+    async def _answer(self, route: str, headers: dict[str, str], receive: Receive) -> tuple[int, dict, dict]:
+        """(status, JSON body, extra headers) for one scoring request."""
+        if self.token and route not in self.open_paths and not authorized(headers.get("authorization", ""), self.token):
+            self.errors.report("unauthorized request", f"POST {route} without the bearer token")
+            return 401, {"error": UNAUTHORIZED}, {"WWW-Authenticate": BEARER_REALM}
+        try:
+            content_type = headers.get("content-type", "")
+            data = await self._body(headers, receive) if is_json(content_type) else b""
+            texts = ROUTES[route](json_object(data, content_type), self.service)
+            results = await self._scores(texts)
+        except Exception as e:
+            answer = failure(e, self.service, route)
+            if answer is None:
+                self.errors.report(f"internal error {type(e).__name__}", f"{route}: {e}", logging.ERROR, exc_info=e)
+                return 500, {"error": f"internal error: {type(e).__name__}"}, {}
+            self.errors.report(answer.kind, answer.detail, answer.level)
+            return answer.status, {"error": answer.message}, answer.headers
+        if route == "/predict":
+            return 200, results[0].to_dict(), {}
+        return 200, {"results": [r.to_dict() for r in results]}, {}
+
+    async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        """The request body, up to ``service.max_body_bytes`` (with a length or chunked).
+
+        Raises:
+            BadRequest: 413 when it is longer.
+        """
+        limit = self.service.max_body_bytes
+        try:
+            length = int(headers["content-length"])
+        except (KeyError, ValueError):
+            length = None
+        if length is not None and length > limit:
+            raise too_large(limit)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    async def _scores(self, texts: list[str]) -> list:
+        """The predictions for ``texts``, waiting without a thread for the model processes.
+
+        Raises:
+            TimeoutError: none within ``service.timeout_seconds`` (the model processes forget them).
+            ModelUnavailable, RemotePredictionError: as the predictor's ``predict``.
+        """
+        if self._blocking is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._blocking, self._predict, texts)
+        parts = self.predictor.pending(texts)
+        waiting = asyncio.gather(*(asyncio.wrap_future(part.future) for part in parts), return_exceptions=True)
+        try:
+            answers = await asyncio.wait_for(waiting, self.service.timeout_seconds)
+        except TimeoutError:
+            for part in parts:
+                part.forget()
+            raise
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return [prediction for answer in answers for prediction in answer]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create(config: Config | None = None) -> ServiceApp:
+    """One worker's ASGI application: the model loaded and warmed up (:func:`model_api.wsgi.create`)."""
+    from model_api.wsgi import create as create_flask
+
+    return ServiceApp(create_flask(config))

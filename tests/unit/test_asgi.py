@@ -1,0 +1,200 @@
+"""The ASGI application (model_api.asgi) answers every request as the Flask app does: generated
+hostile requests sent to both, status, body and headers compared; and its own waiting (timeouts,
+a model process that is gone) becomes the same 503s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import dataclasses
+import io
+from concurrent.futures import Future
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from model_api.app import create_app
+from model_api.asgi import ServiceApp
+from model_api.interface import ModelUnavailable
+from sentiment.config import Config
+from tests.hostile_requests import HostileRequest, check_answer, hostile_requests
+from tests.unit.test_hostile_requests import MAX_BATCH, MAX_BODY, TokenizerLikePredictor
+
+pytestmark = pytest.mark.unit
+
+HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Allow")
+
+
+def config(**service) -> Config:
+    base = dict(max_body_bytes=MAX_BODY, max_batch=MAX_BATCH) | service
+    return dataclasses.replace(Config(), service=dataclasses.replace(Config().service, **base))
+
+
+class FakePending:
+    """A part of a prediction on its way, as :class:`model_api.engine_process.Pending`."""
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+        self.forgotten = False
+
+    def forget(self) -> None:
+        self.forgotten = True
+
+
+class ProcessLikePredictor(TokenizerLikePredictor):
+    """The fake model behind ``pending`` (as a pool of model processes): each part's future is
+    answered by a thread, or never (``hang``), or the call raises (``gone``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang = False
+        self.gone: ModelUnavailable | None = None
+        self.sent: list[FakePending] = []
+        self.on_batch = None  # set by the app: (texts, seconds) of each prediction, as the model processes report
+
+    def predict(self, texts: list[str]) -> list:
+        results = super().predict(texts)
+        if self.on_batch is not None:
+            self.on_batch(len(texts), 0.001)
+        return results
+
+    def pending(self, texts: list[str]) -> list[FakePending]:
+        if self.gone is not None:
+            raise self.gone
+        parts = [texts[: len(texts) // 2], texts[len(texts) // 2 :]] if len(texts) > 1 else [texts]
+        sent = [FakePending(Future()) for _ in parts]
+        self.sent += sent
+        for part, pending in zip(parts, sent):
+            if not self.hang:
+                try:
+                    pending.future.set_result(self.predict(part))
+                except Exception as e:
+                    pending.future.set_exception(e)
+        return sent
+
+
+def call(app: ServiceApp, request: HostileRequest) -> tuple[int, dict, bytes]:
+    """Send ``request`` to the ASGI ``app`` as a server would (a chunked body in pieces, without
+    a length); return status, headers and body."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
+    if request.chunked:
+        cut = len(request.body) // 2
+        messages = [request.body[:cut], request.body[cut:]]
+    else:
+        headers.append((b"content-length", str(len(request.body)).encode()))
+        messages = [request.body]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": "http",
+        "path": request.path,
+        "raw_path": request.path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if messages:
+            return {"type": "http.request", "body": messages.pop(0), "more_body": bool(messages)}
+        await asyncio.sleep(3600)  # a client that sent everything waits for its answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+
+
+def flask_call(app, request: HostileRequest) -> tuple[int, dict, bytes]:
+    headers = dict(request.headers)
+    content_type = headers.pop("Content-Type", None)
+    if request.chunked:
+        headers["Transfer-Encoding"] = "chunked"
+        kwargs = {"input_stream": io.BytesIO(request.body), "environ_overrides": {"wsgi.input_terminated": True}}
+    else:
+        kwargs = {"data": request.body}
+    r = app.test_client().open(request.path, method=request.method, headers=headers, content_type=content_type, **kwargs)
+    return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data()
+
+
+FLASK = create_app(config(), predictor=TokenizerLikePredictor())
+PATHS = FLASK.extensions["tweetsent.openapi"]["paths"]
+APPS = {
+    "model processes": ServiceApp(create_app(config(), predictor=ProcessLikePredictor())),
+    "in-process model": ServiceApp(create_app(config(), predictor=TokenizerLikePredictor())),
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=hostile_requests(MAX_BODY, MAX_BATCH))
+def test_every_request_gets_the_answer_the_flask_app_gives(request):
+    expected_status, expected_headers, expected_body = flask_call(FLASK, request)
+    for name, app in APPS.items():
+        status, headers, body = call(app, request)
+        check_answer(request, status, {k.title(): v for k, v in headers.items()}, body, PATHS)
+        if request.method == "HEAD":
+            continue
+        assert (status, body) == (expected_status, expected_body), (name, request)
+        for header in HEADERS:
+            assert headers.get(header.lower()) == expected_headers.get(header.lower()), (name, request, header)
+
+
+def scoring(body: bytes, path: str = "/predict/batch", **headers: str) -> HostileRequest:
+    return HostileRequest("texts", "POST", path, body, {"Content-Type": "application/json", **headers})
+
+
+def test_the_scoring_routes_are_answered_on_the_event_loop_and_counted():
+    predictor = ProcessLikePredictor()
+    app = ServiceApp(create_app(config(), predictor=predictor))
+    status, _, body = call(app, scoring(b'{"texts": ["good", "bad", "meh", "good good"]}'))
+    assert status == 200
+    assert [r["sentiment"] for r in json.loads(body)["results"]] == [
+        "Positive",
+        "Negative",
+        "Neutral",
+        "Positive",
+    ]
+    assert len(predictor.sent) == 2  # both parts, in order
+    metrics = app.metrics.exposition()[0].decode()
+    assert 'tweetsent_requests_total{endpoint="/predict/batch",status="200"} 1.0' in metrics
+    assert "tweetsent_texts_total 4.0" in metrics  # reported by the predictor, as the model processes do
+
+
+def test_a_prediction_that_does_not_come_in_time_is_a_503_and_forgotten():
+    predictor = ProcessLikePredictor()
+    predictor.hang = True
+    app = ServiceApp(create_app(config(timeout_seconds=1), predictor=predictor))
+    status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
+    assert status == 503 and headers["retry-after"] == str(Config().service.retry_after_seconds)
+    assert b"model overloaded: no prediction within service.timeout_seconds = 1 s" in body
+    assert predictor.sent and all(p.forgotten for p in predictor.sent)
+
+
+def test_a_model_that_is_gone_is_a_503_with_its_retry_after():
+    predictor = ProcessLikePredictor()
+    predictor.gone = ModelUnavailable("the model process killed by SIGKILL; a new one is starting", 7)
+    app = ServiceApp(create_app(config(), predictor=predictor))
+    status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
+    assert status == 503 and headers["retry-after"] == "7"
+    assert b"model unavailable: the model process killed by SIGKILL" in body
+
+
+def test_a_bearer_token_guards_the_scoring_routes_as_every_other(monkeypatch):
+    monkeypatch.setenv("TWEETSENT_SERVICE_TOKEN", "s3cret")
+    app = ServiceApp(create_app(config(), predictor=ProcessLikePredictor()))
+    status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
+    assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+    assert b"s3cret" not in body
+    status, _, _ = call(app, scoring(b'{"text": "good"}', "/predict", Authorization="Bearer s3cret"))
+    assert status == 200
+    status, _, _ = call(app, HostileRequest("get", "GET", "/model"))
+    assert status == 401  # through Flask, the same token
