@@ -1,4 +1,4 @@
-"""Serve the sentiment model over HTTP, under gunicorn (default) or granian.
+"""Serve the sentiment model over HTTP, under granian (default) or gunicorn.
 
 Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
 

@@ -1,9 +1,10 @@
-"""The service as a WSGI application, ready for any WSGI server.
+"""The service as a WSGI application (the Flask app alone), ready for any WSGI server.
 
 ``create()`` builds one worker's app: the configured model loaded once (in a child process, or in
 the worker behind a micro-batcher: :func:`model_api.runtime.build_predictor`), and a warm-up (for
-compiled engines: the compile) before the first request. ``python -m model_api`` calls it in every
-worker; another server can too, e.g. ``granian --interface wsgi --factory model_api.wsgi:create``.
+compiled engines: the compile) before the first request. ``python -m model_api --server gunicorn``
+calls it in every worker (under granian, :mod:`model_api.asgi` wraps it); another WSGI server can
+too, e.g. ``granian --interface wsgi --factory model_api.wsgi:create``.
 ``TWEETSENT_CONFIG`` names the configuration file (default ``conf/pipeline.toml``);
 ``TWEETSENT_SERVICE__<KEY>`` variables override it.
 """

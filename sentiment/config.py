@@ -56,8 +56,8 @@ class ServiceConfig:
     inference_batch: int = 64
     pack_texts: bool = True  # BERT models: several texts per row of a forward pass, no padding
     timeout_seconds: int = 120
-    server: str = "granian"  # HTTP server: granian (Rust HTTP, WSGI threads) or gunicorn (gthread)
-    threads: int = 256  # request threads per worker
+    server: str = "granian"  # HTTP server: granian (Rust HTTP, ASGI: model_api.asgi) or gunicorn (gthread, Flask)
+    threads: int = 256  # gunicorn: request threads per worker; granian: threads calling an in-worker model
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)

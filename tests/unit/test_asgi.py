@@ -5,9 +5,9 @@ a model process that is gone) becomes the same 503s."""
 from __future__ import annotations
 
 import asyncio
-import json
 import dataclasses
 import io
+import json
 from concurrent.futures import Future
 
 import pytest
@@ -64,7 +64,7 @@ class ProcessLikePredictor(TokenizerLikePredictor):
         parts = [texts[: len(texts) // 2], texts[len(texts) // 2 :]] if len(texts) > 1 else [texts]
         sent = [FakePending(Future()) for _ in parts]
         self.sent += sent
-        for part, pending in zip(parts, sent):
+        for part, pending in zip(parts, sent, strict=True):
             if not self.hang:
                 try:
                     pending.future.set_result(self.predict(part))
@@ -122,7 +122,8 @@ def flask_call(app, request: HostileRequest) -> tuple[int, dict, bytes]:
         kwargs = {"input_stream": io.BytesIO(request.body), "environ_overrides": {"wsgi.input_terminated": True}}
     else:
         kwargs = {"data": request.body}
-    r = app.test_client().open(request.path, method=request.method, headers=headers, content_type=content_type, **kwargs)
+    client = app.test_client()
+    r = client.open(request.path, method=request.method, headers=headers, content_type=content_type, **kwargs)
     return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data()
 
 
