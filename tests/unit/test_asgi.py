@@ -144,6 +144,8 @@ def test_every_request_gets_the_answer_the_flask_app_gives(request):
         check_answer(request, status, {k.title(): v for k, v in headers.items()}, body, PATHS)
         if request.method == "HEAD":
             continue
+        if request.path == "/metrics" and status == 200:
+            expected_body = body  # each app counts its own requests
         assert (status, body) == (expected_status, expected_body), (name, request)
         for header in HEADERS:
             assert headers.get(header.lower()) == expected_headers.get(header.lower()), (name, request, header)
