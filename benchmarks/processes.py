@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from pathlib import Path
 
@@ -29,3 +30,19 @@ def process_tree(pid: int) -> list[int]:
         tree.append(current)
         pending.extend(dict.fromkeys(int(c) for c in children))
     return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a living process has used so far, in seconds; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def is_model_process(pid: int) -> bool:
+    """Whether ``pid`` is a model process of the service (``python -m model_api.engine_process``)."""
+    with contextlib.suppress(OSError):
+        return "model_api.engine_process" in Path(f"/proc/{pid}/cmdline").read_text()
+    return False

@@ -15,7 +15,8 @@ does not report an engine is ready once healthy), then measures, on loopback:
 - the same 500 users spread over the second (10 ``hey`` processes of 50 users, started 0.1 s apart):
   req/s, p50, p99, errors;
 - closed loop: ``wrk -t2 -c500`` (a Lua script makes the POST), as fast as it answers;
-  req/s, p50, p99, errors (goal: >= 1,000 req/s, p99 <= 500 ms);
+  req/s, p50, p99, errors (goal: >= 1,000 req/s, p99 <= 500 ms), and the CPU time each request
+  cost the service's HTTP workers and its model processes (ms per request, from /proc);
 - ``POST /predict/batch`` of 256 real tweets, four clients: tweets/s (goal: >= 1,300). Each client
   keeps one connection, and a service's workers share connections, not requests: with two clients
   both can land on one worker of two and leave the other idle (measured: 641 tweets/s against
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.processes import cpu_seconds, is_model_process, process_tree
 from sentiment.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,7 +254,18 @@ def measure(tree: Path, port: int, args: argparse.Namespace, texts: list[str], l
         if "spread" in args.measures:
             figures |= open_loop_spread(url, args.open_seconds)
         if "closed" in args.measures:
+            pids = process_tree(process.pid)
+            before = {pid: cpu_seconds(pid) for pid in pids}
             figures |= closed_loop(url, args.closed_seconds)
+            used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+            served = max(1.0, figures["closed_rps"] * args.closed_seconds)
+            # What a request costs the service's processes: HTTP (the workers) and the model.
+            figures["closed_http_ms_per_req"] = round(
+                1000 * sum(s for pid, s in used.items() if not is_model_process(pid)) / served, 3
+            )
+            figures["closed_model_ms_per_req"] = round(
+                1000 * sum(s for pid, s in used.items() if is_model_process(pid)) / served, 3
+            )
         if "batch" in args.measures:
             figures |= batch_throughput(url, args.batch_seconds, texts, clients=args.batch_clients)
         figures["load_after"] = load_average()
@@ -269,7 +282,7 @@ def table(trees: list[str], runs: dict[str, list[dict]]) -> str:
     lines[0] += f"{'goal':>12}"
     for key in keys:
         medians = [statistics.median(r[key] for r in runs[t]) for t in trees]
-        row = f"{key:<22}" + "".join(f"{m:>26.1f}" for m in medians)
+        row = f"{key:<22}" + "".join(f"{m:>26.1f}" if abs(m) >= 10 else f"{m:>26.3f}" for m in medians)
         row += "".join(f"{(m / medians[0] if medians[0] else float('nan')):>10.2f}" for m in medians[1:])
         if key in GOALS:
             op, goal = GOALS[key]
