@@ -39,10 +39,13 @@ from sentiment.model_dir import ModelInfo, calibration_file, read_calibration_te
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-# The bundled 3-layer model distilled from the default one: faster, a little less accurate (its
-# README.md; figures in docs/performance.md).
+# The two bundled models (their README.md; figures in docs/performance.md): 6 layers, the most
+# accurate, and 3 layers distilled from it, twice the tweets per core for a few tenths of a point.
+FULL_MODEL_DIR = Path(__file__).resolve().parent / "model"
 FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
+# What an empty ``service.model`` loads: the 3-layer one, the one that meets the serving goals on
+# two cores (docs/serving.md).
+DEFAULT_MODEL_DIR = FAST_MODEL_DIR
 
 
 # One forward pass costs about as much as this many padded tokens on top of its rows x width

@@ -57,15 +57,15 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
 
 def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     from experiments.distillation import keep_layers
-    from model_api.predictor import DEFAULT_MODEL_DIR
+    from model_api.predictor import FULL_MODEL_DIR
 
     out = tmp_path / "student"
     config = tiny_config(
-        base_model=str(DEFAULT_MODEL_DIR),
+        base_model=str(FULL_MODEL_DIR),
         out=str(out),
         max_test_rows=64,
         layers=2,
-        teacher=str(DEFAULT_MODEL_DIR),
+        teacher=str(FULL_MODEL_DIR),
         teacher_precision="int8",  # starts at once; the default compiles for about 40 s
     )
     train(config, [SAMPLE], SplitSpec(val_fraction=0.05, test_fraction=0.05, seed=1))
@@ -74,12 +74,12 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     assert "--layers 2 --teacher" in (out / "README.md").read_text()
 
     student = SentimentPredictor.from_pretrained(out)
-    teacher = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR)
+    teacher = SentimentPredictor.from_pretrained(FULL_MODEL_DIR)
     assert student.model.config.num_hidden_layers == 2
     assert len(student.model.bert.encoder.layer) == 2
     # Halving the layers halves the stored encoder: the file shrinks by two layers' weights.
     layer_bytes = sum(p.numel() for p in teacher.model.bert.encoder.layer[0].parameters()) * 2  # fp16
-    shrink = (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size - (out / "model.safetensors").stat().st_size
+    shrink = (FULL_MODEL_DIR / "model.safetensors").stat().st_size - (out / "model.safetensors").stat().st_size
     assert shrink == pytest.approx(4 * layer_bytes, rel=0.01)
     # The student scores texts in range, and a teacher cut the same way keeps layers 2 and 5.
     probs = student.predict_proba(["i love this", "this is awful"])
