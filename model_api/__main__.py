@@ -79,6 +79,9 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
         websockets=False,
         log_access=False,
         workers_kill_timeout=10,
+        # A worker that dies (killed, out of memory) is started again while the others serve; one
+        # that dies again within a few seconds of its restart stops the service (a crash loop).
+        respawn_failed_workers=True,
     ).serve()
 
 
