@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.processes import free_port, process_tree
-from tests.conftest import ROOT
+from benchmarks.faults import wait_until
+from benchmarks.processes import free_port, is_model_process, process_tree
+from benchmarks.readiness import wait_for_workers
+from tests.conftest import ROOT, stop_process
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -37,24 +39,7 @@ def answering_workers(url: str, seconds: float) -> set[int]:
 
 
 def model_processes(worker: int) -> list[int]:
-    found = []
-    for pid in process_tree(worker)[1:]:
-        try:
-            if b"model_api.engine_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
-def until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within {timeout} s")
+    return [pid for pid in process_tree(worker)[1:] if is_model_process(pid)]
 
 
 @pytest.fixture
@@ -79,17 +64,12 @@ def service(tmp_path):
     try:
         yield process, url, log
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_a_killed_worker_is_started_again_while_the_other_serves(service):
     process, url, log = service
-    workers = until(lambda: both if len(both := answering_workers(url, 1.0)) == 2 else None, 180, "two workers")
+    workers = wait_for_workers(url, 2, timeout=180)
     assert workers <= set(process_tree(process.pid))
     victim, survivor = sorted(workers)
     (victims_model,) = model_processes(victim)
@@ -121,7 +101,13 @@ def test_a_killed_worker_is_started_again_while_the_other_serves(service):
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         # The survivor answers meanwhile, and a new worker joins it.
-        new = until(lambda: answering_workers(url, 0.5) - {victim, survivor}, 120, "new worker answering")
+        new: set[int] = set()
+
+        def new_worker_answers() -> bool:
+            new.update(answering_workers(url, 0.5) - {victim, survivor})
+            return bool(new)
+
+        wait_until(new_worker_answers, 120, "a new worker answering")
         restarted = time.monotonic() - killed_at
         after_restart = statuses[200]
         time.sleep(1.0)
@@ -138,6 +124,6 @@ def test_a_killed_worker_is_started_again_while_the_other_serves(service):
     assert statuses[200] > after_restart  # and both serve after the restart
     assert not [s for s in statuses if isinstance(s, int) and s >= 500], dict(statuses)
     # The dead worker's model process does not outlive it, and the new worker has its own.
-    until(lambda: not Path(f"/proc/{victims_model}").exists(), 30, f"exit of the dead worker's model {victims_model}")
+    wait_until(lambda: not Path(f"/proc/{victims_model}").exists(), 30, f"model process {victims_model} exiting")
     (new_worker,) = new
     assert len(model_processes(new_worker)) == 1

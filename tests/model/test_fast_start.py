@@ -4,7 +4,6 @@ background, switches to it, and a later start loads the compiled engine from the
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import requests
 
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop_process
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -43,18 +42,9 @@ def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
     try:
         wait_for_workers(url, 1, timeout=120)
     except RuntimeError:
-        stop(process)
+        stop_process(process)
         raise RuntimeError(f"the service did not start; its log:\n{log.read_text()[-3000:]}") from None
     return process, url
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def positive(url: str) -> str:
@@ -77,7 +67,7 @@ def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_
         assert info["engine_state"] == "ready" and positive(url) == "Positive"
         assert "switched engine from int8 to the compiled int8-static" in (tmp_path / "first.log").read_text()
     finally:
-        stop(process)
+        stop_process(process)
     (entry,) = [p for p in cache.iterdir() if p.is_dir()]
     assert sorted(p.name for p in entry.iterdir()) == ["engine.pt2", "meta.json"]
 
@@ -90,7 +80,7 @@ def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_
         assert positive(url) == "Positive"
         assert healthy < 60
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_switched_to():
