@@ -25,7 +25,7 @@ def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: S
         version=datetime.now(UTC).strftime("%Y%m%d%H%M"),
         preprocessing=config.preprocessing,
         max_length=config.max_length,
-        positive_index=1,
+        positive_index=model.config.label2id.get("positive", 1),
     )
     out.mkdir(parents=True, exist_ok=True)
     model.half().save_pretrained(out, safe_serialization=True)
@@ -39,8 +39,9 @@ def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: S
 def model_name(config: TrainConfig) -> str:
     """The base model's name with ``-sentiment140``, and the layers kept and distillation if any."""
     name = base_name(config.base_model)
-    if not name.endswith("-sentiment140"):
-        name += "-sentiment140"
+    for suffix in ("-sentiment140-semeval", "-sentiment140"):
+        name = name.removesuffix(suffix)
+    name += "-sentiment140" + ("-semeval" if config.three_class != "none" else "")
     if config.layers:
         name += f"-{config.layers}-layers" + ("-distilled" if config.teacher else "")
     return name

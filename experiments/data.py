@@ -1,4 +1,6 @@
-"""The shared Sentiment140 split: train, validation and test sets of uniformly random rows.
+"""The data splits: Sentiment140 (two classes) and human-labelled three-class tweets (SemEval).
+
+Train, validation and test sets of uniformly random rows.
 
 A row's split is decided by a hash of its text and the seed, so the split does not depend on the
 order or the combination of files, and repeated texts (some with both labels) never straddle
@@ -16,6 +18,10 @@ from sentiment.sentiment140 import iter_rows
 
 DATA_ENV = "TWEETSENT_DATA"
 SENTIMENT140_FILES = ("train_full_rows.csv", "train_text_only.csv")
+SEMEVAL_FILE = Path("semeval2017") / "train.csv"
+TWEETEVAL_VAL = Path("tweeteval") / "val.csv"
+# The three classes, in the order of a three-class model's outputs and of every three-class label.
+CLASSES = ("negative", "neutral", "positive")
 # The seed of the split and of every model's random choices, unless a run names another.
 SEED = 13
 
@@ -39,6 +45,12 @@ def default_training_files() -> list[Path]:
     if root is None:
         raise FileNotFoundError(f"no training data: set {DATA_ENV} to the shared data folder or pass --data FILE")
     return [root / "sentiment140" / name for name in SENTIMENT140_FILES]
+
+
+def shared_file(relative: Path) -> Path | None:
+    """A file of the shared data folder, or None when there is no folder or no such file."""
+    root = default_data_dir()
+    return root / relative if root is not None and (root / relative).is_file() else None
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,13 @@ class SplitSpec:
 
 @dataclass
 class Split:
-    """Texts and binary labels (1 = positive) per split."""
+    """Texts and labels per split: binary (1 = positive) or, with ``classes = 3``, indices into
+    :data:`CLASSES`."""
 
     texts: dict[str, list[str]]
     labels: dict[str, list[int]]
     spec: SplitSpec
+    classes: int = 2
 
     def sizes(self) -> dict[str, int]:
         return {name: len(v) for name, v in self.texts.items()}
@@ -94,3 +108,40 @@ def load_split(files: list[Path], spec: SplitSpec = SplitSpec()) -> Split:
             texts[part].append(row.text)
             labels[part].append(1 if row.polarity == 4 else 0)
     return Split(texts, labels, spec)
+
+
+def read_three_class(path: Path) -> tuple[list[str], list[int]]:
+    """Texts and class indices of a three-class file: a ``label,text`` CSV with a header (labels
+    negative/neutral/positive, as SemEval's and TweetEval's), or a Sentiment140-format file with
+    polarity 0, 2 or 4 (as the corpus's ``testdata.manual.2009.06.14.csv``).
+
+    Raises:
+        ValueError: for a label that is not one of the three.
+    """
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        first = f.readline()
+    if first.strip().lower().startswith("label,"):
+        texts, labels = [], []
+        with open(path, encoding="utf-8", newline="") as f:
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                label = (row.get("label") or "").strip().lower()
+                if label not in CLASSES:
+                    raise ValueError(f"{path}:{n}: label {label!r} is not one of {CLASSES}")
+                texts.append(row["text"])
+                labels.append(CLASSES.index(label))
+        return texts, labels
+    rows = list(iter_rows(path))
+    return [r.text for r in rows], [r.polarity // 2 for r in rows]
+
+
+def load_three_class_split(path: Path, spec: SplitSpec = SplitSpec()) -> Split:
+    """A three-class file split by a hash of each text, as :func:`load_split` splits Sentiment140."""
+    texts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    labels: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for text, label in zip(*read_three_class(path), strict=True):
+        part = spec.assign(text)
+        texts[part].append(text)
+        labels[part].append(label)
+    return Split(texts, labels, spec, classes=3)

@@ -1,9 +1,9 @@
 """A smaller, faster BERT: keep fewer encoder layers and distil a trained teacher into them.
 
 ``keep_layers`` cuts a classifier down to N evenly spaced encoder layers (always its last one, whose
-output the classifier head reads); ``distillation_loss`` mixes cross-entropy on the labels with the
-divergence from the teacher's softened positive-probability, which ``teacher_probabilities`` scores
-once before training.
+output the classifier head reads); ``distillation_loss`` is the divergence from the teacher's
+softened class probabilities, which ``teacher_probabilities`` scores once before training (the fit
+loop mixes it with the loss on the labels).
 """
 
 from __future__ import annotations
@@ -40,33 +40,34 @@ def keep_layers(model: torch.nn.Module, keep: int) -> list[int]:
     return indices
 
 
-def distillation_loss(
-    logits: torch.Tensor, labels: torch.Tensor, teacher_p: torch.Tensor, temperature: float, weight: float
-) -> torch.Tensor:
-    """``weight`` x T^2 x KL(teacher || student) at temperature T, plus the rest x cross-entropy.
+def distillation_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 x KL(teacher || student) at temperature T.
 
-    ``teacher_p`` is the teacher's positive-probability (class 1); its logit difference is divided
-    by T to soften it.
+    ``teacher`` holds the teacher's class probabilities, one row per text in the student's class
+    order, or (a two-class student) its positive-probabilities; the teacher's log-probabilities
+    are divided by T to soften them.
     """
-    hard = torch.nn.functional.cross_entropy(logits, labels)
-    p = teacher_p.clamp(1e-6, 1 - 1e-6)
-    margin = torch.log(p) - torch.log1p(-p)
-    soft_target = torch.sigmoid(margin / temperature)
-    target = torch.stack([1 - soft_target, soft_target], dim=1)
+    if teacher.dim() == 1:
+        teacher = torch.stack([1 - teacher, teacher], dim=1)
+    soft_target = torch.softmax(torch.log(teacher.clamp(1e-6, 1.0)) / temperature, dim=1)
     log_student = torch.log_softmax(logits / temperature, dim=1)
-    soft = torch.nn.functional.kl_div(log_student, target, reduction="batchmean") * temperature**2
-    return weight * soft + (1 - weight) * hard
+    return torch.nn.functional.kl_div(log_student, soft_target, reduction="batchmean") * temperature**2
 
 
 def teacher_probabilities(
-    teacher: str, texts: list[str], precision: str = "int8-static", chunk: int = 4096
+    teacher: str, texts: list[str], precision: str = "int8-static", classes: int = 2, chunk: int = 4096
 ) -> np.ndarray:
-    """The teacher model's positive-probability of each text, scored by the service's engine
-    ``precision`` (int8-static by default: as accurate as fp32, and faster; see docs/performance.md), with progress."""
+    """The teacher model's positive-probability of each text (``classes = 2``), or its
+    (negative, neutral, positive) probabilities (``classes = 3``), scored by the service's engine
+    ``precision`` (int8-static by default: as accurate as fp32, and faster; see
+    docs/performance.md), with progress. The positive-probability is the teacher's own,
+    before any probability map."""
     predictor = SentimentPredictor.from_pretrained(teacher, batch_size=128, precision=precision)
-    out = np.empty(len(texts))
+    out = np.empty((len(texts), 3))
     with tqdm(total=len(texts), desc="teacher", unit="tweet", mininterval=5) as progress:
         for start in range(0, len(texts), chunk):
-            out[start : start + chunk] = predictor.predict_proba(texts[start : start + chunk])
+            out[start : start + chunk] = predictor.class_proba(texts[start : start + chunk])
             progress.update(min(chunk, len(texts) - start))
-    return out
+    if classes == 3:
+        return out
+    return out[:, 2] + out[:, 1] / 2

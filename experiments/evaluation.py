@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score
 
-from sentiment.labels import LABELS, NEGATIVE, NEUTRAL, POSITIVE, NeutralBand
-from sentiment.sentiment140 import iter_rows
-
-_TWEETEVAL = {"negative": NEGATIVE, "neutral": NEUTRAL, "positive": POSITIVE}
-_POLARITY = {0: NEGATIVE, 2: NEUTRAL, 4: POSITIVE}
+from experiments import data
+from sentiment.labels import LABELS, NEUTRAL, POSITIVE, NeutralBand
 
 
 def binary_metrics(probs: np.ndarray, labels: list[int]) -> dict:
@@ -34,29 +30,13 @@ def binary_metrics(probs: np.ndarray, labels: list[int]) -> dict:
 
 def read_three_class(path: str | Path) -> tuple[list[str], list[str]]:
     """Texts and labels (Negative, Neutral, Positive) of a TweetEval ``label,text`` file or a
-    Sentiment140-format file with polarity 0, 2 or 4.
+    Sentiment140-format file with polarity 0, 2 or 4 (:func:`experiments.data.read_three_class`).
 
     Raises:
-        ValueError: when a TweetEval label is not negative, neutral or positive.
+        ValueError: when a label is not negative, neutral or positive.
     """
-    path = Path(path)
-    with path.open(encoding="utf-8", newline="") as f:
-        header = f.readline().strip().lower()
-    if header == "label,text":
-        texts, labels = [], []
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                label = row["label"].strip().lower()
-                if label not in _TWEETEVAL:
-                    raise ValueError(
-                        f"{path}:{reader.line_num}: label {row['label']!r} is not negative/neutral/positive"
-                    )
-                texts.append(row["text"])
-                labels.append(_TWEETEVAL[label])
-        return texts, labels
-    rows = list(iter_rows(path))
-    return [r.text for r in rows], [_POLARITY[r.polarity] for r in rows]
+    texts, classes = data.read_three_class(Path(path))
+    return texts, [LABELS[i] for i in classes]
 
 
 def three_class_metrics(probs: np.ndarray, labels: list[str], band: NeutralBand) -> dict:
@@ -108,3 +88,8 @@ def folder_size_mb(paths: list[Path]) -> float:
         else:
             total += p.stat().st_size
     return round(total / 1e6, 2)
+
+
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, classes: int) -> float:
+    """Macro-averaged F1 over ``classes`` class indices (a class never predicted scores 0)."""
+    return float(f1_score(labels, predicted, labels=list(range(classes)), average="macro", zero_division=0))

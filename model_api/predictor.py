@@ -34,7 +34,7 @@ from model_api.engines import bf16_supported, make_engine, takes_packed_rows
 from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
 from sentiment.config import COMPILED_PRECISIONS, Config
-from sentiment.labels import NeutralBand, Prediction, confidence
+from sentiment.labels import NeutralBand, Prediction, ProbabilityMap, class_layout, confidence
 from sentiment.model_dir import ModelInfo, calibration_file, read_calibration_texts, read_model_info
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,10 @@ class SentimentPredictor:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
+        # Which output is which class (raises for a checkpoint whose classes cannot be read), and
+        # the map that puts this model's best band edges at the band's defaults.
+        self.layout = class_layout(model.config.id2label, info.positive_index)
+        self.calibrate = ProbabilityMap(info.probability_map)
         self.band = band
         self.batch_size = batch_size
         self.precision = precision
@@ -410,23 +414,39 @@ class SentimentPredictor:
             idx, start = order[start:end], end
             yield idx, padded_arrays([ids[i] for i in idx], pad)
 
-    def _proba_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
-        """``(indices, positive-probabilities)`` of each forward pass, as it ends."""
+    def _class_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """``(indices, class probabilities)`` of each forward pass, as it ends (the model's order)."""
         for idx, arrays in self._batches(self.preprocess(texts)):
             with self._lock:
                 logits = self.engine.logits(*arrays)
-            z = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-            yield idx, probs[:, self.info.positive_index]
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            yield idx, z / z.sum(axis=1, keepdims=True)
+
+    def _proba_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray | None]]:
+        """``(indices, positive-probabilities, three-class probabilities or None)`` of each pass."""
+        for idx, probs in self._class_passes(texts):
+            p = self.calibrate(self.layout.positive_probability(probs))
+            yield idx, p, self.layout.three_probabilities(probs)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Positive-probability of each text, in input order.
+        """Positive-probability of each text (calibrated, as served), in input order.
 
         Texts longer than the model's maximum length are truncated.
         """
         out = np.empty(len(texts), dtype=np.float64)
-        for idx, probs in self._proba_passes(texts):
+        for idx, probs, _ in self._proba_passes(texts):
             out[idx] = probs
+        return out
+
+    def class_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Rows of (negative, neutral, positive) probabilities, uncalibrated, in input order; a
+        two-class model's neutral column is 0."""
+        out = np.zeros((len(texts), 3), dtype=np.float64)
+        layout = self.layout
+        for idx, probs in self._class_passes(texts):
+            out[idx, 0], out[idx, 2] = probs[:, layout.negative], probs[:, layout.positive]
+            if layout.neutral is not None:
+                out[idx, 1] = probs[:, layout.neutral]
         return out
 
     def warm_up(self) -> None:
@@ -436,16 +456,20 @@ class SentimentPredictor:
         for n in (1, 2, min(self.batch_size, len(texts))):
             self.predict_proba(texts[:n])
 
-    def _labelled(self, p: float) -> Prediction:
+    def _labelled(self, p: float, three: np.ndarray | None = None) -> Prediction:
         # Round first, so that the band applied to the reported probability gives the same label.
         p = round(p, 6)
-        return Prediction(self.band.label(p), p, confidence(p))
+        probabilities = None if three is None else tuple(round(float(x), 6) for x in three)
+        return Prediction(self.band.label(p), p, confidence(p), probabilities)
 
     def predict_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], list[Prediction]]]:
         """Label the texts pass by pass: ``(indices into texts, predictions)`` as each forward pass
         ends, so that a caller can answer the texts of early passes before the batch is done."""
-        for idx, probs in self._proba_passes(texts):
-            yield idx, [self._labelled(float(p)) for p in probs]
+        for idx, probs, three in self._proba_passes(texts):
+            if three is None:
+                yield idx, [self._labelled(float(p)) for p in probs]
+            else:
+                yield idx, [self._labelled(float(p), t) for p, t in zip(probs, three, strict=True)]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label each text with the neutral band."""
@@ -466,6 +490,8 @@ class SentimentPredictor:
             "version": self.info.version,
             "preprocessing": self.info.preprocessing,
             "max_length": self.info.max_length,
+            "classes": ["negative", "neutral", "positive"] if self.layout.three_class else ["negative", "positive"],
+            "calibrated": bool(self.info.probability_map),
             "precision": self.precision,
             "engine": self.engine_name,
             "engine_state": self.engine_state,

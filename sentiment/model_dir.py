@@ -1,8 +1,8 @@
 """The model directory's own files: the metadata beside the checkpoint and the calibration tweets.
 
 A model directory is a Hugging Face sequence-classification checkpoint plus ``tweet_sentiment.json``
-(the model's name and version, the text preprocessing it was trained on, its maximum sequence length
-and which class is positive) and ``calibration.txt`` (training tweets, one per line, that calibrate
+(the model's name and version, the text preprocessing it was trained on, its maximum sequence length,
+which class is positive, and the probability map fitted to the neutral band) and ``calibration.txt`` (training tweets, one per line, that calibrate
 an int8-static engine's activation ranges). The training code writes them and the service reads
 them, both through this module. A plain Hugging Face checkpoint has neither file; it reads with the
 defaults of :class:`ModelInfo`.
@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sentiment.cleaning import get_recipe
+from sentiment.labels import ProbabilityMap
 
 METADATA_FILE = "tweet_sentiment.json"
 CALIBRATION_FILE = "calibration.txt"
@@ -34,9 +35,13 @@ class ModelInfo:
     preprocessing: str = "light"
     max_length: int = 128
     positive_index: int = 1
+    # Knots ``(raw, calibrated)`` of the monotone map applied to the positive-probability (empty:
+    # none), fitted so that the default band's edges are this model's best (``experiments.calibration``).
+    probability_map: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         get_recipe(self.preprocessing)  # raises for an unknown preprocessing recipe
+        ProbabilityMap(self.probability_map)  # raises for knots that are not a monotone map
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -52,6 +57,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         preprocessing=meta.get("preprocessing", defaults.preprocessing),
         max_length=int(meta.get("max_length", defaults.max_length)),
         positive_index=int(meta.get("positive_index", defaults.positive_index)),
+        probability_map=tuple((float(x), float(y)) for x, y in meta.get("probability_map", ())),
     )
 
 
