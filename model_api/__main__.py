@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 
+from model_api.locations import check_model, model_location
 from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
 from sentiment.logs import setup_logging
 
@@ -102,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             if v is not None
         }
         config = dataclasses.replace(config, service=dataclasses.replace(config.service, **overrides))
+        check_model(config)
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"error: the model {model_location(config)} cannot be served: {e}", file=sys.stderr)
         return 2
     if config.service.worker_processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics adds up the workers through files in this folder.

@@ -32,6 +32,7 @@ from model_api.engine_cache import (
 )
 from model_api.engines import bf16_supported, make_engine, takes_packed_rows
 from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
+from model_api.locations import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
 from sentiment.cleaning import normalise_all
 from sentiment.config import COMPILED_PRECISIONS, Config
 from sentiment.labels import NeutralBand, Prediction, ProbabilityMap, class_layout, confidence
@@ -39,14 +40,7 @@ from sentiment.model_dir import ModelInfo, calibration_file, read_calibration_te
 
 log = logging.getLogger(__name__)
 
-# The two bundled models (their README.md; figures in docs/performance.md): 6 layers, the most
-# accurate, and 3 layers distilled from it, twice the tweets per core for a few tenths of a point.
-FULL_MODEL_DIR = Path(__file__).resolve().parent / "model"
-FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
-# What an empty ``service.model`` loads: the 3-layer one, the one that meets the serving goals on
-# two cores (docs/serving.md).
-DEFAULT_MODEL_DIR = FAST_MODEL_DIR
-
+__all__ = ["DEFAULT_MODEL_DIR", "FAST_MODEL_DIR", "FULL_MODEL_DIR", "SentimentPredictor", "load_predictor", "model_location"]
 
 # One forward pass costs about as much as this many padded tokens on top of its rows x width
 # (the overhead that cut random batches fastest: docs/performance.md, "Batches into passes").
@@ -81,18 +75,6 @@ def split_by_length(lengths: Sequence[int], max_rows: int, overhead: float = PAS
         ends.append(j)
         j = int(start[j])
     return ends[::-1]
-
-
-def model_location(config: Config) -> str:
-    """Where ``service.model`` points: the bundled model when empty; a directory relative to the
-    working directory or, failing that, to the project root; else a Hugging Face hub name."""
-    name = config.service.model
-    if not name:
-        return str(DEFAULT_MODEL_DIR)
-    for candidate in (Path(name), config.resolve(name)):
-        if candidate.is_dir():
-            return str(candidate)
-    return name
 
 
 def load_predictor(config: Config) -> SentimentPredictor:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sentiment.cleaning import get_recipe
-from sentiment.labels import ProbabilityMap
+from sentiment.labels import ClassLayout, ProbabilityMap, class_layout
 
 METADATA_FILE = "tweet_sentiment.json"
 CALIBRATION_FILE = "calibration.txt"
@@ -90,3 +90,19 @@ def write_calibration_texts(folder: Path, texts: Sequence[str], seed: int, count
     path = folder / CALIBRATION_FILE
     path.write_text("".join(" ".join(t.split()) + "\n" for t in chosen), encoding="utf-8")
     return path
+
+
+def read_class_layout(path: str | Path) -> ClassLayout | None:
+    """The classes of a model directory, read from its ``config.json`` and metadata without
+    loading the model; None for a hub name or a directory without ``config.json``.
+
+    Raises:
+        ValueError: when the classes cannot be read (:func:`sentiment.labels.class_layout`) or the
+            metadata is invalid.
+    """
+    config_path = Path(str(path)) / "config.json"
+    if not config_path.is_file():
+        return None
+    config = json.loads(config_path.read_text())
+    id2label = config.get("id2label") or {i: f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    return class_layout(id2label, read_model_info(path).positive_index)

@@ -1,0 +1,43 @@
+"""Where the served model is: the bundled model directories and the ``service.model`` setting.
+
+Kept apart from the predictor so that the service's main process can check the model before
+starting its workers without importing torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sentiment.config import Config
+from sentiment.labels import ClassLayout
+from sentiment.model_dir import read_class_layout
+
+# The two bundled models (their README.md; figures in docs/performance.md): 6 layers, the most
+# accurate, and 3 layers distilled from it, twice the tweets per core for a few tenths of a point.
+FULL_MODEL_DIR = Path(__file__).resolve().parent / "model"
+FAST_MODEL_DIR = Path(__file__).resolve().parent / "model-fast"
+# What an empty ``service.model`` loads: the 3-layer one, the one that meets the serving goals on
+# two cores (docs/serving.md).
+DEFAULT_MODEL_DIR = FAST_MODEL_DIR
+
+
+def model_location(config: Config) -> str:
+    """Where ``service.model`` points: the bundled model when empty; a directory relative to the
+    working directory or, failing that, to the project root; else a Hugging Face hub name."""
+    name = config.service.model
+    if not name:
+        return str(DEFAULT_MODEL_DIR)
+    for candidate in (Path(name), config.resolve(name)):
+        if candidate.is_dir():
+            return str(candidate)
+    return name
+
+
+def check_model(config: Config) -> ClassLayout | None:
+    """Read the classes and metadata of the configured model directory, so that a model the
+    service cannot serve is an error before any worker starts (None: a hub name, read later).
+
+    Raises:
+        ValueError: when the model's classes cannot be read or its metadata is invalid.
+    """
+    return read_class_layout(model_location(config))

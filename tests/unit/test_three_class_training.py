@@ -1,0 +1,83 @@
+"""The three-class fine-tune: the head that grows a neutral output, the mixed loss, the
+probability map fitted to the band, and the three-class files."""
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.calibration import band_classes, best_edges, fit_map
+from experiments.data import read_three_class
+from experiments.train_bert import mixed_loss, widen_head
+from sentiment.labels import ProbabilityMap
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_widened_head_keeps_the_two_class_decision_and_puts_neutral_between():
+    model = torch.nn.Module()
+    model.classifier = torch.nn.Linear(4, 2)
+    model.config = type("Config", (), {})()
+    x = torch.randn(16, 4)
+    before = torch.softmax(model.classifier(x), 1)
+    widen_head(model, ("negative", "neutral", "positive"))
+    after = torch.softmax(model.classifier(x), 1)
+    assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    # The same side wins, and P(positive) + P(neutral)/2 orders the rows as P(positive) did.
+    assert torch.equal(after[:, 2] > after[:, 0], before[:, 1] > before[:, 0])
+    p = after[:, 2] + after[:, 1] / 2
+    assert torch.equal(torch.argsort(p), torch.argsort(before[:, 1]))
+
+
+def test_binary_rows_are_scored_by_the_positive_probability_and_three_class_rows_by_their_class():
+    logits = torch.tensor([[2.0, 0.0, -2.0], [-2.0, 3.0, -2.0]])
+    # Row 0 says negative; as a binary row labelled negative it costs little, labelled positive a lot.
+    cheap = mixed_loss(logits[:1], torch.tensor([0]), torch.tensor([True]))
+    dear = mixed_loss(logits[:1], torch.tensor([2]), torch.tensor([True]))
+    assert cheap < 0.3 < 1.0 < dear
+    # Row 1 says neutral: as a three-class row its label decides; as a binary row it sits at 0.5.
+    assert mixed_loss(logits[1:], torch.tensor([1]), torch.tensor([False])) < 0.1
+    binary = mixed_loss(logits[1:], torch.tensor([2]), torch.tensor([True]))
+    assert binary.item() == pytest.approx(-np.log(0.5), abs=0.05)
+    # A two-class head is plain cross-entropy.
+    two = torch.tensor([[0.3, -1.2]])
+    assert torch.allclose(mixed_loss(two, torch.tensor([1]), None), torch.nn.functional.cross_entropy(two, torch.tensor([1])))
+
+
+def test_the_map_sends_the_best_raw_edges_to_the_band_and_the_best_split_to_one_half():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 3000)
+    # Raw probabilities crowded towards the top: neutral around 0.75, positive near 0.95.
+    p = np.clip(np.choose(labels, [0.3, 0.75, 0.95]) + rng.normal(0, 0.06, 3000), 0, 1)
+    low, high, score = best_edges(p, labels)
+    assert 0.45 < low < 0.65 and 0.8 < high < 0.9 and score > 0.9
+    binary = np.concatenate([rng.normal(0.3, 0.05, 500), rng.normal(0.95, 0.02, 500)])
+    knots, found = fit_map(p, labels, binary, np.arange(1000) >= 500)
+    calibrated = ProbabilityMap(knots)
+    served = band_classes(calibrated(p), 0.4, 0.6)
+    assert (served == band_classes(p, found["raw_low"], found["raw_high"])).mean() > 0.999
+    assert ((calibrated(binary) > 0.5) == (np.arange(1000) >= 500)).mean() > 0.99
+    assert calibrated(np.array([0.0, 1.0])).tolist() == [0.0, 1.0]
+
+
+def test_a_map_must_be_monotone():
+    with pytest.raises(ValueError, match="increasing knots"):
+        ProbabilityMap(((0.0, 0.0), (0.5, 0.6), (0.4, 0.7), (1.0, 1.0)))
+    with pytest.raises(ValueError, match="increasing knots"):
+        ProbabilityMap(((0.0, 0.5), (1.0, 0.4)))
+
+
+def test_three_class_files_of_both_formats_read_as_class_indices(tmp_path):
+    tweeteval = tmp_path / "val.csv"
+    tweeteval.write_text('label,text\nnegative,"bad, very bad"\nneutral,the train leaves at 5\npositive,lovely\n')
+    assert read_three_class(tweeteval) == (["bad, very bad", "the train leaves at 5", "lovely"], [0, 1, 2])
+    manual = tmp_path / "testdata.manual.2009.06.14.csv"
+    manual.write_text(
+        '"4","3","Mon May 11 03:17:40 UTC 2009","kindle2","tpryan","I love my Kindle2."\n'
+        '"2","5","Mon May 11 03:18:03 UTC 2009","kindle2","vcu451","Reading my kindle2"\n'
+        '"0","6","Mon May 11 03:18:54 UTC 2009","kindle2","chadfu","Fuck this economy."\n'
+    )
+    assert read_three_class(manual) == (["I love my Kindle2.", "Reading my kindle2", "Fuck this economy."], [2, 1, 0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,text\nmixed,hmm\n")
+    with pytest.raises(ValueError, match="bad.csv:2: label 'mixed'"):
+        read_three_class(bad)
