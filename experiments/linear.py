@@ -69,8 +69,10 @@ def fit(name: str, texts: list[str], labels: list[int], **kwargs) -> Pipeline:
 
 
 def predict_proba(model: Pipeline, texts: list[str]) -> np.ndarray:
-    """Positive-class probability of each text."""
-    return model.predict_proba(texts)[:, 1]
+    """Positive-probability of each text: P(positive), or with three classes (negative, neutral,
+    positive) P(positive) + P(neutral) / 2, as the served model reads its three outputs."""
+    probs = model.predict_proba(texts)
+    return probs[:, 2] + probs[:, 1] / 2 if probs.shape[1] == 3 else probs[:, 1]
 
 
 def save(model: Pipeline, path: Path) -> Path:

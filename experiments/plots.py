@@ -93,15 +93,19 @@ def plot_learning_curve(runs: list[dict], out_root: Path) -> Path:
 
 
 def plot_training_curve(curve: list[dict], path: Path) -> None:
-    """Validation accuracy and the training and validation losses of a fine-tune, per epoch."""
+    """Validation accuracy (and three-class macro-F1, when measured) and the training and validation
+    losses of a fine-tune, per epoch."""
     try:
         plt = _pyplot()
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p["epoch"] for p in curve], [p["val_accuracy"] for p in curve], marker="o", label="validation accuracy")
+    epochs = [p["epoch"] for p in curve]
+    ax.plot(epochs, [p["val_accuracy"] for p in curve], marker="o", label="validation accuracy (binary)")
+    if all("val_macro_f1" in p for p in curve):
+        ax.plot(epochs, [p["val_macro_f1"] for p in curve], marker="s", label="validation macro-F1 (3 classes)")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy / macro-F1")
     ax2 = ax.twinx()
     ax2.plot([p["epoch"] for p in curve], [p["train_loss"] for p in curve], color="grey", alpha=0.6, label="train loss")
     ax2.plot([p["epoch"] for p in curve], [p["val_loss"] for p in curve], color="red", alpha=0.6, label="val loss")

@@ -264,8 +264,10 @@ class RnnFamily:
     def fit(self, split: Split, config: FitConfig) -> Fitted:
         chosen = config.rnn_recipe or (DEFAULT_RECIPE if config.recipe == "tuned" else "reference")
         rnn_config = recipe_config(chosen, cell=self.name, epochs=config.rnn_epochs, seed=config.seed)
-        train = (split.texts["train"], split.labels["train"])
-        val = (split.texts["val"], split.labels["val"])
+        # Three classes: soft targets on the one sigmoid output (negative 0, neutral 0.5, positive 1).
+        scale = 2 if split.classes == 3 else 1
+        train = (split.texts["train"], [y / scale for y in split.labels["train"]])
+        val = (split.texts["val"], [y / scale for y in split.labels["val"]])
         model, vocab, history = fit(train, val, rnn_config, verbose=2)
         notes = (
             f"recipe {chosen}; {len(history['loss'])} epoch(s); "

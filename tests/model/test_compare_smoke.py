@@ -28,3 +28,34 @@ def test_smoke_profile_trains_every_family(tmp_path, sentiment140_files):
     sizes = results["run"]["split"]["sizes"]
     assert sizes["train"] == 3000 or not shared_data_dir()  # the sample alone has fewer rows
     assert sizes["val"] > 0 and sizes["test"] > 0
+
+
+def test_smoke_profile_adds_a_three_class_table_read_as_served(tmp_path, sentiment140_files):
+    from model_api.predictor import FAST_MODEL_DIR
+
+    data = shared_data_dir()
+    if data is None or not (data / "semeval2017" / "train.csv").is_file():
+        pytest.skip("needs the shared three-class data (semeval2017/train.csv)")
+    three_class = {"tweeteval": data / "tweeteval" / "val.csv"}
+    models = ["logreg", "gru", "bert"]
+    out = run(
+        models,
+        "smoke",
+        sentiment140_files or [SAMPLE],
+        three_class,
+        tmp_path,
+        seed=7,
+        bert_model=FAST_MODEL_DIR,
+        three_class_train=data / "semeval2017" / "train.csv",
+    )
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["model"]: r for r in results["three_class"]}
+    assert list(rows) == ["logreg", "gru", "bert:model-fast"]
+    for name, row in rows.items():
+        for s in ("tweeteval", "semeval_test"):
+            assert 0.34 < row[f"{s}_macro_f1"] <= 1.0, (name, s)  # better than one class for all
+            assert 0 <= row[f"{s}_f1_neutral"] <= 1 and 0 <= row[f"{s}_macro_recall"] <= 1
+            assert (out / f"confusion3_{name}_{s}.png").stat().st_size > 0
+        assert 0 < row["raw_low"] <= row["raw_high"] < 1
+    table = (out / "results.md").read_text()
+    assert "## Three classes" in table and "| bert:model-fast |" in table

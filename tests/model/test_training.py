@@ -36,7 +36,15 @@ def test_bucketed_batches_cover_every_row_once():
 def tiny_config(**settings) -> TrainConfig:
     """A training run small enough for a test: one epoch over 64 rows, evaluated every 4 steps."""
     return TrainConfig(
-        **{"epochs": 1, "batch_size": 16, "eval_every": 4, "max_train_rows": 64, "max_eval_rows": 32, **settings}
+        **{
+            "epochs": 1,
+            "batch_size": 16,
+            "eval_every": 4,
+            "max_train_rows": 64,
+            "max_eval_rows": 32,
+            "three_class": "none",
+            **settings,
+        }
     )
 
 
@@ -85,3 +93,25 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     probs = student.predict_proba(["i love this", "this is awful"])
     assert ((probs >= 0) & (probs <= 1)).all()
     assert keep_layers(teacher.model, 2) == [2, 5]
+
+
+def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(tmp_path):
+    from model_api.predictor import FAST_MODEL_DIR
+
+    three = tmp_path / "three.csv"
+    rows = ["label,text"] + [
+        f"{label},{text} {i}"
+        for i in range(40)
+        for label, text in (("negative", "awful day"), ("neutral", "the bus leaves at"), ("positive", "lovely day"))
+    ]
+    three.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model3"
+    config = tiny_config(base_model=str(FAST_MODEL_DIR), out=str(out), three_class=str(three), max_test_rows=64)
+    metrics = train(config, [SAMPLE], SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1))
+    meta = json.loads((out / "tweet_sentiment.json").read_text())
+    knots = meta["probability_map"]
+    assert [k[1] for k in knots] == [0.0, 0.4, 0.5, 0.6, 1.0]
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    assert metrics["classes"] == 3 and 0.0 <= metrics["test_macro_f1_3class"] <= 1.0
+    prediction = SentimentPredictor.from_pretrained(out).predict(["lovely day 7"])[0]
+    assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
