@@ -124,6 +124,7 @@ def model_card(out: Path, metrics: dict) -> str:
             f"{t['train']:,} train, {t['val']:,} validation, {t['test']:,} test rows"
         )
     data += f". {metrics['train_rows']:,} rows used for training."
+    criterion = "score (mean of binary accuracy and three-class macro-F1)" if three else "accuracy"
     name = read_model_info(out).name
     return f"""# {name}
 
@@ -134,8 +135,8 @@ def model_card(out: Path, metrics: dict) -> str:
 - Preprocessing: `{c["preprocessing"]}` (see `sentiment/cleaning.py`), max length {c["max_length"]} tokens.
 - Recipe: {c["epochs"]} epoch(s) planned, lr {c["lr"]}, linear schedule with {c["warmup_fraction"]:.0%} warm-up,
   weight decay {c["weight_decay"]}, batch {c["batch_size"]}, bf16 autocast {c["bf16"]}, early stopping on validation
-  {"score (mean of binary accuracy and three-class macro-F1)" if three else "accuracy"} every {c["eval_every"]} steps (patience {c["patience"]}); best step {metrics["best_step"]} of
-  {metrics["steps"]}.
+  {criterion} every {c["eval_every"]} steps (patience {c["patience"]});
+  best step {metrics["best_step"]} of {metrics["steps"]}.
 - Training time: {metrics["train_seconds"] / 60:.1f} min on 2 CPU cores.
 {result}
 - Weights stored as fp16 safetensors; loaded as fp32 for inference.

@@ -38,9 +38,7 @@ class EvalSet:
 
 def three_class_scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
     """Macro-F1, macro-averaged recall (TweetEval's official metric), accuracy and per-class F1."""
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predicted, labels=[0, 1, 2], zero_division=0
-    )
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, labels=[0, 1, 2], zero_division=0)
     return {
         "macro_f1": float(np.mean(f1)),
         "macro_recall": float(np.mean(recall)),

@@ -295,7 +295,12 @@ def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, po
 
 
 def evaluate(
-    model, encoded: list[list[int]], labels: list[int], pad_id: int, binary: list[bool] | None = None, batch_size: int = 128
+    model,
+    encoded: list[list[int]],
+    labels: list[int],
+    pad_id: int,
+    binary: list[bool] | None = None,
+    batch_size: int = 128,
 ) -> dict:
     """Scores of the model on pre-tokenised texts: ``accuracy`` on the binary rows (the
     positive-probability above 0.5), ``macro_f1`` on the three-class rows (the most likely

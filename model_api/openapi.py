@@ -43,7 +43,9 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                 "description": "a three-class model's own class probabilities (absent for a two-class model); "
                 "p_positive is P(positive) + P(neutral) / 2, mapped by the model's probability map",
                 "required": ["negative", "neutral", "positive"],
-                "properties": {k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("negative", "neutral", "positive")},
+                "properties": {
+                    k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("negative", "neutral", "positive")
+                },
             },
         },
     }

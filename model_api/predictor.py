@@ -31,8 +31,8 @@ from model_api.engine_cache import (
     model_digest,
 )
 from model_api.engines import bf16_supported, make_engine, takes_packed_rows
-from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
 from model_api.locations import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
+from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
 from sentiment.config import COMPILED_PRECISIONS, Config
 from sentiment.labels import NeutralBand, Prediction, ProbabilityMap, class_layout, confidence
@@ -40,7 +40,14 @@ from sentiment.model_dir import ModelInfo, calibration_file, read_calibration_te
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MODEL_DIR", "FAST_MODEL_DIR", "FULL_MODEL_DIR", "SentimentPredictor", "load_predictor", "model_location"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "FAST_MODEL_DIR",
+    "FULL_MODEL_DIR",
+    "SentimentPredictor",
+    "load_predictor",
+    "model_location",
+]
 
 # One forward pass costs about as much as this many padded tokens on top of its rows x width
 # (the overhead that cut random batches fastest: docs/performance.md, "Batches into passes").

@@ -111,7 +111,11 @@ def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(
     meta = json.loads((out / "tweet_sentiment.json").read_text())
     knots = meta["probability_map"]
     assert [k[1] for k in knots] == [0.0, 0.4, 0.5, 0.6, 1.0]
-    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    assert json.loads((out / "config.json").read_text())["id2label"] == {
+        "0": "negative",
+        "1": "neutral",
+        "2": "positive",
+    }
     assert metrics["classes"] == 3 and 0.0 <= metrics["test_macro_f1_3class"] <= 1.0
     prediction = SentimentPredictor.from_pretrained(out).predict(["lovely day 7"])[0]
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)

@@ -69,7 +69,9 @@ def test_a_users_three_class_checkpoint_is_served_by_its_labels(tmp_path):
     for prediction, (neg, neu, pos) in zip(served, raw, strict=True):
         assert prediction.p_positive == pytest.approx(pos + neu / 2, abs=1e-6)
         assert prediction.probabilities == pytest.approx((neg, neu, pos), abs=1e-6)
-        assert prediction.to_dict()["probabilities"] == pytest.approx({"negative": neg, "neutral": neu, "positive": pos}, abs=1e-6)
+        assert prediction.to_dict()["probabilities"] == pytest.approx(
+            {"negative": neg, "neutral": neu, "positive": pos}, abs=1e-6
+        )
     assert predictor.describe()["classes"] == ["negative", "neutral", "positive"]
 
 

@@ -40,7 +40,9 @@ def test_binary_rows_are_scored_by_the_positive_probability_and_three_class_rows
     assert binary.item() == pytest.approx(-np.log(0.5), abs=0.05)
     # A two-class head is plain cross-entropy.
     two = torch.tensor([[0.3, -1.2]])
-    assert torch.allclose(mixed_loss(two, torch.tensor([1]), None), torch.nn.functional.cross_entropy(two, torch.tensor([1])))
+    assert torch.allclose(
+        mixed_loss(two, torch.tensor([1]), None), torch.nn.functional.cross_entropy(two, torch.tensor([1]))
+    )
 
 
 def test_the_map_sends_the_best_raw_edges_to_the_band_and_the_best_split_to_one_half():
