@@ -3,9 +3,9 @@
 A model directory is a Hugging Face sequence-classification checkpoint plus ``tweet_sentiment.json``
 (the model's name and version, the text preprocessing it was trained on, its maximum sequence length,
 which class is positive, and the probability map fitted to the neutral band) and ``calibration.txt``
-(training tweets, one per line, that calibrate an int8-static engine's activation ranges). The training code writes them and the service reads
-them, both through this module. A plain Hugging Face checkpoint has neither file; it reads with the
-defaults of :class:`ModelInfo`.
+(training tweets, one per line, that calibrate an int8-static engine's activation ranges). The
+training code writes them and the service reads them, both through this module. A plain Hugging
+Face checkpoint has neither file; it reads with the defaults of :class:`ModelInfo`.
 """
 
 from __future__ import annotations
