@@ -1,4 +1,5 @@
-"""Behaviour of the bundled models: direction, negation, invariance to mentions and URLs, accuracy.
+"""Behaviour of the bundled models: direction, neutral statements, negation, invariance to mentions
+and URLs, accuracy on Sentiment140 and on human-labelled three-class tweets.
 
 The direction, negation, invariance and accuracy checks run on both bundled models: the 3-layer
 default (``model_api/model-fast``) and the 6-layer one it was distilled from (``model_api/model``).
@@ -17,6 +18,9 @@ from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.model
 
+# Both bundled models on TweetEval's validation split, as served (docs/experiments.md has the figures).
+MIN_MACRO_F1 = 0.68
+
 
 @pytest.fixture(scope="module", params=["default", "full"])
 def bundled(request, predictor):
@@ -32,6 +36,23 @@ def test_clearly_positive(bundled, text):
 @pytest.mark.parametrize("text", ["I hate this", "worst day ever, so sad", "my phone broke again. ugh"])
 def test_clearly_negative(bundled, text):
     assert bundled.predict([text])[0].sentiment == "Negative"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The meeting is scheduled for 3pm on Thursday.",  # a fact
+        "What time does the game start tonight?",  # a question
+        "New episode airs Friday at 8pm on NBC",  # an announcement
+        "Senate votes on the budget bill tomorrow",  # a headline
+        "The train to London departs from platform 4",
+        "Is anyone going to the conference in Boston next week?",
+    ],
+)
+def test_statements_questions_announcements_and_headlines_are_neutral(bundled, text):
+    prediction = bundled.predict([text])[0]
+    assert prediction.sentiment == "Neutral", (text, prediction)
+    assert max(prediction.probabilities) == prediction.probabilities[1]  # the model's own most likely class
 
 
 @pytest.mark.parametrize(
@@ -129,3 +150,19 @@ def test_compiled_int8_engine_keeps_the_labels(predictor):
     assert float(np.mean((p8 > 0.5) == (p32 > 0.5))) >= 0.97
     assert abs(float(np.mean((p8 > 0.5) == truth)) - float(np.mean((p32 > 0.5) == truth))) <= 0.015
     assert int8.predict_proba(["I love this"])[0] > 0.6 and int8.predict_proba(["I hate this"])[0] < 0.4
+
+
+def test_three_class_quality_on_human_labelled_tweets(bundled):
+    # TweetEval's validation split: human labels, 45% neutral; the band labels it as served.
+    from experiments.evaluation import read_three_class
+    from tests.conftest import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None or not (data / "tweeteval" / "val.csv").is_file():
+        pytest.skip("needs the shared TweetEval validation split")
+    texts, labels = read_three_class(data / "tweeteval" / "val.csv")
+    predicted = [p.sentiment for p in bundled.predict(texts)]
+    from sklearn.metrics import f1_score
+
+    macro_f1 = f1_score(labels, predicted, average="macro")
+    assert macro_f1 >= MIN_MACRO_F1, f"macro-F1 {macro_f1:.3f} on {len(texts)} tweets"
