@@ -143,3 +143,71 @@ def test_jsonl_records_keep_bad_lines_with_their_reason(tmp_path):
         "l.jsonl:4: line of 70,000 bytes is over the limit of 65,536",
     ]
     assert len(records[3].line) == 1000
+
+
+def _fail_writes(monkeypatch, spool, written: int = 0) -> None:
+    """The disk fills up: the next write puts ``written`` characters down, then fails."""
+    real = spool._file.write
+
+    def full(text):
+        real(text[:written])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool._file, "write", full)
+
+
+@pytest.mark.parametrize("torn", [0, 30], ids=["nothing-written", "torn-line"])
+def test_after_a_failed_write_the_state_is_not_ahead_of_the_data(tmp_path, monkeypatch, torn):
+    spool = Spool(tmp_path / "s", segment_records=100)
+    spool.open()
+    spool.append([Record("a", src="f", seq=0), Record("b", src="f", seq=1)])
+    _fail_writes(monkeypatch, spool, written=torn)
+    with pytest.raises(SpoolError, match="is full"):
+        spool.append([Record("c", src="f", seq=2), Record("d", src="f", seq=3)])
+    assert spool.next_offset == 2 and spool.last["seq"] == 1
+    with pytest.raises(SpoolError, match="after a failed write"):
+        spool.append([Record("e", src="f", seq=4)])
+    spool.close()  # must not seal the torn segment nor save offsets past what was written
+    again = Spool(tmp_path / "s")
+    again.open()
+    assert again.next_offset == 2 and again.last == {"offset": 1, "src": "f", "seq": 1}
+    again.append([Record("c", src="f", seq=2), Record("d", src="f", seq=3)])  # a resumed replay
+    again.close()
+    assert [(r["offset"], r["line"]) for r in lines_of(tmp_path / "s")] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+
+
+def test_a_second_writer_is_refused_and_the_first_goes_on(tmp_path):
+    from sentiment.folders import FolderBusy
+
+    with Spool(tmp_path / "s") as first:
+        with pytest.raises(FolderBusy, match="in use by another relay"):
+            Spool(tmp_path / "s").open(start_over=True)
+        first.append([Record("a")])
+    assert [r["line"] for r in lines_of(tmp_path / "s")] == ["a"]
+
+
+def test_a_spool_made_anew_has_a_new_identity(tmp_path):
+    from ingest.spool import spool_id
+
+    with Spool(tmp_path / "s") as spool:
+        first = spool.spool_id
+    assert spool_id(tmp_path / "s") == first
+    with Spool(tmp_path / "s"):
+        pass
+    assert spool_id(tmp_path / "s") == first  # reopened: the same spool
+    with Spool(tmp_path / "s") as spool:
+        spool.close()
+        spool.open(start_over=True)
+        assert spool.spool_id != first and spool.next_offset == 0
+    assert spool_id(tmp_path / "s") not in (None, first)
+
+
+def test_the_times_written_never_go_back_when_the_clock_does(tmp_path):
+    now = 1_800_000_000.0
+    with Spool(tmp_path / "s") as spool:
+        spool.append([Record("a")], now=now)
+        spool.append([Record("b")], now=now - 3600)  # the clock jumped back an hour
+    with Spool(tmp_path / "s") as spool:  # and across a restart
+        spool.append([Record("c")], now=now - 3500)
+        spool.append([Record("d")], now=now + 10)
+    assert [r["at"] for r in lines_of(tmp_path / "s")] == [now, now, now, now + 10]
