@@ -245,7 +245,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_twitter(args: argparse.Namespace) -> int:
-    from ingest.twitter import dedupe, install_redaction, load_bearer_token, relay_live
+    from ingest.twitter import dedupe, relay_live
+    from ingest.x_api import install_redaction, load_bearer_token
 
     token = load_bearer_token(args.token_file)
     install_redaction(token)
@@ -337,7 +338,7 @@ def run_lines(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    from ingest.twitter import TwitterSetupError
+    from ingest.x_api import TwitterSetupError
 
     try:
         if args.command == "replay":
