@@ -134,8 +134,7 @@ class RelayStream(tweepy.StreamingClient):
         """Disconnect now, even while blocked reading (the API sends a keep-alive only every 20 s)."""
         self.stop_reason = self.stop_reason or "stopped"
         self.disconnect()
-        connection = getattr(getattr(self._response, "raw", None), "_connection", None)
-        sock = getattr(connection, "sock", None)
+        sock = _socket_of(self._response)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -180,6 +179,15 @@ class RelayStream(tweepy.StreamingClient):
     def on_closed(self, response) -> None:
         self.stop_reason = "closed"
         self.disconnect()  # reconnect from run_stream, with its backoff
+
+
+def _socket_of(response: requests.Response | None) -> socket.socket | None:
+    """The socket a streamed response reads from (urllib3's connection, or http.client's file)."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:  # a response that closes its connection at the end has handed it over
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def run_stream(

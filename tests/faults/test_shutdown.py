@@ -1,0 +1,105 @@
+"""SIGTERM stops every part of the relay within 10 s, in every mode, as a real process.
+
+The replay into the spool and over a socket whose buffer is full with no client; the live relay on
+the filtered stream (open, between keep-alives) and on recent search (in its poll interval, and in
+a rate-limit wait of 15 minutes), into the spool and over the socket. The X API is the stand-in of
+``tests/fake_x_api.py``; the job and the service are in ``test_writers.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.faults import wait_until
+from benchmarks.processes import free_port, process_tree
+from tests.conftest import ROOT
+from tests.fake_x_api import fake_x_api
+
+pytestmark = [pytest.mark.faults]
+
+STOP_WITHIN = 10.0
+
+
+def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    log = (tmp_path / "part.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def log_of(tmp_path: Path) -> str:
+    return (tmp_path / "part.log").read_text(errors="replace")
+
+
+def sigterm_and_time(proc: subprocess.Popen) -> float:
+    """SIGTERM the process; return the seconds until it and every process it started are gone."""
+    tree = process_tree(proc.pid)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_WITHIN + 20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return float("inf")
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in tree), STOP_WITHIN + 20, "the children to end")
+    return time.monotonic() - started
+
+
+def relay_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
+        "TWEETSENT_RELAY__PORT": str(free_port()),
+        "TWITTER_BEARER_TOKEN": "test-token",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    "args, ready",
+    [
+        (("replay", "--limit", "100000", "--rate", "20"), "relay: writing"),
+        (("replay", "--transport", "socket", "--rate", "0", "--buffer", "10"), "relay: listening on"),
+    ],
+    ids=["replay-spool", "replay-socket-buffer-full"],
+)
+def test_the_replay_stops_within_10_s_of_sigterm(tmp_path, args, ready):
+    proc = start(tmp_path, "ingest", *args, env=relay_env(tmp_path))
+    wait_until(lambda: ready in log_of(tmp_path), 60, "the relay to start")
+    time.sleep(1)  # into the steady state: pacing, or blocked on the full buffer
+    took = sigterm_and_time(proc)
+    assert took < STOP_WITHIN, f"the relay took {took:.1f}s to stop:\n{log_of(tmp_path)[-2000:]}"
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("transport", ["spool", "socket"])
+@pytest.mark.parametrize(
+    "mode, rate_limited",
+    [("stream", False), ("search", False), ("search", True)],
+    ids=["stream-open", "search-poll-interval", "search-rate-limit"],
+)
+def test_the_live_relay_stops_within_10_s_of_sigterm(tmp_path, transport, mode, rate_limited):
+    with fake_x_api(rate_limited=rate_limited) as api:
+        env = relay_env(tmp_path, TWITTER_API_URL=api.url)
+        args = ("twitter", "--track", "coffee", "--mode", mode, "--transport", transport, "--poll-interval", "600")
+        proc = start(tmp_path, "ingest", *args, env=env)
+        endpoint = "/2/tweets/search/stream?" if mode == "stream" else "/2/tweets/search/recent"
+        wait_until(lambda: any(r.startswith(endpoint) for r in api.requests), 60, f"the relay to call {endpoint}")
+        time.sleep(1)  # reading the open stream, or waiting
+        took = sigterm_and_time(proc)
+    assert took < STOP_WITHIN, f"the relay took {took:.1f}s to stop:\n{log_of(tmp_path)[-2000:]}"
+    assert proc.returncode == 0, log_of(tmp_path)[-2000:]
+    if mode == "stream":
+        assert "3 tweet(s) received" in log_of(tmp_path)
