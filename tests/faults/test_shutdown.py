@@ -9,7 +9,6 @@ a rate-limit wait of 15 minutes), into the spool and over the socket. The X API 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import wait_until
-from benchmarks.processes import free_port, process_tree
-from tests.conftest import ROOT
+from benchmarks.processes import free_port
+from tests.conftest import ROOT, sigterm_and_time
 from tests.fake_x_api import fake_x_api
 
 pytestmark = [pytest.mark.faults]
@@ -41,21 +40,6 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subp
 
 def log_of(tmp_path: Path) -> str:
     return (tmp_path / "part.log").read_text(errors="replace")
-
-
-def sigterm_and_time(proc: subprocess.Popen) -> float:
-    """SIGTERM the process; return the seconds until it and every process it started are gone."""
-    tree = process_tree(proc.pid)
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_WITHIN + 20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return float("inf")
-    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in tree), STOP_WITHIN + 20, "the children to end")
-    return time.monotonic() - started
 
 
 def relay_env(tmp_path: Path, **extra: str) -> dict[str, str]:
