@@ -113,6 +113,7 @@ class SocketRelay:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="relay-sender", daemon=True)
         self.connected = threading.Event()
+        self._last_at = 0.0
 
     def __enter__(self) -> SocketRelay:
         self.start()
@@ -159,7 +160,9 @@ class SocketRelay:
                 return
             if not lines:
                 continue
-            payload = b"".join(_stamp(line) for line in lines)
+            # The send time never goes back, even when the clock does (the job's watermark runs on it).
+            self._last_at = max(self._last_at, time.time())
+            payload = b"".join(_stamp(line, self._last_at) for line in lines)
             try:
                 conn.sendall(payload)
             except OSError:
@@ -182,11 +185,11 @@ def _peer_closed(conn: socket.socket) -> bool:
         return True
 
 
-def _stamp(line: bytes) -> bytes:
-    """Add the send time (epoch seconds) to an encoded JSON object line, for latency measurement."""
+def _stamp(line: bytes, at: float) -> bytes:
+    """Add the send time ``at`` (epoch seconds) to an encoded JSON object line."""
     if not line.endswith(b"}\n"):
         return line
-    return line[:-2] + b', "relayed_at": ' + f"{time.time():.3f}".encode() + b"}\n"
+    return line[:-2] + b', "relayed_at": ' + f"{at:.3f}".encode() + b"}\n"
 
 
 def feed(

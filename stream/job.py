@@ -341,7 +341,8 @@ def summary_line(job: JobConfig, stats: JobStats) -> str:
     return (
         f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
         f"({job.quarantine}), {stats.duplicates} duplicate(s) dropped, {stats.filtered} not tracked, "
-        f"in {stats.batches} batch(es)"
+        + (f"{stats.stale} older than the de-duplication watermark dropped, " if stats.stale else "")
+        + f"in {stats.batches} batch(es)"
         + (f"; trends in {job.trends.output}, {stats.late} late tweet(s) in no window" if job.trends else "")
     )
 

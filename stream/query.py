@@ -67,6 +67,9 @@ class JobStats:
     filtered: int = 0
     duplicates: int = 0
     late: int = 0  # tweets beyond the trends watermark, counted in output/tweets but in no window
+    # Lines older than the de-duplication watermark (a relay whose clock went back): dropped by
+    # Spark before the batch, counted here so that in = written + quarantined + duplicates + stale.
+    stale: int = 0
     batches: int = 0
     outage: str | None = None  # set when a batch gave up waiting for the service
     model_version: str | None = None  # JobConfig.model_version_source's answer, once asked
@@ -77,7 +80,7 @@ class JobStats:
 
     @property
     def seen(self) -> int:
-        return self.rows + self.quarantined + self.filtered + self.duplicates
+        return self.rows + self.quarantined + self.filtered + self.duplicates + self.stale
 
 
 class ProgressListener(StreamingQueryListener):
@@ -104,10 +107,20 @@ class ProgressListener(StreamingQueryListener):
                 )
             return
         dropped = sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators)
+        stale = sum(int(op.numRowsDroppedByWatermark or 0) for op in operators)
+        with self.stats.lock:
+            self.stats.duplicates += dropped
+            self.stats.stale += stale
         if dropped:
-            with self.stats.lock:
-                self.stats.duplicates += dropped
             log.info("batch %d: %d duplicate tweet id(s) dropped", event.progress.batchId, dropped)
+        if stale:
+            log.warning(
+                "batch %d: %d line(s) older than the de-duplication watermark (stream.dedup_minutes behind the "
+                "newest relay time) dropped, %d so far: did the relay's clock go back?",
+                event.progress.batchId,
+                stale,
+                self.stats.stale,
+            )
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         pass

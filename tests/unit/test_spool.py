@@ -211,3 +211,21 @@ def test_the_times_written_never_go_back_when_the_clock_does(tmp_path):
         spool.append([Record("c")], now=now - 3500)
         spool.append([Record("d")], now=now + 10)
     assert [r["at"] for r in lines_of(tmp_path / "s")] == [now, now, now, now + 10]
+
+
+def test_a_line_is_read_in_bounded_memory_even_without_a_newline(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"id": "1", "text": "ok"}\n')
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))  # 64 MiB and no newline: one line to the end of the file
+    tracemalloc.start()
+    try:
+        records = list(jsonl_records(path, max_line_bytes=65_536))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r.error for r in records] == [None, "huge.jsonl:2: line of 67,108,864 bytes is over the limit of 65,536"]
+    assert peak < 4 << 20  # a few chunks, not the 64 MiB line
