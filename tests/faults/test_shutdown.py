@@ -9,6 +9,7 @@ a rate-limit wait of 15 minutes), into the spool and over the socket. The X API 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,3 +88,36 @@ def test_the_live_relay_stops_within_10_s_of_sigterm(tmp_path, transport, mode, 
     assert proc.returncode == 0, log_of(tmp_path)[-2000:]
     if mode == "stream":
         assert "3 tweet(s) received" in log_of(tmp_path)
+
+
+@pytest.mark.slow
+def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
+    env = {
+        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
+        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
+        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
+        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
+        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
+        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
+        "TWEETSENT_SERVICE__PORT": str(free_port()),
+        "TWEETSENT_SERVICE__PRECISION": "fp32",
+    }
+    log = (tmp_path / "part.log").open("ab")
+    proc = subprocess.Popen(
+        ["./run_pipeline.sh", "--limit", "100000", "--rate", "20"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: "healthy after" in log_of(tmp_path), 400, "the model service")
+        wait_until(lambda: "stream: reading" in log_of(tmp_path), 400, "the job's Spark session")
+        time.sleep(2)  # the service, the relay and the job all at work
+        took = sigterm_and_time(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert took < STOP_WITHIN, f"the pipeline took {took:.1f}s to stop:\n{log_of(tmp_path)[-3000:]}"
+    assert "did not stop within" not in log_of(tmp_path)
