@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -150,29 +149,6 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def sigterm_and_time(process: subprocess.Popen, limit: float = 30.0) -> float:
-    """SIGTERM ``process``; return the seconds until it and every process it started are gone
-    (infinity, after a SIGKILL of its process group, when it took longer than ``limit``)."""
-    import time
-
-    from benchmarks.faults import wait_until
-    from benchmarks.processes import process_tree
-
-    tree = process_tree(process.pid)
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=limit)
-        wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in tree), limit, "its children to end")
-    except (subprocess.TimeoutExpired, TimeoutError):
-        for pid in tree:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        process.wait()
-        return float("inf")
-    return time.monotonic() - started
 
 
 def serve(app) -> Iterator[str]:

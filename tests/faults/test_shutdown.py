@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import wait_until
-from benchmarks.processes import free_port
-from tests.conftest import ROOT, sigterm_and_time
+from benchmarks.processes import free_port, sigterm_and_time
+from tests.conftest import ROOT
 from tests.fake_x_api import fake_x_api
 
 pytestmark = [pytest.mark.faults]

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.faults import Pipeline, wait_until
+from benchmarks.processes import sigterm_and_time
 from sentiment.folders import read_holder
-from tests.conftest import ROOT, FakePredictor, serve, sigterm_and_time
+from tests.conftest import ROOT, FakePredictor, serve
 from tests.fake_x_api import fake_x_api
 
 pytestmark = [pytest.mark.faults]
