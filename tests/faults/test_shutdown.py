@@ -112,8 +112,8 @@ def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_until(lambda: "healthy after" in log_of(tmp_path), 400, "the model service")
-        wait_until(lambda: "stream: reading" in log_of(tmp_path), 400, "the job's Spark session")
+        wait_until(lambda: "healthy after" in log_of(tmp_path), 900, "the model service")
+        wait_until(lambda: "stream: reading" in log_of(tmp_path), 900, "the job's Spark session")
         time.sleep(2)  # the service, the relay and the job all at work
         took = sigterm_and_time(proc)
     finally:
