@@ -23,6 +23,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 from ingest.spool import archive_dir
 from sentiment.config import StreamConfig
 from sentiment.labels import NeutralBand
+from stream.checkpoint import check_spool
 from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
@@ -156,6 +157,10 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
     ``batch`` holds parsed, de-duplicated lines (:func:`stream.parsing.parse_lines`). Each output
     gets this batch as whole files named by ``batch_id``, so a batch run again replaces its own.
     """
+    if config.transport == "spool":
+        # Not a batch of a spool made anew since the checkpoint read the old one: failing here
+        # leaves its segments unarchived, for the job started over to read (stream.checkpoint).
+        check_spool(config.checkpoint, config.spool)
     started = time.monotonic()
     parsed = batch.persist()
     try:
