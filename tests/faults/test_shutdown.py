@@ -112,8 +112,9 @@ def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_until(lambda: "healthy after" in log_of(tmp_path), 900, "the model service")
-        wait_until(lambda: "stream: reading" in log_of(tmp_path), 900, "the job's Spark session")
+        for ready in ("healthy after", "stream: reading"):  # the service, then the job's Spark session
+            wait_until(lambda r=ready: r in log_of(tmp_path) or proc.poll() is not None, 900, ready)
+            assert proc.poll() is None, log_of(tmp_path)[-3000:]
         time.sleep(2)  # the service, the relay and the job all at work
         took = sigterm_and_time(proc)
     finally:
