@@ -119,18 +119,21 @@ elif [ -z "$loop" ] || [ -n "$limit" ]; then
   echo "pipeline: relaying $total tweet(s)${keywords:+ matching ${keywords[*]}}"
 fi
 
-# Only processes started here, and only while they are still those processes, are ever signalled:
-# each PID is kept with its start time (/proc/PID/stat), which a reused PID would not have.
+# Each part runs in a process group of its own (setsid), with what it starts (the job's JVM, the
+# service's workers). Only processes started here are ever signalled: a part's PID is kept with its
+# start time (/proc/PID/stat), which a reused PID would not have; and a process group is signalled
+# only while it has members, which the kernel never gives a new process's PID.
 declare -A started_at=()
 stat_fields() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; echo "${s##*) }"; }
-track() {  # track PID: a process just started here
+track() {  # track PID: a part just started here
   local f; f=($(stat_fields "$1")) || return 0
   started_at[$1]=${f[19]}
 }
-ours() {  # ours PID: still running, and still the process started here
+ours() {  # ours PID: still running, and still the part started here
   local f; f=($(stat_fields "$1")) || return 1
   [ "${f[0]}" != Z ] && [ "${f[19]}" = "${started_at[$1]:-}" ]
 }
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }  # group_alive PID: the part's process group has members
 reaped() { unset "started_at[$1]"; }  # its PID may be reused from now on: never signal it again
 pause() { sleep "$1" & wait $! 2>/dev/null; }  # a sleep that SIGTERM and Ctrl-C interrupt at once
 stop_grace=8  # seconds the parts get to stop after SIGTERM before SIGKILL
@@ -140,14 +143,14 @@ cleanup() {
   for pid in "${!started_at[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
   while :; do
     left=0
-    for pid in "${!started_at[@]}"; do ours "$pid" && left=1; done
+    for pid in "${!started_at[@]}"; do group_alive "$pid" && left=1; done
     [ "$left" -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ] && break
     sleep 0.2
   done
   for pid in "${!started_at[@]}"; do
-    if ours "$pid"; then
-      echo "pipeline: pid $pid did not stop within ${stop_grace}s of SIGTERM; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null
+    if group_alive "$pid"; then
+      echo "pipeline: process group $pid did not stop within ${stop_grace}s of SIGTERM; killing it" >&2
+      kill -KILL -- "-$pid" 2>/dev/null
     fi
   done
   for pid in "${!started_at[@]}"; do wait "$pid" 2>/dev/null; reaped "$pid"; done
@@ -160,7 +163,7 @@ started=$(date +%s)
 service_pids=()
 service_log() { if [ "$1" -eq 0 ]; then echo output/logs/model_api.log; else echo "output/logs/model_api-$1.log"; fi; }
 start_service() {  # start_service I: replica I on service.port + I
-  TWEETSENT_SERVICE__PORT=$((service_port + $1)) $PY -m model_api >> "$(service_log "$1")" 2>&1 &
+  TWEETSENT_SERVICE__PORT=$((service_port + $1)) setsid $PY -m model_api >> "$(service_log "$1")" 2>&1 &
   service_pids[$1]=$!
   track $!
 }
@@ -174,7 +177,7 @@ start_relay() {
     [ "${1:-}" = again ] && [ "$a" = --start-over ] && continue
     args+=("$a")
   done
-  $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
+  setsid $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
   relay_pid=$!
   track "$relay_pid"
 }
@@ -198,7 +201,7 @@ done
 
 if [ -n "$dashboard" ]; then
   dashboard_port=$($PY -m sentiment.show_config trends.dashboard_port)
-  $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
+  setsid $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
   dashboard_pid=$!
   track "$dashboard_pid"
   echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"
@@ -249,7 +252,7 @@ check_relay() {
 
 echo "pipeline: starting the Spark job"
 set +e
-$PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
+setsid $PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
 job_pid=$!
 track "$job_pid"
 

@@ -31,6 +31,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
@@ -264,6 +265,9 @@ def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) ->
 
     def hard_exit(reason: str) -> None:
         print(f"stream: {reason}; exiting now (the next run resumes from the checkpoint)", file=sys.stderr, flush=True)
+        jvm = getattr(SparkContext._gateway, "proc", None)  # the JVM would take seconds to notice
+        if jvm is not None:
+            jvm.kill()
         os._exit(143)
 
     def request_stop(*_: object) -> None:

@@ -104,7 +104,7 @@ def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
     }
     log = (tmp_path / "part.log").open("ab")
     proc = subprocess.Popen(
-        ["./run_pipeline.sh", "--limit", "100000", "--rate", "20"],
+        ["./run_pipeline.sh", "--loop", "--limit", "100000", "--rate", "20"],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=log,
