@@ -190,6 +190,20 @@ def _socket_of(response: requests.Response | None) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
+def connect_once(token: str, emit: Callable[[Tweet], None], stop: threading.Event) -> RelayStream:
+    """One connection to the filtered stream, until it drops or ``stop`` is set (which cuts it)."""
+    stream = RelayStream(token, emit, max_retries=0)
+    over = stream.watch(stop)
+    try:
+        stream.filter(tweet_fields=TWEET_FIELDS, expansions=EXPANSIONS, user_fields=USER_FIELDS)
+    except Exception:
+        if not stop.is_set():
+            raise
+    finally:
+        over.set()
+    return stream
+
+
 def run_stream(
     token: str,
     keywords: list[str],
@@ -217,16 +231,8 @@ def run_stream(
     log.info("stream rules: added %s, deleted %s, kept %s", changes.added, changes.deleted, changes.kept)
     total, connections = 0, 0
     while not stop.is_set() and (max_connections is None or connections < max_connections):
-        stream = RelayStream(token, emit, max_retries=0)
+        stream = connect_once(token, emit, stop)
         connections += 1
-        over = stream.watch(stop)
-        try:
-            stream.filter(tweet_fields=TWEET_FIELDS, expansions=EXPANSIONS, user_fields=USER_FIELDS)
-        except Exception:
-            if not stop.is_set():
-                raise
-        finally:
-            over.set()
         total += stream.received
         if stream.received:
             backoff.reset()

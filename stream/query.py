@@ -7,6 +7,7 @@ starting it; :mod:`stream.job` starts it, watches it and restarts it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -157,10 +158,6 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
     ``batch`` holds parsed, de-duplicated lines (:func:`stream.parsing.parse_lines`). Each output
     gets this batch as whole files named by ``batch_id``, so a batch run again replaces its own.
     """
-    if config.transport == "spool":
-        # Not a batch of a spool made anew since the checkpoint read the old one: failing here
-        # leaves its segments unarchived, for the job started over to read (stream.checkpoint).
-        check_spool(config.checkpoint, config.spool)
     started = time.monotonic()
     parsed = batch.persist()
     try:
@@ -239,6 +236,14 @@ def read_source(spark: SparkSession, config: JobConfig) -> DataFrame:
     )
 
 
+def checked_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: JobStats, sinks: Sinks) -> None:
+    """:func:`process_batch`, unless the spool was made anew since the checkpoint read the old one:
+    failing here leaves its segments unarchived, for the job started over to read (stream.checkpoint)."""
+    if config.transport == "spool":
+        check_spool(config.checkpoint, config.spool)
+    process_batch(batch, batch_id, config, stats, sinks)
+
+
 def build_query(source: DataFrame, config: JobConfig, stats: JobStats, sinks: Sinks | None = None):
     """Build (not start) the streaming query of a source DataFrame (column ``value``)."""
     sinks = sinks or Sinks.for_job(config)
@@ -246,7 +251,7 @@ def build_query(source: DataFrame, config: JobConfig, stats: JobStats, sinks: Si
     writer = (
         parsed.writeStream.queryName("tweet_sentiment")
         .option("checkpointLocation", config.checkpoint)
-        .foreachBatch(lambda df, batch_id: process_batch(df, batch_id, config, stats, sinks))
+        .foreachBatch(functools.partial(checked_batch, config=config, stats=stats, sinks=sinks))
     )
     if config.trigger_seconds > 0:
         writer = writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
