@@ -10,7 +10,7 @@
 # when every tweet is in the parquet. Run again, it resumes where it stopped (nothing twice);
 # --start-over empties the spool, the checkpoint and the outputs first. With --source twitter it
 # relays live tweets (bearer token from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. A service
-# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts cleanly.
+# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts within 10 s (SIGKILL after 8 s).
 # --master runs the job on a Spark cluster (scripts/spark_cluster.sh start: one on this machine);
 # --replicas N starts N model services on ports service.port, +1, ... and the job spreads over them.
 # --dashboard serves the live dashboard on 127.0.0.1 (it stays up after a finite replay until Ctrl-C).
