@@ -10,7 +10,7 @@
 # when every tweet is in the parquet. Run again, it resumes where it stopped (nothing twice);
 # --start-over empties the spool, the checkpoint and the outputs first. With --source twitter it
 # relays live tweets (bearer token from TWITTER_BEARER_TOKEN) until Ctrl-C or --limit. A service
-# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts cleanly.
+# or relay that exits unexpectedly is restarted. Ctrl-C stops all parts within 10 s (SIGKILL after 8 s).
 # --master runs the job on a Spark cluster (scripts/spark_cluster.sh start: one on this machine);
 # --replicas N starts N model services on ports service.port, +1, ... and the job spreads over them.
 # --dashboard serves the live dashboard on 127.0.0.1 (it stays up after a finite replay until Ctrl-C).
@@ -119,11 +119,42 @@ elif [ -z "$loop" ] || [ -n "$limit" ]; then
   echo "pipeline: relaying $total tweet(s)${keywords:+ matching ${keywords[*]}}"
 fi
 
-pids=()
+# Each part runs in a process group of its own (setsid), with what it starts (the job's JVM, the
+# service's workers). Only processes started here are ever signalled: a part's PID is kept with its
+# start time (/proc/PID/stat), which a reused PID would not have; and a process group is signalled
+# only while it has members, which the kernel never gives a new process's PID.
+declare -A started_at=()
+stat_fields() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; echo "${s##*) }"; }
+track() {  # track PID: a part just started here
+  local f; f=($(stat_fields "$1")) || return 0
+  started_at[$1]=${f[19]}
+}
+ours() {  # ours PID: still running, and still the part started here
+  local f; f=($(stat_fields "$1")) || return 1
+  [ "${f[0]}" != Z ] && [ "${f[19]}" = "${started_at[$1]:-}" ]
+}
+group_alive() { kill -0 -- "-$1" 2>/dev/null; }  # group_alive PID: the part's process group has members
+reaped() { unset "started_at[$1]"; }  # its PID may be reused from now on: never signal it again
+pause() { sleep "$1" & wait $! 2>/dev/null; }  # a sleep that SIGTERM and Ctrl-C interrupt at once
+stop_grace=8  # seconds the parts get to stop after SIGTERM before SIGKILL
 cleanup() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local pid deadline=$(( $(date +%s) + stop_grace )) left
+  for pid in "${!started_at[@]}"; do ours "$pid" && kill -TERM "$pid" 2>/dev/null; done
+  while :; do
+    left=0
+    for pid in "${!started_at[@]}"; do group_alive "$pid" && left=1; done
+    [ "$left" -eq 0 ] || [ "$(date +%s)" -ge "$deadline" ] && break
+    sleep 0.2
+  done
+  for pid in "${!started_at[@]}"; do
+    if group_alive "$pid"; then
+      echo "pipeline: process group $pid did not stop within ${stop_grace}s of SIGTERM; killing it" >&2
+      kill -KILL -- "-$pid" 2>/dev/null
+    fi
+  done
+  for pid in "${!started_at[@]}"; do wait "$pid" 2>/dev/null; reaped "$pid"; done
+  return 0
 }
 trap 'echo; echo "pipeline: stopping"; cleanup; exit 130' INT TERM
 trap cleanup EXIT
@@ -132,9 +163,9 @@ started=$(date +%s)
 service_pids=()
 service_log() { if [ "$1" -eq 0 ]; then echo output/logs/model_api.log; else echo "output/logs/model_api-$1.log"; fi; }
 start_service() {  # start_service I: replica I on service.port + I
-  TWEETSENT_SERVICE__PORT=$((service_port + $1)) $PY -m model_api >> "$(service_log "$1")" 2>&1 &
+  TWEETSENT_SERVICE__PORT=$((service_port + $1)) setsid $PY -m model_api >> "$(service_log "$1")" 2>&1 &
   service_pids[$1]=$!
-  pids+=($!)
+  track $!
 }
 healthy() {  # healthy URL
   $PY -m stream.health "$1" --timeout 2 2>/dev/null
@@ -146,9 +177,9 @@ start_relay() {
     [ "${1:-}" = again ] && [ "$a" = --start-over ] && continue
     args+=("$a")
   done
-  $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
+  setsid $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
   relay_pid=$!
-  pids+=($relay_pid)
+  track "$relay_pid"
 }
 : > output/logs/relay.log
 for i in "${!service_urls[@]}"; do
@@ -164,15 +195,15 @@ start_relay
 # Ready when it says so. (Not by connecting to a socket relay: it would send that probe tweets.)
 for _ in $(seq 1 150); do
   grep -Eq "relay listening on|relay: writing|nothing to do" output/logs/relay.log 2>/dev/null && break
-  kill -0 "$relay_pid" 2>/dev/null || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
+  ours "$relay_pid" || { echo "error: the relay exited:" >&2; tail -n 5 output/logs/relay.log >&2; exit 1; }
   sleep 0.2
 done
 
 if [ -n "$dashboard" ]; then
   dashboard_port=$($PY -m sentiment.show_config trends.dashboard_port)
-  $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
+  setsid $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
   dashboard_pid=$!
-  pids+=($dashboard_pid)
+  track "$dashboard_pid"
   echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"
 fi
 
@@ -181,8 +212,8 @@ relay_done="" relay_status=0 relay_restarts=0 service_restarts=0
 check_services() {
   local i code
   for i in "${!service_pids[@]}"; do
-    if ! kill -0 "${service_pids[$i]}" 2>/dev/null; then
-      wait "${service_pids[$i]}"; code=$?
+    if ! ours "${service_pids[$i]}"; then
+      wait "${service_pids[$i]}"; code=$?; reaped "${service_pids[$i]}"
       if [ "$service_restarts" -ge "$1" ]; then
         echo "error: the model service ${service_urls[$i]} exited (status $code); its log:" >&2
         tail -n 20 "$(service_log "$i")" >&2
@@ -192,37 +223,38 @@ check_services() {
       echo "pipeline: the model service ${service_urls[$i]} exited (status $code); restarting it" \
         "(restart $service_restarts)" >&2
       tail -n 3 "$(service_log "$i")" >&2
-      sleep $(( service_restarts < 5 ? service_restarts : 5 ))
+      pause $(( service_restarts < 5 ? service_restarts : 5 ))
       start_service "$i"
     fi
   done
 }
 check_relay() {
-  if [ -z "$relay_done" ] && ! kill -0 "$relay_pid" 2>/dev/null; then
-    wait "$relay_pid"; relay_status=$?
+  if [ -z "$relay_done" ] && ! ours "$relay_pid"; then
+    wait "$relay_pid"; relay_status=$?; reaped "$relay_pid"
     if [ "$relay_status" -eq 0 ]; then
       relay_done=1
-    elif [ "$transport" = spool ] && [ "$relay_status" -ne 2 ] && [ "$relay_status" -ne 3 ] \
-        && [ "$relay_restarts" -lt 10 ]; then
+    elif [ "$transport" = spool ] && [ "$relay_status" -ne 2 ] && [ "$relay_restarts" -lt 10 ]; then
+      # Status 2 is a usage error (or another relay on the spool): restarting cannot fix it. Status 3
+      # is a spool that refused a write (a full disk): the relay is restarted with longer pauses.
       relay_restarts=$((relay_restarts + 1))
       echo "pipeline: the relay exited (status $relay_status); restarting it to resume (restart $relay_restarts)" >&2
       tail -n 3 output/logs/relay.log >&2
-      sleep 1
+      if [ "$relay_status" -eq 3 ]; then pause $(( relay_restarts * 3 < 30 ? relay_restarts * 3 : 30 )); else pause 1; fi
       start_relay again
     else
       relay_done=1
       echo "error: the relay stopped with exit status $relay_status:" >&2
       tail -n 5 output/logs/relay.log >&2
-      kill -TERM "$job_pid" 2>/dev/null
+      ours "$job_pid" && kill -TERM "$job_pid" 2>/dev/null
     fi
   fi
 }
 
 echo "pipeline: starting the Spark job"
 set +e
-$PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
+setsid $PY -m stream --wait-for-service 300 ${job_args[@]+"${job_args[@]}"} &
 job_pid=$!
-pids+=($job_pid)
+track "$job_pid"
 
 # The first start compiles the int8 engine (Inductor caches it for later starts): allow 5 minutes.
 for i in "${!service_urls[@]}"; do
@@ -239,13 +271,14 @@ done
 
 # Supervise: a service or relay that exits unexpectedly is started again (the relay resumes where
 # its spool ends); a socket relay cannot resume, so there its exit stops the job.
-while kill -0 "$job_pid" 2>/dev/null; do
+while ours "$job_pid"; do
   check_services 1000000
   check_relay
   sleep 0.5
 done
 wait "$job_pid"
 status=$?
+reaped "$job_pid"
 set -e
 if [ -n "$relay_done" ] && [ "${relay_status:-0}" -ne 0 ]; then
   exit 1
@@ -253,7 +286,7 @@ fi
 tail -n 1 output/logs/relay.log | grep '^relay:' || true
 
 $PY -m stream.summary
-if [ -n "$dashboard" ] && kill -0 "$dashboard_pid" 2>/dev/null; then
+if [ -n "$dashboard" ] && ours "$dashboard_pid"; then
   echo "pipeline: the dashboard stays at http://127.0.0.1:$dashboard_port; Ctrl-C to stop it"
   wait "$dashboard_pid" || true
 fi

@@ -12,7 +12,8 @@ started again), ``kill-job`` (the job SIGKILLed mid-stream, then the same comman
 ``kill-relay`` (the relay SIGKILLed mid-stream, then rerun), ``malformed-flood`` (a JSON-lines file
 with one bad line of 13 kinds for every two good ones, and one id sent 62 times), ``cluster`` (the
 job on a standalone master with two workers), ``kill-worker`` (the same, one worker SIGKILLed
-mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream).
+mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream), and the
+guards' scenarios of :mod:`benchmarks.guards`: ``two-writers``, ``disk-full``, ``sigterm``.
 The tests in ``tests/faults`` run the same scenarios and assert on the same figures.
 """
 
@@ -38,7 +39,18 @@ from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from sentiment.config import PROJECT_ROOT
 from sentiment.logs import setup_logging
 
-SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood", "cluster", "kill-worker", "kill-replica")
+SCENARIOS = (
+    "service-outage",
+    "kill-job",
+    "kill-relay",
+    "malformed-flood",
+    "cluster",
+    "kill-worker",
+    "kill-replica",
+    "two-writers",
+    "disk-full",
+    "sigterm",
+)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
@@ -213,7 +225,7 @@ class Pipeline:
     def replica_name(i: int) -> str:
         return "service" if i == 0 else f"service-{i + 1}"
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None, preexec=None) -> subprocess.Popen:
         log = (self.work / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", *args],
@@ -222,6 +234,7 @@ class Pipeline:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a kill takes its children (JVM, workers) too
+            preexec_fn=preexec,
         )
         self.procs[name] = proc
         return proc
@@ -327,7 +340,7 @@ def replay_ids(tweets: int) -> list[str]:
     return [t.id for t in replay_tweets(BUNDLED_SAMPLE, limit=tweets)]
 
 
-def _mid_stream(p: Pipeline, at: int, timeout: float = 300) -> None:
+def mid_stream(p: Pipeline, at: int, timeout: float = 300) -> None:
     wait_until(lambda: p.rows() >= at, timeout, f"{at} rows in {p.output}")
 
 
@@ -339,7 +352,7 @@ def service_outage(work: Path, tweets: int, rate: float, outage: float) -> Outco
         p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
         p.start_job()
         reader.start()
-        _mid_stream(p, tweets // 4)
+        mid_stream(p, tweets // 4)
         p.kill("service")
         down_at, rows_down = time.monotonic(), p.rows()
         time.sleep(outage)  # the fault itself lasts this long; outcomes are polled below
@@ -369,7 +382,7 @@ def kill_job(work: Path, tweets: int, rate: float) -> Outcome:
         p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
         p.start_job()
         reader.start()
-        _mid_stream(p, tweets // 3)
+        mid_stream(p, tweets // 3)
         p.kill("job")
         rows_down = p.rows()
         restarted = time.monotonic()
@@ -437,7 +450,7 @@ def cluster_replay(
         notes, recovered = "", 0.0
         wait_until(lambda: "worker-1" in cluster.executors(since=before), 300, "an executor on worker 1")
         if kill_worker:
-            _mid_stream(p, tweets // 3)
+            mid_stream(p, tweets // 3)
             cluster.kill_worker(1)
             killed_at, rows_down = time.monotonic(), p.rows()
             wait_until(lambda: p.rows() > rows_down, 300, "a new row after worker 1 was killed")
@@ -462,7 +475,7 @@ def kill_replica(work: Path, tweets: int, rate: float) -> Outcome:
         p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
         p.start_job()
         reader.start()
-        _mid_stream(p, tweets // 3)
+        mid_stream(p, tweets // 3)
         p.kill("service-2")
         killed_at, rows_down = time.monotonic(), p.rows()
         wait_until(lambda: p.rows() > rows_down, 300, "a new row after replica 2 was killed")
@@ -574,6 +587,14 @@ def run_scenario(name: str, work: Path, tweets: int, rate: float, outage: float)
         return cluster_replay(work, tweets, rate, kill_worker=name == "kill-worker")
     if name == "kill-replica":
         return kill_replica(work, tweets, rate)
+    from benchmarks import guards  # its scenarios build on this module's Pipeline
+
+    if name == "two-writers":
+        return guards.two_writers(work, tweets, rate)
+    if name == "disk-full":
+        return guards.disk_full(work, tweets)
+    if name == "sigterm":
+        return guards.sigterm(work, tweets, rate)
     raise ValueError(f"unknown scenario {name!r}; one of {SCENARIOS}")
 
 

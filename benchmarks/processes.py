@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 
@@ -46,3 +49,31 @@ def is_model_process(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return "model_api.engine_process" in Path(f"/proc/{pid}/cmdline").read_text()
     return False
+
+
+def sigterm_and_time(process: subprocess.Popen, limit: float = 30.0) -> float:
+    """SIGTERM ``process``; return the seconds until it and every process it started are gone
+    (infinity, after a SIGKILL of all of them, when that took longer than ``limit``)."""
+    tree = process_tree(process.pid)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=limit)
+    while any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in tree) and time.monotonic() - started < limit:
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    if took < limit:
+        return took
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+    return float("inf")
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and waits only for its parent to collect its status."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

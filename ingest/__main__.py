@@ -25,10 +25,20 @@ import time
 from pathlib import Path
 
 from ingest import spool as spool_log
-from ingest.relay import RelayStats, SocketRelay, SpoolStats, SpoolTicker, TweetBuffer, feed, write_records
-from ingest.replay import BUNDLED_SAMPLE, jsonl_records, line_record, replay_records, replay_tweets, source_key
-from ingest.spool import Spool, SpoolError, SpoolFull
+from ingest.relay import (
+    LiveSpoolWriter,
+    RelayStats,
+    SocketRelay,
+    SpoolStats,
+    SpoolTicker,
+    TweetBuffer,
+    feed,
+    write_records,
+)
+from ingest.replay import BUNDLED_SAMPLE, jsonl_records, replay_records, replay_tweets, source_key
+from ingest.spool import Spool, SpoolError
 from sentiment.config import TRANSPORTS, Config, ConfigError, RelayConfig, load_config
+from sentiment.folders import FolderBusy, UnsafeDelete
 from sentiment.logs import setup_logging
 from sentiment.sentiment140 import ReadStats
 
@@ -131,10 +141,8 @@ def relay_config_from_args(args: argparse.Namespace) -> tuple[RelayConfig, Confi
 
 
 def open_spool(relay: RelayConfig, config: Config, start_over: bool) -> Spool:
+    """Lock and open the configured spool (emptied first with ``start_over``)."""
     folder = config.resolve(relay.spool)
-    if start_over:
-        spool_log.reset(folder)
-        print(f"relay: emptied {folder} and {spool_log.archive_dir(folder)}", flush=True)
     spool = Spool(
         folder,
         segment_records=relay.segment_records,
@@ -143,7 +151,9 @@ def open_spool(relay: RelayConfig, config: Config, start_over: bool) -> Spool:
         retention_hours=relay.retention_hours,
         retention_bytes=relay.retention_bytes,
     )
-    spool.open()
+    spool.open(start_over=start_over)
+    if start_over:
+        print(f"relay: emptied {folder} and {spool_log.archive_dir(folder)} (new spool {spool.spool_id})", flush=True)
     return spool
 
 
@@ -235,7 +245,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_twitter(args: argparse.Namespace) -> int:
-    from ingest.twitter import dedupe, install_redaction, load_bearer_token, relay_live
+    from ingest.twitter import dedupe, relay_live
+    from ingest.x_api import install_redaction, load_bearer_token
 
     token = load_bearer_token(args.token_file)
     install_redaction(token)
@@ -289,48 +300,32 @@ def twitter_to_spool(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stats = RelayStats()
-    written = SpoolStats()
+    writer = LiveSpoolWriter(spool, buffer, stop, relay.max_line_bytes)
 
     def emit(tweet) -> None:
         buffer.put(tweet.to_json_line())
         stats.produced += 1
 
-    def writer() -> None:
-        reported = 0
-        while not (stop.is_set() and not len(buffer)):
-            lines = buffer.take(512, timeout=0.2)
-            records = [line_record(line.rstrip(b"\n"), "api", relay.max_line_bytes) for line in lines]
-            while records:
-                try:
-                    spool.append(records)
-                    written.written += len(records)
-                    break
-                except SpoolFull as e:
-                    log.warning("waiting: %s (%d tweet(s) held in memory)", e, len(buffer))
-                    if stop.wait(1.0):
-                        buffer.give_back(lines)
-                        return
-            if buffer.dropped > reported:
-                log.warning("memory buffer full: %d oldest tweet(s) dropped so far", buffer.dropped)
-                reported = buffer.dropped
-
     print(f"relay: writing tweets about {keywords} to {spool.folder} ({args.mode})", flush=True)
-    thread = threading.Thread(target=writer, name="spool-writer", daemon=True)
-    with SpoolTicker(spool):
-        thread.start()
-        try:
-            relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-    spool.close()
+    try:
+        with SpoolTicker(spool):
+            writer.start()
+            try:
+                relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                stop.set()
+                writer.join(timeout=5)
+    finally:
+        spool.close()
     print(
-        f"relay: {stats.produced} tweet(s) received, {written.written} written to the spool, "
+        f"relay: {stats.produced} tweet(s) received, {writer.written} written to the spool, "
         f"{buffer.dropped} dropped (memory buffer full), {len(buffer)} unwritten",
         flush=True,
     )
+    if writer.error is not None:
+        raise SpoolError(f"the spool writer failed ({type(writer.error).__name__}): {writer.error}")
     return 0
 
 
@@ -343,7 +338,7 @@ def run_lines(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
-    from ingest.twitter import TwitterSetupError
+    from ingest.x_api import TwitterSetupError
 
     try:
         if args.command == "replay":
@@ -355,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpoolError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except TwitterSetupError as e:
+    except (TwitterSetupError, FolderBusy, UnsafeDelete) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (ConfigError, FileNotFoundError, ValueError) as e:

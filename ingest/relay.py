@@ -82,6 +82,10 @@ class TweetBuffer:
             self._items.extendleft(reversed(lines))
             self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def wait_empty(self, timeout: float | None = None) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: not self._items, timeout)
@@ -109,6 +113,7 @@ class SocketRelay:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="relay-sender", daemon=True)
         self.connected = threading.Event()
+        self._last_at = 0.0
 
     def __enter__(self) -> SocketRelay:
         self.start()
@@ -155,7 +160,9 @@ class SocketRelay:
                 return
             if not lines:
                 continue
-            payload = b"".join(_stamp(line) for line in lines)
+            # The send time never goes back, even when the clock does (the job's watermark runs on it).
+            self._last_at = max(self._last_at, time.time())
+            payload = b"".join(_stamp(line, self._last_at) for line in lines)
             try:
                 conn.sendall(payload)
             except OSError:
@@ -178,11 +185,11 @@ def _peer_closed(conn: socket.socket) -> bool:
         return True
 
 
-def _stamp(line: bytes) -> bytes:
-    """Add the send time (epoch seconds) to an encoded JSON object line, for latency measurement."""
+def _stamp(line: bytes, at: float) -> bytes:
+    """Add the send time ``at`` (epoch seconds) to an encoded JSON object line."""
     if not line.endswith(b"}\n"):
         return line
-    return line[:-2] + b', "relayed_at": ' + f"{time.time():.3f}".encode() + b"}\n"
+    return line[:-2] + b', "relayed_at": ' + f"{at:.3f}".encode() + b"}\n"
 
 
 def feed(
@@ -194,7 +201,8 @@ def feed(
 ) -> int:
     """Put tweets into the buffer, paced at ``rate`` tweets per second (0: no pacing).
 
-    Returns the number of tweets put. Stops early when ``stop`` is set or the buffer closes.
+    Returns the number of tweets put. Stops early (within a fraction of a second, even while a
+    full blocking buffer waits for a client) when ``stop`` is set or the buffer closes.
     """
     interval = 1.0 / rate if rate > 0 else 0.0
     started = time.monotonic()
@@ -204,10 +212,12 @@ def feed(
             break
         if interval:
             delay = started + count * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        if not buffer.put(tweet.to_json_line()):
-            break
+            if delay > 0 and (stop.wait(delay) if stop is not None else time.sleep(delay)):
+                break
+        line = tweet.to_json_line()
+        while not buffer.put(line, timeout=0.2):
+            if buffer.closed or (stop is not None and stop.is_set()):
+                return count
         count += 1
         if stats is not None:
             stats.produced = count
@@ -305,3 +315,56 @@ class SpoolTicker:
                         log.info("retention: deleted %d archived segment(s)", deleted)
             except SpoolError as e:
                 log.error("%s", e)
+
+
+class LiveSpoolWriter:
+    """Moves a live source's tweets from the memory buffer into the spool, from a background thread.
+
+    While the spool is full (:class:`~ingest.spool.SpoolFull`) the tweets wait in the buffer. Any
+    other failure (a full disk, a folder gone, a bug) is kept in :attr:`error` and sets ``stop``, so
+    that the relay stops and exits with status 3 instead of dropping tweets without a word.
+    """
+
+    def __init__(self, spool: Spool, buffer: TweetBuffer, stop: threading.Event, max_line_bytes: int) -> None:
+        self.spool, self.buffer, self.stop = spool, buffer, stop
+        self.max_line_bytes = max_line_bytes
+        self.written = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from ingest.replay import line_record
+
+        reported = 0
+        try:
+            while not (self.stop.is_set() and not len(self.buffer)):
+                lines = self.buffer.take(512, timeout=0.2)
+                records = [line_record(line.rstrip(b"\n"), "api", self.max_line_bytes) for line in lines]
+                if records and not self._append(records):
+                    self.buffer.give_back(lines)
+                    return
+                if self.buffer.dropped > reported:
+                    log.warning("memory buffer full: %d oldest tweet(s) dropped so far", self.buffer.dropped)
+                    reported = self.buffer.dropped
+        except BaseException as e:  # every failure stops the relay, never a silent drop
+            self.error = e
+            log.error("the spool writer failed, stopping the relay: %s", e)
+            self.stop.set()
+
+    def _append(self, records: list[Record]) -> bool:
+        """Append, waiting while the spool is full; False if stopped meanwhile."""
+        while True:
+            try:
+                self.spool.append(records)
+                self.written += len(records)
+                return True
+            except SpoolFull as e:
+                log.warning("waiting: %s (%d tweet(s) held in memory)", e, len(self.buffer))
+                if self.stop.wait(1.0):
+                    return False

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ingest.spool import Record
 from sentiment.schema import Tweet
@@ -129,9 +130,36 @@ def jsonl_records(path: str | Path, max_line_bytes: int = 65_536) -> Iterator[Re
     if not path.is_file():
         raise FileNotFoundError(f"no such JSON-lines file: {path}")
     with path.open("rb") as f:
-        for number, raw in enumerate(f, start=1):
-            raw = raw.rstrip(b"\r\n")
-            yield line_record(raw, f"{path.name}:{number}", max_line_bytes, seq=number - 1)
+        for number, (raw, length) in enumerate(bounded_lines(f, max_line_bytes), start=1):
+            where = f"{path.name}:{number}"
+            if length > max_line_bytes:
+                text = raw[:1000].decode("utf-8", errors="replace")
+                error = f"{where}: line of {length:,} bytes is over the limit of {max_line_bytes:,}"
+                yield Record(text, error, seq=number - 1)
+            else:
+                yield line_record(raw, where, max_line_bytes, seq=number - 1)
+
+
+def bounded_lines(f: BinaryIO, max_line_bytes: int, chunk: int = 1 << 16) -> Iterator[tuple[bytes, int]]:
+    """The lines of a binary file without their ends, each with its length in bytes, in bounded
+    memory: of a line longer than ``max_line_bytes`` (even one with no newline at all) only the
+    first ``max_line_bytes`` bytes are kept; the rest is read in chunks and counted."""
+    while True:
+        raw = f.readline(max_line_bytes + 1)
+        if not raw:
+            return
+        if raw.endswith(b"\n") or len(raw) <= max_line_bytes:  # a whole line (the last may have no end)
+            line = raw.rstrip(b"\r\n")
+            yield line, len(line)
+            continue
+        length, ended = len(raw), False
+        while not ended:  # the rest of an over-long line: counted, not kept
+            more = f.readline(chunk)
+            if not more:
+                break
+            length += len(more)
+            ended = more.endswith(b"\n")
+        yield raw, length - ended
 
 
 def line_record(raw: bytes, where: str, max_line_bytes: int, seq: int | None = None) -> Record:

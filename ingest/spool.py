@@ -16,6 +16,14 @@ received, a JSON object for tweets), ``error`` (why the relay could not take the
 undecodable bytes, too long, a malformed CSV row; the job quarantines it with that reason),
 ``src`` and ``seq`` (which source and how far into it, so a replay resumes where it stopped).
 
+One writer per folder: :meth:`Spool.open` takes an advisory lock on the folder (``.lock``, see
+:mod:`sentiment.folders`) and a second relay is refused at once. The spool knows its identity: an id
+made when its state is created (``_state.json``, ``spool_id``), which the job records in its
+checkpoint, so a job never mistakes a new spool (whose segment names start again at 0) for the one
+it was reading. State never runs ahead of data: offsets advance only once their lines are written,
+and the state file is saved only after the segment it describes is fsynced. The ``at`` times never
+go back, even when the wall clock does (the job's de-duplication watermark runs on them).
+
 Retention: archived segments are deleted once older than ``retention_hours`` or beyond
 ``retention_bytes`` (oldest first). Unread segments are never deleted; beyond ``max_pending_bytes``
 of them, :meth:`Spool.append` raises :class:`SpoolFull` (a replay waits, a live relay buffers).
@@ -23,15 +31,19 @@ of them, :meth:`Spool.append` raises :class:`SpoolFull` (a replay waits, a live 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sentiment.folders import FolderLock, mark_ours, remove_ours
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +108,10 @@ class Spool:
         self._opened_at = 0.0
         self.next_offset = 0
         self.last: dict | None = None  # the newest record accepted (after recovery: the newest on disk)
+        self.last_at = 0.0  # the newest ``at`` given: later records never get an earlier one
+        self.spool_id = ""
+        self.failed: str | None = None  # why a write failed: the open segment is left for recovery
+        self.lock = FolderLock(self.folder, "relay", hint="give this one another spool folder (--spool)")
 
     # -- opening and recovery -------------------------------------------------------------------
 
@@ -106,16 +122,37 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def open(self) -> None:
-        """Create the folders, seal a segment left open by a killed relay, find the next offset."""
+    def open(self, start_over: bool = False) -> None:
+        """Lock the folder, create it, seal a segment left open by a killed relay, find the next offset.
+
+        With ``start_over``, first delete what the spool and its archive hold (folders the project made).
+
+        Raises:
+            sentiment.folders.FolderBusy: another relay writes this spool.
+            sentiment.folders.UnsafeDelete: ``start_over`` on a folder the project did not make.
+        """
+        self.lock.acquire()
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.archive.mkdir(parents=True, exist_ok=True)
+            if start_over:
+                remove_ours(self.folder)
+                remove_ours(self.archive, keep=())
+            mark_ours(self.folder, "the relay's spool")
+            mark_ours(self.archive, "the spool's archive")
         except OSError as e:
+            self.lock.release()
             raise SpoolError(f"cannot create the spool folder {self.folder}: {e}") from None
+        except BaseException:
+            self.lock.release()
+            raise
+        self._recover()
+
+    def _recover(self) -> None:
         state = self._read_state()
         self.next_offset = int(state.get("next_offset", 0))
         self.last = state.get("last")
+        self.last_at = float(state.get("last_at", 0.0))
+        # Without a state file, offsets may start again at 0: a new spool, with a new identity.
+        self.spool_id = state.get("spool_id") or uuid.uuid4().hex[:12]
         leftover = self.folder / OPEN_SEGMENT
         if leftover.exists():
             records = _read_complete_records(leftover)
@@ -134,6 +171,7 @@ class Spool:
         self._save_state()
 
     def _note_last(self, record: dict) -> None:
+        self.last_at = max(self.last_at, float(record.get("at") or 0.0))
         if record["offset"] + 1 > self.next_offset:
             self.next_offset = record["offset"] + 1
             self.last = {k: record.get(k) for k in ("offset", "src", "seq")}
@@ -143,40 +181,62 @@ class Spool:
     def append(self, records: Iterable[Record], now: float | None = None) -> int:
         """Accept records: give each the next offset and write them to the open segment.
 
-        Returns the offset after the last one. Raises :class:`SpoolFull` when too much is unread
-        and :class:`SpoolError` when the disk refuses the write.
+        Returns the offset after the last one. Offsets (and :attr:`last`) advance only once the
+        lines are written; after a failed write the spool takes nothing more until reopened.
+        Raises :class:`SpoolFull` when too much is unread and :class:`SpoolError` when the disk
+        refuses the write.
         """
         records = list(records)
         if not records:
             return self.next_offset
-        now = time.time() if now is None else now
         with self._lock:
+            if self.failed:
+                raise SpoolError(f"the spool {self.folder} took no more lines after a failed write: {self.failed}")
             if self.max_pending_bytes and self.pending_bytes() > self.max_pending_bytes:
                 raise SpoolFull(
                     f"{self.folder} holds more than {self.max_pending_bytes:,} bytes that the job has not read "
                     "(relay.max_pending_bytes); start the job, or raise the limit"
                 )
+            # The relay's clock may jump back; the times it writes never do.
+            self.last_at = max(self.last_at, round(time.time() if now is None else now, 3))
             while records:
                 if self._file is None:
-                    self._start_segment(now)
+                    self._start_segment()
                 room = self.segment_records - self._open_count
                 part, records = records[:room], records[room:]
-                lines = []
-                for r in part:
-                    envelope = {"offset": self.next_offset, "at": round(now, 3), "line": r.line}
-                    if r.error:
-                        envelope["error"] = r.error
-                    if r.src is not None:
-                        envelope["src"], envelope["seq"] = r.src, r.seq
-                    lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
-                    self.last = {"offset": self.next_offset, "src": r.src, "seq": r.seq}
-                    self.next_offset += 1
-                text = "".join(lines)
-                self._guard(lambda text=text: (self._file.write(text), self._file.flush()))
-                self._open_count += len(part)
+                self._write(part)
                 if self._open_count >= self.segment_records:
                     self._seal()
             return self.next_offset
+
+    def _write(self, part: list[Record]) -> None:
+        lines = []
+        for i, r in enumerate(part):
+            envelope = {"offset": self.next_offset + i, "at": self.last_at, "line": r.line}
+            if r.error:
+                envelope["error"] = r.error
+            if r.src is not None:
+                envelope["src"], envelope["seq"] = r.src, r.seq
+            lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
+        text = "".join(lines)
+        try:
+            self._guard(lambda: (self._file.write(text), self._file.flush()))
+        except SpoolError as e:
+            self._fail(str(e))
+            raise
+        last = part[-1]
+        self.next_offset += len(part)
+        self.last = {"offset": self.next_offset - 1, "src": last.src, "seq": last.seq}
+        self._open_count += len(part)
+
+    def _fail(self, reason: str) -> None:
+        """Stop taking lines after a failed write; the open segment (perhaps with a torn last line)
+        stays for the next :meth:`open` to recover, and the state stays at what was written before."""
+        self.failed = reason
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
     def tick(self, now: float | None = None) -> None:
         """Seal the open segment if it is older than ``segment_seconds`` (call a few times a second)."""
@@ -192,10 +252,15 @@ class Spool:
                 self._seal()
 
     def close(self) -> None:
-        self.flush()
-        self._save_state()
+        """Seal what is open and save the state (not after a failed write), then unlock the folder."""
+        try:
+            if not self.failed:
+                self.flush()
+                self._save_state()
+        finally:
+            self.lock.release()
 
-    def _start_segment(self, now: float) -> None:
+    def _start_segment(self) -> None:
         path = self.folder / OPEN_SEGMENT
         self._file = self._guard(lambda: path.open("a", encoding="utf-8"))
         self._open_count = 0
@@ -203,9 +268,14 @@ class Spool:
         self._opened_at = time.monotonic()
 
     def _seal(self) -> None:
-        file, self._file = self._file, None
-        if self.fsync:
-            self._guard(lambda: os.fsync(file.fileno()))
+        file = self._file
+        try:
+            if self.fsync:
+                self._guard(lambda: os.fsync(file.fileno()))
+        except SpoolError as e:
+            self._fail(str(e))
+            raise
+        self._file = None
         file.close()
         # The state goes first: a relay killed between the two finds the open segment and seals it.
         self._save_state()
@@ -231,7 +301,7 @@ class Spool:
             return {}
 
     def _save_state(self) -> None:
-        state = {"next_offset": self.next_offset, "last": self.last}
+        state = {"spool_id": self.spool_id, "next_offset": self.next_offset, "last": self.last, "last_at": self.last_at}
         self._guard(lambda: _write_atomic(self.folder / STATE_FILE, json.dumps(state)))
 
     def mark_complete(self, src: str, records: int, limit: int | None = None) -> None:
@@ -272,13 +342,12 @@ def read_complete(folder: str | Path) -> dict | None:
         return None
 
 
-def reset(folder: str | Path) -> None:
-    """Delete the spool, its archive and its state (start over)."""
-    import shutil
-
-    folder = Path(folder)
-    for path in (folder, archive_dir(folder)):
-        shutil.rmtree(path, ignore_errors=True)
+def spool_id(folder: str | Path) -> str | None:
+    """The identity of the spool in ``folder`` (made with its state), or None before a relay opened it."""
+    try:
+        return json.loads((Path(folder) / STATE_FILE).read_text()).get("spool_id")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _read_complete_records(path: Path) -> list[dict]:

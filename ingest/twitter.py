@@ -9,86 +9,38 @@ Two modes:
 * ``search``: :meth:`tweepy.Client.search_recent_tweets` polled with ``since_id`` and paging, for
   access tiers without the filtered stream. Rate limits are waited out, never fatal.
 
-The bearer token comes from ``TWITTER_BEARER_TOKEN`` or a file; it never reaches a log line,
-an error message or the output (:class:`RedactToken` scrubs it from every log record).
+The token, its redaction, errors and backoff: :mod:`ingest.x_api`.
+
+Stopping (``stop`` set by SIGTERM or Ctrl-C) takes effect within a second in both modes: every wait
+(a reconnect's backoff, the poll interval, a rate limit of 15 minutes) waits on ``stop``, and an
+open stream is cut at once instead of at its next keep-alive. Transient failures (network errors,
+5xx answers) are retried with capped exponential backoff; only what retrying cannot fix (401, 403)
+stops the relay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 import tweepy
 
+from ingest.x_api import TOKEN_ENV, Backoff, TwitterSetupError, explain, point_at_api
 from sentiment.schema import Tweet
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "TWITTER_BEARER_TOKEN"
 RULE_TAG_PREFIX = "tweet-sentiment:"
 TWEET_FIELDS = ["created_at", "author_id", "lang"]
 EXPANSIONS = ["author_id"]
 USER_FIELDS = ["username"]
-
-
-class TwitterSetupError(RuntimeError):
-    """A problem the user must fix (token, access tier); the message says what to do."""
-
-
-def load_bearer_token(token_file: str | Path | None = None, env: dict[str, str] | None = None) -> str:
-    """Read the bearer token from a file, else from ``$TWITTER_BEARER_TOKEN``.
-
-    Raises:
-        TwitterSetupError: when neither holds a token.
-    """
-    env = os.environ if env is None else env
-    if token_file:
-        path = Path(token_file)
-        if not path.is_file():
-            raise TwitterSetupError(f"--token-file {path} does not exist")
-        token = path.read_text().strip()
-        if not token:
-            raise TwitterSetupError(f"--token-file {path} is empty")
-        return token
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise TwitterSetupError(
-            f"no bearer token: set {TOKEN_ENV} (export {TOKEN_ENV}=...) or pass --token-file FILE; "
-            "the token is never taken from the command line"
-        )
-    return token
-
-
-class RedactToken(logging.Filter):
-    """Replace the token by ``***`` in every log record that passes through a handler."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token:
-            message = record.getMessage()
-            if self.token in message:
-                record.msg = message.replace(self.token, "***")
-                record.args = None
-        return True
-
-
-def install_redaction(token: str) -> None:
-    """Scrub the token from every handler of the root logger (and from later ones' output)."""
-    redact = RedactToken(token)
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.addFilter(redact)
 
 
 def rule_value(keyword: str, lang: str | None, no_retweets: bool) -> str:
@@ -146,25 +98,6 @@ def sync_rules(client: tweepy.StreamingClient, keywords: list[str], lang: str | 
     return RuleChanges(added=[r.value for r in missing], deleted=[r.value for r in stale], kept=sorted(present))
 
 
-def explain(error: tweepy.HTTPException) -> str:
-    """A message for an API error that says what to do; never includes the token."""
-    status = getattr(error.response, "status_code", None) or getattr(error.response, "status", None)
-    detail = "; ".join(error.api_messages) if error.api_messages else ""
-    if status == 401:
-        return f"the API rejected the bearer token (401 Unauthorized): check {TOKEN_ENV}"
-    if status == 403:
-        text = str(getattr(error.response, "text", "")) + detail
-        if "client-not-enrolled" in text or "filtered stream" in text.lower() or "not enrolled" in text:
-            return (
-                "this account's access tier has no filtered stream (403 client-not-enrolled): "
-                "use --mode search, which polls recent search instead"
-            )
-        return f"the API refused access (403 Forbidden): {detail or 'check the app permissions'}; try --mode search"
-    if status == 429:
-        return "rate limited by the API (429 Too Many Requests)"
-    return f"the API answered HTTP {status}: {detail or error}"
-
-
 def tweet_record(tweet: tweepy.Tweet, users: dict[str, str], keyword: str | None) -> Tweet:
     created = tweet.created_at or datetime.now(UTC)
     return Tweet(
@@ -181,22 +114,6 @@ def keyword_for(text: str, keywords: list[str]) -> str | None:
     return next((k for k in keywords if k.lower() in lowered), keywords[0] if keywords else None)
 
 
-class Backoff:
-    """Exponential backoff with full jitter: ``base * 2**n``, capped, times a random factor in [0.5, 1]."""
-
-    def __init__(self, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-        self.rng = rng or random.Random()
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt) * (0.5 + self.rng.random() / 2)
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class RelayStream(tweepy.StreamingClient):
     """A filtered stream that hands each tweet to ``emit`` and reports why it stopped."""
 
@@ -205,6 +122,35 @@ class RelayStream(tweepy.StreamingClient):
         self.emit = emit
         self.stop_reason: str | None = None  # "error:<status>", "connection", "closed"
         self.received = 0
+        self._response: requests.Response | None = None
+        self.session.hooks["response"].append(self._keep_response)
+        point_at_api(self.session)
+
+    def _keep_response(self, response: requests.Response, *args, **kwargs) -> requests.Response:
+        self._response = response
+        return response
+
+    def abort(self) -> None:
+        """Disconnect now, even while blocked reading (the API sends a keep-alive only every 20 s)."""
+        self.stop_reason = self.stop_reason or "stopped"
+        self.disconnect()
+        sock = _socket_of(self._response)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def watch(self, stop: threading.Event) -> threading.Event:
+        """Abort this stream when ``stop`` is set; set the returned event once the stream is over."""
+        over = threading.Event()
+
+        def run() -> None:
+            while not over.is_set():
+                if stop.wait(0.2):
+                    self.abort()
+                    return
+
+        threading.Thread(target=run, name="stream-watch", daemon=True).start()
+        return over
 
     def on_connect(self) -> None:
         log.info("connected to the filtered stream")
@@ -235,6 +181,29 @@ class RelayStream(tweepy.StreamingClient):
         self.disconnect()  # reconnect from run_stream, with its backoff
 
 
+def _socket_of(response: requests.Response | None) -> socket.socket | None:
+    """The socket a streamed response reads from (urllib3's connection, or http.client's file)."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:  # a response that closes its connection at the end has handed it over
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def connect_once(token: str, emit: Callable[[Tweet], None], stop: threading.Event) -> RelayStream:
+    """One connection to the filtered stream, until it drops or ``stop`` is set (which cuts it)."""
+    stream = RelayStream(token, emit, max_retries=0)
+    over = stream.watch(stop)
+    try:
+        stream.filter(tweet_fields=TWEET_FIELDS, expansions=EXPANSIONS, user_fields=USER_FIELDS)
+    except Exception:
+        if not stop.is_set():
+            raise
+    finally:
+        over.set()
+    return stream
+
+
 def run_stream(
     token: str,
     keywords: list[str],
@@ -243,25 +212,27 @@ def run_stream(
     lang: str | None = None,
     no_retweets: bool = False,
     backoff: Backoff | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     max_connections: int | None = None,
 ) -> int:
     """Sync the rules and relay the filtered stream until ``stop`` is set; reconnect on drops.
 
-    Returns the number of tweets relayed.
+    Returns the number of tweets relayed. ``sleep`` (default: waiting on ``stop``) waits between
+    connections.
 
     Raises:
         TwitterSetupError: on 401 or 403, which retrying cannot fix.
     """
     backoff = backoff or Backoff()
+    sleep = sleep or stop.wait
     rules_client = tweepy.StreamingClient(token)
+    point_at_api(rules_client.session)
     changes = sync_rules(rules_client, keywords, lang, no_retweets)
     log.info("stream rules: added %s, deleted %s, kept %s", changes.added, changes.deleted, changes.kept)
     total, connections = 0, 0
     while not stop.is_set() and (max_connections is None or connections < max_connections):
-        stream = RelayStream(token, emit, max_retries=0)
+        stream = connect_once(token, emit, stop)
         connections += 1
-        stream.filter(tweet_fields=TWEET_FIELDS, expansions=EXPANSIONS, user_fields=USER_FIELDS)
         total += stream.received
         if stream.received:
             backoff.reset()
@@ -296,17 +267,23 @@ def poll_search(
     lang: str | None = None,
     no_retweets: bool = False,
     interval: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     max_polls: int | None = None,
+    backoff: Backoff | None = None,
 ) -> int:
-    """Poll recent search for new tweets (``since_id``), oldest first; wait out rate limits.
+    """Poll recent search for new tweets (``since_id``), oldest first; wait out rate limits and
+    retry transient failures (network errors, 5xx) with backoff.
 
     The first poll relays only the newest page; later polls page through everything newer than the
-    last tweet seen. Returns the number of tweets relayed.
+    last tweet seen. ``sleep`` (default: waiting on ``stop``) waits between polls and retries.
+    Returns the number of tweets relayed.
 
     Raises:
-        TwitterSetupError: on 401 or 403.
+        TwitterSetupError: on 401, 403 and other answers that retrying cannot fix.
     """
+    sleep = sleep or stop.wait
+    backoff = backoff or Backoff(cap=120.0)
+    point_at_api(client.session)
     query = search_query(keywords, lang, no_retweets)
     since_id: str | None = None
     total, polls = 0, 0
@@ -315,30 +292,10 @@ def poll_search(
         page_token: str | None = None
         fresh: list[Tweet] = []
         newest: str | None = None
-        while True:
-            try:
-                response = client.search_recent_tweets(
-                    query,
-                    since_id=since_id,
-                    next_token=page_token,
-                    max_results=100,
-                    tweet_fields=TWEET_FIELDS,
-                    expansions=EXPANSIONS,
-                    user_fields=USER_FIELDS,
-                )
-            except tweepy.TooManyRequests as e:
-                reset = float(e.reset_time) if getattr(e, "reset_time", None) else time.time() + 60
-                wait = max(1.0, reset - time.time() + 1)
-                until = datetime.fromtimestamp(reset, tz=UTC).strftime("%H:%M:%S UTC")
-                log.warning("rate limited (429); waiting until %s (%.0fs)", until, wait)
-                sleep(wait)
-                continue
-            except tweepy.HTTPException as e:
-                raise TwitterSetupError(explain(e)) from None
-            except requests.RequestException as e:
-                raise TwitterSetupError(
-                    f"cannot reach the X API ({type(e).__name__}): check the network or proxy"
-                ) from None
+        while not stop.is_set():
+            response = _search_page(client, query, since_id, page_token, sleep, backoff)
+            if response is None:
+                continue  # waited (rate limit, transient error): ask again, unless stopped
             users = {str(u.id): u.username for u in (response.includes or {}).get("users", [])}
             for tweet in response.data or []:
                 fresh.append(tweet_record(tweet, users, keyword_for(tweet.text, keywords)))
@@ -356,6 +313,44 @@ def poll_search(
         if max_polls is None or polls < max_polls:
             sleep(interval)
     return total
+
+
+def _search_page(
+    client: tweepy.Client,
+    query: str,
+    since_id: str | None,
+    page_token: str | None,
+    sleep: Callable[[float], object],
+    backoff: Backoff,
+) -> tweepy.Response | None:
+    """One page of recent search, or None after waiting out a rate limit or a transient failure."""
+    try:
+        response = client.search_recent_tweets(
+            query,
+            since_id=since_id,
+            next_token=page_token,
+            max_results=100,
+            tweet_fields=TWEET_FIELDS,
+            expansions=EXPANSIONS,
+            user_fields=USER_FIELDS,
+        )
+    except tweepy.TooManyRequests as e:
+        reset = float(e.reset_time) if getattr(e, "reset_time", None) else time.time() + 60
+        wait = max(1.0, reset - time.time() + 1)
+        until = datetime.fromtimestamp(reset, tz=UTC).strftime("%H:%M:%S UTC")
+        log.warning("rate limited (429); waiting until %s (%.0fs)", until, wait)
+        sleep(wait)
+        return None
+    except (tweepy.TwitterServerError, requests.RequestException) as e:
+        delay = backoff.next()
+        reason = explain(e) if isinstance(e, tweepy.HTTPException) else f"cannot reach the X API ({type(e).__name__})"
+        log.warning("search failed: %s; retrying in %.1fs (attempt %d)", reason, delay, backoff.attempt)
+        sleep(delay)
+        return None
+    except tweepy.HTTPException as e:
+        raise TwitterSetupError(explain(e)) from None
+    backoff.reset()
+    return response
 
 
 def relay_live(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -87,12 +88,29 @@ def post_json(
             retries=retry,
         )
     except Exception as e:  # noqa: BLE001 - the caller must go on whatever the webhook does
-        log.warning("webhook %s failed after %d retries: %s", url, retries, e)
+        log.warning("webhook %s failed after %d retries: %s", where(url), retries, _scrub(url, e))
         return False
     if 200 <= response.status < 300:
         return True
-    log.warning("webhook %s answered %d after %d retries: %.200s", url, response.status, retries, response.data)
+    log.warning("webhook %s answered %d after %d retries: %.200s", where(url), response.status, retries, response.data)
     return False
+
+
+def where(url: str) -> str:
+    """The webhook as logs name it: scheme and host only (a webhook's path or query often is its secret)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}"
+
+
+def _scrub(url: str, error: Exception) -> str:
+    """The error's text without the URL's path, query or credentials (urllib3 quotes the path)."""
+    reason = getattr(error, "reason", None)
+    text = f"{type(error).__name__}: {reason if reason is not None else error}"
+    parts = urllib.parse.urlsplit(url)
+    for secret in (url, parts.path, parts.query, parts.username, parts.password):
+        if secret and secret != "/":
+            text = text.replace(secret, "…")
+    return text
 
 
 def notify_alerts(alerts: pd.DataFrame, config: TrendsConfig, pool: urllib3.PoolManager | None = None) -> bool:

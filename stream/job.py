@@ -21,20 +21,24 @@ import argparse
 import dataclasses
 import functools
 import logging
-import shutil
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
 from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
+from sentiment.folders import FolderBusy, UnsafeDelete, mark_ours, remove_ours
 from sentiment.logs import setup_logging
+from stream.checkpoint import SpoolMismatch, check_spool, lock_checkpoint
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
 from stream.session import build_spark
@@ -158,14 +162,33 @@ def trends_job(args: argparse.Namespace, config: Config, checkpoint_root: Path, 
     )
 
 
-def start_over(job: JobConfig) -> None:
-    """Forget the job's progress: delete its checkpoint and what it wrote."""
+def job_folders(job: JobConfig) -> list[str]:
+    """The folders this job writes (its checkpoints and outputs)."""
     folders = [job.checkpoint, job.output, job.quarantine]
     if job.trends is not None:
         folders += [job.trends.checkpoint, str(job.trends.ticks), job.trends.output, job.trends.alerts]
+    return folders
+
+
+def start_over(job: JobConfig) -> None:
+    """Forget the job's progress: delete its checkpoint (all but the lock this job holds) and what it
+    wrote, only folders the project made (:func:`sentiment.folders.remove_ours`)."""
+    folders = job_folders(job)
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_ours(folder)
     print(f"stream: starting over (deleted {', '.join(folders)})", flush=True)
+
+
+def claim_folders(job: JobConfig) -> None:
+    """Mark the job's folders as the project's, so that a later ``--start-over`` may empty them."""
+    for folder in job_folders(job):
+        mark_ours(folder, "written by the Spark job")
+
+
+def check_source(job: JobConfig) -> None:
+    """Stop with :class:`~stream.checkpoint.SpoolMismatch` if the spool is not the checkpoint's."""
+    if job.transport == "spool":
+        check_spool(job.checkpoint, job.spool)
 
 
 def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStats) -> Exception | None:
@@ -175,6 +198,7 @@ def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStat
     try:
         while all(q.isActive for q in queries) and not stats.stopping.is_set():
             query.awaitTermination(0.5)
+            check_source(job)
             if job.stop_after is not None and stats.seen >= job.stop_after:
                 return None
             if job.until_done and read_complete(job.spool) is not None:
@@ -183,6 +207,8 @@ def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStat
                 if trends is not None:
                     close_windows(spark, trends, job.trends)
                 return None
+    except SpoolMismatch:
+        raise
     except Exception as e:  # a query failed (StreamingQueryException and the like)
         return e
     finally:
@@ -201,6 +227,7 @@ def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_
     sinks = Sinks.for_job(job)
     failures = 0
     while True:
+        check_source(job)
         batches_before = stats.batches
         query = build_query(read_source(spark, job), job, stats, sinks).start()
         trends = None
@@ -228,30 +255,64 @@ def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_
             return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging()
-    try:
-        config = load_config(args.config)
-        job = job_config_from_args(args, config)
-        if job.stop_after is not None and job.stop_after < 1:
-            raise ConfigError(f"--stop-after must be at least 1, got {job.stop_after}")
-        if job.until_done and job.transport != "spool":
-            raise ConfigError("--until-done needs --transport spool (a socket has no end)")
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.start_over:
-        start_over(job)
+STOP_GRACE_SECONDS = 7.0
 
-    stats = JobStats()
+
+def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM or Ctrl-C: stop after the batch in hand; if that takes longer than ``grace`` seconds,
+    or the signal comes again, exit at once. Safe: the checkpoint and the idempotent sink make a cut
+    batch run again on the next start, as after a SIGKILL."""
+
+    def hard_exit(reason: str) -> None:
+        print(f"stream: {reason}; exiting now (the next run resumes from the checkpoint)", file=sys.stderr, flush=True)
+        jvm = getattr(SparkContext._gateway, "proc", None)  # the JVM would take seconds to notice
+        if jvm is not None:
+            jvm.kill()
+        os._exit(143)
 
     def request_stop(*_: object) -> None:
+        if stats.stopping.is_set():
+            hard_exit("asked to stop again")
         stats.stopping.set()
+        timer = threading.Timer(grace, hard_exit, args=(f"not stopped within {grace:.0f}s of the signal",))
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+
+def prepare(args: argparse.Namespace) -> tuple[Config, JobConfig]:
+    """Read the settings, take the checkpoint's lock (held until the process ends), start over if
+    asked, and check that the spool is the checkpoint's.
+
+    Raises:
+        ConfigError, FileNotFoundError, FolderBusy, UnsafeDelete, SpoolMismatch: each with a message.
+    """
+    config = load_config(args.config)
+    job = job_config_from_args(args, config)
+    if job.stop_after is not None and job.stop_after < 1:
+        raise ConfigError(f"--stop-after must be at least 1, got {job.stop_after}")
+    if job.until_done and job.transport != "spool":
+        raise ConfigError("--until-done needs --transport spool (a socket has no end)")
+    lock_checkpoint(job.checkpoint)  # released by the kernel when the process ends, however it ends
+    if args.start_over:
+        start_over(job)
+    claim_folders(job)
+    check_source(job)
+    return config, job
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        config, job = prepare(args)
+    except (ConfigError, FileNotFoundError, FolderBusy, UnsafeDelete, SpoolMismatch) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    stats = JobStats()
+    install_stop_handlers(stats)
     # Spark starts, and the query reads, parses and plans its first batch, while the service may
     # still be loading its model: the first batch to score waits for it (as in an outage) and then
     # asks which model it serves.
@@ -271,16 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         status = run(spark, job, stats)
+    except SpoolMismatch as e:
+        print(f"error: {e}", file=sys.stderr)
+        status = 2
     finally:
         spark.stop()
-    print(
+    print(summary_line(job, stats), flush=True)
+    return status
+
+
+def summary_line(job: JobConfig, stats: JobStats) -> str:
+    return (
         f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
         f"({job.quarantine}), {stats.duplicates} duplicate(s) dropped, {stats.filtered} not tracked, "
-        f"in {stats.batches} batch(es)"
-        + (f"; trends in {job.trends.output}, {stats.late} late tweet(s) in no window" if job.trends else ""),
-        flush=True,
+        + (f"{stats.stale} older than the de-duplication watermark dropped, " if stats.stale else "")
+        + f"in {stats.batches} batch(es)"
+        + (f"; trends in {job.trends.output}, {stats.late} late tweet(s) in no window" if job.trends else "")
     )
-    return status
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ starting it; :mod:`stream.job` starts it, watches it and restarts it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -23,6 +24,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 from ingest.spool import archive_dir
 from sentiment.config import StreamConfig
 from sentiment.labels import NeutralBand
+from stream.checkpoint import check_spool
 from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
@@ -67,6 +69,9 @@ class JobStats:
     filtered: int = 0
     duplicates: int = 0
     late: int = 0  # tweets beyond the trends watermark, counted in output/tweets but in no window
+    # Lines older than the de-duplication watermark (a relay whose clock went back): dropped by
+    # Spark before the batch, counted here so that in = written + quarantined + duplicates + stale.
+    stale: int = 0
     batches: int = 0
     outage: str | None = None  # set when a batch gave up waiting for the service
     model_version: str | None = None  # JobConfig.model_version_source's answer, once asked
@@ -77,7 +82,7 @@ class JobStats:
 
     @property
     def seen(self) -> int:
-        return self.rows + self.quarantined + self.filtered + self.duplicates
+        return self.rows + self.quarantined + self.filtered + self.duplicates + self.stale
 
 
 class ProgressListener(StreamingQueryListener):
@@ -104,10 +109,20 @@ class ProgressListener(StreamingQueryListener):
                 )
             return
         dropped = sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators)
+        stale = sum(int(op.numRowsDroppedByWatermark or 0) for op in operators)
+        with self.stats.lock:
+            self.stats.duplicates += dropped
+            self.stats.stale += stale
         if dropped:
-            with self.stats.lock:
-                self.stats.duplicates += dropped
             log.info("batch %d: %d duplicate tweet id(s) dropped", event.progress.batchId, dropped)
+        if stale:
+            log.warning(
+                "batch %d: %d line(s) older than the de-duplication watermark (stream.dedup_minutes behind the "
+                "newest relay time) dropped, %d so far: did the relay's clock go back?",
+                event.progress.batchId,
+                stale,
+                self.stats.stale,
+            )
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         pass
@@ -221,6 +236,14 @@ def read_source(spark: SparkSession, config: JobConfig) -> DataFrame:
     )
 
 
+def checked_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: JobStats, sinks: Sinks) -> None:
+    """:func:`process_batch`, unless the spool was made anew since the checkpoint read the old one:
+    failing here leaves its segments unarchived, for the job started over to read (stream.checkpoint)."""
+    if config.transport == "spool":
+        check_spool(config.checkpoint, config.spool)
+    process_batch(batch, batch_id, config, stats, sinks)
+
+
 def build_query(source: DataFrame, config: JobConfig, stats: JobStats, sinks: Sinks | None = None):
     """Build (not start) the streaming query of a source DataFrame (column ``value``)."""
     sinks = sinks or Sinks.for_job(config)
@@ -228,7 +251,7 @@ def build_query(source: DataFrame, config: JobConfig, stats: JobStats, sinks: Si
     writer = (
         parsed.writeStream.queryName("tweet_sentiment")
         .option("checkpointLocation", config.checkpoint)
-        .foreachBatch(lambda df, batch_id: process_batch(df, batch_id, config, stats, sinks))
+        .foreachBatch(functools.partial(checked_batch, config=config, stats=stats, sinks=sinks))
     )
     if config.trigger_seconds > 0:
         writer = writer.trigger(processingTime=f"{config.trigger_seconds} seconds")

@@ -20,7 +20,7 @@ from sentiment.logs import setup_logging
 
 def summary(output: Path) -> str:
     """The lines ``run_pipeline.sh`` prints at the end of a run: rows in all, then per label."""
-    if not output.exists():
+    if not output.exists() or not any(output.rglob("*.parquet")):
         return f"pipeline: no parquet was written to {output}"
     labels = pd.read_parquet(output, columns=["sentiment"])["sentiment"]
     counts = labels.value_counts()

@@ -124,3 +124,17 @@ def test_nobody_listening_never_raises(alerts):
 def test_no_webhook_configured_only_logs(alerts, caplog):
     assert notify_alerts(alerts, TrendsConfig()) is True
     assert "python" in caplog.text
+
+
+@pytest.mark.parametrize("statuses", [[], [500]], ids=["refused", "answered-500"])
+def test_logs_name_the_webhook_by_scheme_and_host_only(alerts, caplog, statuses):
+    secret = "/hooks/T0123/B0456/s3cr3t-t0k3n?key=also-secret"
+    with Receiver(statuses=statuses) as receiver:
+        url = receiver.url.replace("127.0.0.1", "user:pw@127.0.0.1") + secret
+        if not statuses:
+            receiver.server.shutdown()
+            receiver.server.server_close()
+        post_json(url, alerts_payload(alerts), timeout_seconds=0.5, retries=0)
+    assert "webhook http://127.0.0.1 " in caplog.text
+    for leak in ("s3cr3t", "also-secret", "hooks", "pw@", "user:"):
+        assert leak not in caplog.text

@@ -53,6 +53,7 @@ def test_a_killed_relay_loses_nothing_it_accepted_and_offsets_go_on(tmp_path):
     # Killed here: the open segment holds two whole lines and a torn third.
     with (tmp_path / "s" / OPEN_SEGMENT).open("a") as f:
         f.write('{"offset": 2, "at": 1, "li')
+    spool.lock.release()  # what the kernel does when the relay dies
     again = Spool(tmp_path / "s")
     again.open()
     assert again.next_offset == 2 and again.last == {"offset": 1, "src": "f", "seq": 1}
@@ -112,7 +113,7 @@ def test_retention_deletes_old_and_excess_archived_segments(tmp_path):
     assert spool.prune(now=now) == 1  # the two-hour-old one
     (done / "seg-000000000003.jsonl").write_text("x" * 10)
     assert spool.prune(now=now) == 1  # three of 10 bytes are over 25: the oldest goes
-    assert sorted(p.name for p in done.glob("*")) == ["seg-000000000000.jsonl", "seg-000000000003.jsonl"]
+    assert sorted(p.name for p in done.glob("seg-*")) == ["seg-000000000000.jsonl", "seg-000000000003.jsonl"]
 
 
 def test_replay_keeps_going_past_a_row_over_the_csv_field_limit(tmp_path):
@@ -142,3 +143,89 @@ def test_jsonl_records_keep_bad_lines_with_their_reason(tmp_path):
         "l.jsonl:4: line of 70,000 bytes is over the limit of 65,536",
     ]
     assert len(records[3].line) == 1000
+
+
+def _fail_writes(monkeypatch, spool, written: int = 0) -> None:
+    """The disk fills up: the next write puts ``written`` characters down, then fails."""
+    real = spool._file.write
+
+    def full(text):
+        real(text[:written])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool._file, "write", full)
+
+
+@pytest.mark.parametrize("torn", [0, 30], ids=["nothing-written", "torn-line"])
+def test_after_a_failed_write_the_state_is_not_ahead_of_the_data(tmp_path, monkeypatch, torn):
+    spool = Spool(tmp_path / "s", segment_records=100)
+    spool.open()
+    spool.append([Record("a", src="f", seq=0), Record("b", src="f", seq=1)])
+    _fail_writes(monkeypatch, spool, written=torn)
+    with pytest.raises(SpoolError, match="is full"):
+        spool.append([Record("c", src="f", seq=2), Record("d", src="f", seq=3)])
+    assert spool.next_offset == 2 and spool.last["seq"] == 1
+    with pytest.raises(SpoolError, match="after a failed write"):
+        spool.append([Record("e", src="f", seq=4)])
+    spool.close()  # must not seal the torn segment nor save offsets past what was written
+    again = Spool(tmp_path / "s")
+    again.open()
+    assert again.next_offset == 2 and again.last == {"offset": 1, "src": "f", "seq": 1}
+    again.append([Record("c", src="f", seq=2), Record("d", src="f", seq=3)])  # a resumed replay
+    again.close()
+    assert [(r["offset"], r["line"]) for r in lines_of(tmp_path / "s")] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+
+
+def test_a_second_writer_is_refused_and_the_first_goes_on(tmp_path):
+    from sentiment.folders import FolderBusy
+
+    with Spool(tmp_path / "s") as first:
+        with pytest.raises(FolderBusy, match="in use by another relay"):
+            Spool(tmp_path / "s").open(start_over=True)
+        first.append([Record("a")])
+    assert [r["line"] for r in lines_of(tmp_path / "s")] == ["a"]
+
+
+def test_a_spool_made_anew_has_a_new_identity(tmp_path):
+    from ingest.spool import spool_id
+
+    with Spool(tmp_path / "s") as spool:
+        first = spool.spool_id
+    assert spool_id(tmp_path / "s") == first
+    with Spool(tmp_path / "s"):
+        pass
+    assert spool_id(tmp_path / "s") == first  # reopened: the same spool
+    with Spool(tmp_path / "s") as spool:
+        spool.close()
+        spool.open(start_over=True)
+        assert spool.spool_id != first and spool.next_offset == 0
+    assert spool_id(tmp_path / "s") not in (None, first)
+
+
+def test_the_times_written_never_go_back_when_the_clock_does(tmp_path):
+    now = 1_800_000_000.0
+    with Spool(tmp_path / "s") as spool:
+        spool.append([Record("a")], now=now)
+        spool.append([Record("b")], now=now - 3600)  # the clock jumped back an hour
+    with Spool(tmp_path / "s") as spool:  # and across a restart
+        spool.append([Record("c")], now=now - 3500)
+        spool.append([Record("d")], now=now + 10)
+    assert [r["at"] for r in lines_of(tmp_path / "s")] == [now, now, now, now + 10]
+
+
+def test_a_line_is_read_in_bounded_memory_even_without_a_newline(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"id": "1", "text": "ok"}\n')
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))  # 64 MiB and no newline: one line to the end of the file
+    tracemalloc.start()
+    try:
+        records = list(jsonl_records(path, max_line_bytes=65_536))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r.error for r in records] == [None, "huge.jsonl:2: line of 67,108,864 bytes is over the limit of 65,536"]
+    assert peak < 4 << 20  # a few chunks, not the 64 MiB line

@@ -11,16 +11,8 @@ import responses
 import tweepy
 from responses import matchers
 
-from ingest.twitter import (
-    Backoff,
-    RedactToken,
-    TwitterSetupError,
-    load_bearer_token,
-    poll_search,
-    run_stream,
-    search_query,
-    sync_rules,
-)
+from ingest.twitter import Backoff, TwitterSetupError, poll_search, run_stream, search_query, sync_rules
+from ingest.x_api import RedactToken, load_bearer_token
 
 pytestmark = pytest.mark.unit
 
@@ -195,3 +187,50 @@ def test_unreachable_api_is_a_clear_error():
     responses.get(RULES, body=requests.ConnectionError("no route to host"))
     with pytest.raises(TwitterSetupError, match="cannot reach the X API"):
         run_stream(TOKEN, ["coffee"], lambda t: None, threading.Event())
+
+
+@responses.activate
+def test_search_retries_transient_failures_with_backoff_instead_of_exiting(caplog):
+    responses.get(SEARCH, body=requests.ConnectionError("connection reset by peer"))
+    responses.get(SEARCH, json={"title": "Service Unavailable"}, status=503)
+    responses.get(SEARCH, json=fixture("search_page1.json"))
+    client = tweepy.Client(bearer_token=TOKEN, wait_on_rate_limit=False)
+    got, sleeps = [], []
+    with caplog.at_level(logging.WARNING, logger="ingest.twitter"):
+        total = poll_search(
+            client,
+            ["coffee", "tea"],
+            got.append,
+            threading.Event(),
+            sleep=sleeps.append,
+            max_polls=1,
+            backoff=Backoff(base=1.0, cap=60.0),
+        )
+    assert total == 2 and len(got) == 2
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0  # growing backoff
+    assert "cannot reach the X API (ConnectionError); retrying" in caplog.text
+    assert "HTTP 503" in caplog.text
+
+
+def test_a_stop_during_a_long_wait_ends_the_search_at_once():
+    import time
+
+    class NeverCalled:
+        session = requests.Session()
+
+        def search_recent_tweets(self, *args, **kwargs):
+            raise tweepy.TooManyRequests(_response(429, reset=time.time() + 900))
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert poll_search(NeverCalled(), ["coffee"], lambda t: None, stop) == 0
+    assert time.monotonic() - started < 2  # not the 15 minutes of the rate limit
+
+
+def _response(status: int, reset: float) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers["x-rate-limit-reset"] = str(int(reset))
+    response._content = b"{}"
+    return response
