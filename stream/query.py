@@ -163,6 +163,7 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
                     f"batch {batch_id} ({n_good} tweet(s))",
                     config.outage_limit_seconds,
                     stop=stats.stopping.is_set,
+                    token=config.scoring.token,
                 )
             except ServiceOutage as e:
                 stats.outage = str(e)
