@@ -12,7 +12,8 @@ started again), ``kill-job`` (the job SIGKILLed mid-stream, then the same comman
 ``kill-relay`` (the relay SIGKILLed mid-stream, then rerun), ``malformed-flood`` (a JSON-lines file
 with one bad line of 13 kinds for every two good ones, and one id sent 62 times), ``cluster`` (the
 job on a standalone master with two workers), ``kill-worker`` (the same, one worker SIGKILLed
-mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream).
+mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream),
+``long-posts`` (40 posts of 20,000 CJK characters among ordinary tweets: :mod:`benchmarks.faults_requests`).
 The tests in ``tests/faults`` run the same scenarios and assert on the same figures.
 """
 
@@ -38,7 +39,16 @@ from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from sentiment.config import PROJECT_ROOT
 from sentiment.logs import setup_logging
 
-SCENARIOS = ("service-outage", "kill-job", "kill-relay", "malformed-flood", "cluster", "kill-worker", "kill-replica")
+SCENARIOS = (
+    "service-outage",
+    "kill-job",
+    "kill-relay",
+    "malformed-flood",
+    "long-posts",
+    "cluster",
+    "kill-worker",
+    "kill-replica",
+)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
@@ -574,6 +584,10 @@ def run_scenario(name: str, work: Path, tweets: int, rate: float, outage: float)
         return cluster_replay(work, tweets, rate, kill_worker=name == "kill-worker")
     if name == "kill-replica":
         return kill_replica(work, tweets, rate)
+    if name == "long-posts":
+        from benchmarks.faults_requests import long_posts  # it imports this module
+
+        return long_posts(work, min(tweets, 300))
     raise ValueError(f"unknown scenario {name!r}; one of {SCENARIOS}")
 
 

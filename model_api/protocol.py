@@ -64,6 +64,17 @@ def is_json(content_type: str) -> bool:
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
+def limits(service: ServiceConfig) -> dict[str, int]:
+    """What the service takes, as ``GET /model`` and the OpenAPI document state it to clients."""
+    return {
+        "max_body_bytes": service.max_body_bytes,
+        "max_batch": service.max_batch,
+        "max_text_chars": service.max_text_chars,
+        "max_queued_texts": service.max_queued_texts,
+        "timeout_seconds": service.timeout_seconds,
+    }
+
+
 def too_large(limit: int) -> BadRequest:
     return BadRequest(f"request body is larger than the limit of {limit} bytes", 413)
 

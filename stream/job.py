@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
-from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
+from sentiment.config import TRANSPORTS, Config, ConfigError, check_client_limits, load_config, service_token
 from sentiment.logs import setup_logging
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
+    check_client_limits(config)
     s = config.stream
     transport = args.transport or config.relay.transport
     root = config.resolve(args.checkpoint or s.checkpoint)
@@ -131,6 +132,8 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
             retries=s.retries,
             backoff=s.backoff_seconds,
             cooldown=s.replica_cooldown_seconds,
+            max_request_bytes=s.request_max_bytes,
+            max_text_chars=s.max_text_chars,
             token=service_token(config.service),
         ),
         band=config.band.band(),
