@@ -43,6 +43,10 @@ class BadRequest(Exception):
         self.status = status
 
 
+class Overloaded(Exception):
+    """The worker holds as many texts as ``service.max_queued_texts``: a 503 with ``Retry-After``."""
+
+
 def clean_text(value: str, max_chars: int) -> str:
     """``value`` cut to ``max_chars`` characters, each lone surrogate replaced by U+FFFD."""
     return _LONE_SURROGATE.sub(REPLACEMENT, value[:max_chars])
@@ -162,6 +166,9 @@ def failure(e: Exception, service: ServiceConfig, route: str) -> Failure | None:
     if isinstance(e, ModelUnavailable):
         headers = {"Retry-After": retry_after(e.retry_after)}
         return Failure(503, f"model unavailable: {e}", "model unavailable", str(e), headers=headers)
+    if isinstance(e, Overloaded):
+        headers = {"Retry-After": retry_after(service.retry_after_seconds)}
+        return Failure(503, f"model overloaded: {e}", "overloaded", str(e), headers=headers)
     if isinstance(e, TimeoutError):
         message = f"no prediction within service.timeout_seconds = {service.timeout_seconds} s"
         return Failure(
