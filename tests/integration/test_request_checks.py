@@ -26,7 +26,7 @@ def test_the_depth_check_is_linear_on_crafted_bodies():
         seconds = time.perf_counter() - started
         print(f"json_depth, {name}: {len(body):,} bytes in {seconds * 1000:.1f} ms")
         assert depth > MAX_JSON_DEPTH
-        assert seconds < 1.0, f"{name}: {seconds:.2f}s"
+        assert seconds < 5.0, f"{name}: {seconds:.2f}s"  # about 0.03 s on an idle core: generous for a loaded one
 
 
 def test_crafted_2_mb_bodies_are_answered_at_once_while_health_answers(tmp_path):
