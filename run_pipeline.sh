@@ -167,7 +167,7 @@ start_service() {  # start_service I: replica I on service.port + I
   service_pids[$1]=$!
   track $!
 }
-healthy() {  # healthy URL
+healthy() {  # healthy URL (stream.health sends the bearer token, when one is set)
   $PY -m stream.health "$1" --timeout 2 2>/dev/null
 }
 start_relay() {

@@ -12,8 +12,10 @@ started again), ``kill-job`` (the job SIGKILLed mid-stream, then the same comman
 ``kill-relay`` (the relay SIGKILLed mid-stream, then rerun), ``malformed-flood`` (a JSON-lines file
 with one bad line of 13 kinds for every two good ones, and one id sent 62 times), ``cluster`` (the
 job on a standalone master with two workers), ``kill-worker`` (the same, one worker SIGKILLed
-mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream), and the
-guards' scenarios of :mod:`benchmarks.guards`: ``two-writers``, ``disk-full``, ``sigterm``.
+mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream),
+``long-posts`` (40 posts of 20,000 CJK characters among ordinary tweets:
+:mod:`benchmarks.faults_requests`), and the guards' scenarios of :mod:`benchmarks.guards`:
+``two-writers``, ``disk-full``, ``sigterm``.
 The tests in ``tests/faults`` run the same scenarios and assert on the same figures.
 """
 
@@ -44,6 +46,7 @@ SCENARIOS = (
     "kill-job",
     "kill-relay",
     "malformed-flood",
+    "long-posts",
     "cluster",
     "kill-worker",
     "kill-replica",
@@ -587,6 +590,10 @@ def run_scenario(name: str, work: Path, tweets: int, rate: float, outage: float)
         return cluster_replay(work, tweets, rate, kill_worker=name == "kill-worker")
     if name == "kill-replica":
         return kill_replica(work, tweets, rate)
+    if name == "long-posts":
+        from benchmarks.faults_requests import long_posts  # it imports this module
+
+        return long_posts(work, min(tweets, 300))
     from benchmarks import guards  # its scenarios build on this module's Pipeline
 
     if name == "two-writers":

@@ -32,6 +32,7 @@ from model_api.protocol import (
     failure,
     is_json,
     json_object,
+    limits,
     retry_after,
     single_text,
     too_large,
@@ -207,7 +208,10 @@ def health():
 @bp.get("/model")
 def model():
     # Which worker answered and how many there are: each worker reports its own engine.
-    return jsonify({**_predictor().describe(), "worker": os.getpid(), "workers": _config().service.worker_processes})
+    # What it takes (limits): a client packs its requests below them.
+    service = _config().service
+    answer = {**_predictor().describe(), "worker": os.getpid(), "workers": service.worker_processes}
+    return jsonify({**answer, "limits": limits(service)})
 
 
 @bp.get("/metrics")

@@ -29,6 +29,7 @@ from flask import Flask
 from model_api.protocol import (
     BEARER_REALM,
     UNAUTHORIZED,
+    Overloaded,
     authorized,
     batch_texts,
     failure,
@@ -65,6 +66,7 @@ class ServiceApp:
         self._predict = app.extensions["tweetsent.predict"]
         waits = hasattr(self.predictor, "pending") and hasattr(self.predictor, "on_batch")
         self._blocking = None if waits else ThreadPoolExecutor(self.service.threads)
+        self.held = 0  # texts admitted and not yet answered (changed on the event loop only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -81,6 +83,9 @@ class ServiceApp:
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
         status, body, extra = await self._answer(route, headers, receive)
+        if status == CLIENT_GONE:  # nobody to answer: its work was dropped
+            self.metrics.requests.labels(route, str(status)).inc()
+            return
         # As Flask's jsonify: sorted keys, ASCII, compact, a final newline.
         payload = (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -99,7 +104,9 @@ class ServiceApp:
             content_type = headers.get("content-type", "")
             data = await self._body(headers, receive) if is_json(content_type) else b""
             texts = ROUTES[route](json_object(data, content_type), self.service)
-            results = await self._scores(texts)
+            results = await self._admitted(texts, receive)
+        except ClientGone:
+            return CLIENT_GONE, {}, {}
         except Exception as e:
             answer = failure(e, self.service, route)
             if answer is None:
@@ -138,6 +145,33 @@ class ServiceApp:
                 break
         return b"".join(chunks)
 
+    async def _admitted(self, texts: list[str], receive: Receive) -> list:
+        """:meth:`_scores`, when the worker holds room for ``texts`` (``service.max_queued_texts``),
+        and while the client waits for them.
+
+        Raises:
+            Overloaded: no room: the client is told to come back (503, ``Retry-After``).
+            ClientGone: the client disconnected; its texts were dropped from the model's queue.
+        """
+        limit = self.service.max_queued_texts
+        if self.held + len(texts) > limit:
+            raise Overloaded(
+                f"{self.held} texts already waiting in this worker, over service.max_queued_texts = {limit}; "
+                "retry after Retry-After seconds"
+            )
+        self.held += len(texts)
+        scoring = asyncio.ensure_future(self._scores(texts))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({scoring, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not scoring.done():
+                scoring.cancel()  # _scores forgets the parts: the model processes drop what they have not begun
+                raise ClientGone
+            return scoring.result()
+        finally:
+            gone.cancel()
+            self.held -= len(texts)
+
     async def _scores(self, texts: list[str]) -> list:
         """The predictions for ``texts``, waiting without a thread for the model processes.
 
@@ -151,7 +185,7 @@ class ServiceApp:
         waiting = asyncio.gather(*(asyncio.wrap_future(part.future) for part in parts), return_exceptions=True)
         try:
             answers = await asyncio.wait_for(waiting, self.service.timeout_seconds)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):  # too late, or the client is gone
             for part in parts:
                 part.forget()
             raise
@@ -159,6 +193,19 @@ class ServiceApp:
             if isinstance(answer, BaseException):
                 raise answer
         return [prediction for answer in answers for prediction in answer]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+CLIENT_GONE = 499  # as nginx counts a request whose client closed the connection: no answer is sent
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has disconnected (the body is read by then: only that message is left)."""
+    while (await receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)  # a server that does not wait for the disconnect must not spin the loop
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

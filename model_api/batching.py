@@ -227,6 +227,17 @@ class BudgetQueue:
     def _count(self) -> int:
         return sum(len(t) for _, t in self._small) + sum(len(t) for _, t in self._bulk)
 
+    def cancel(self, number: int) -> bool:
+        """Drop request ``number`` if no micro-batch has taken any of it (its caller is gone).
+        Returns whether it was dropped; a request already begun is finished."""
+        with self._ready:
+            for waiting in (self._small, self._bulk):
+                for request in waiting:
+                    if request[0] == number and not isinstance(request[1], _Rest):
+                        waiting.remove(request)
+                        return True
+        return False
+
     def take(self, max_texts: int, max_wait: float, full_texts: int | None = None) -> list[Slice] | None:
         """Block for the first request, wait up to ``max_wait`` seconds for ``max_texts`` texts
         (``full_texts`` when no small request is about), then shape a batch. Returns None once

@@ -111,7 +111,7 @@ class _Child:
         # Request threads only queue their texts; one thread sends whatever is queued in one
         # message. Sending from each request thread under a lock made them queue on that lock
         # behind the socket writes (docs/performance.md).
-        self._outbox: queue.SimpleQueue[tuple[int, list[str]] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[int, list[str] | None] | None] = queue.SimpleQueue()
         self._waiting: dict[int, tuple[Future, float]] = {}
         self._ids = itertools.count()
         self._gone: EngineProcessError | None = None
@@ -182,7 +182,11 @@ class _Child:
         """Send the queued requests, all that are waiting in one message, until closed."""
         while True:
             queued = take_batch(self._outbox, sys.maxsize, 0.0, lambda _: 1)  # all queued, no waiting
+            closed = None in queued
             requests = [r for r in queued if r is not None]
+            # (number, None) cancels a request whose caller gave up: one not sent yet is not sent at all.
+            cancelled = {number for number, texts in requests if texts is None}
+            requests = [r for r in requests if r[1] is None or r[0] not in cancelled]
             try:
                 if requests:
                     self.conn.send(requests)
@@ -193,8 +197,8 @@ class _Child:
                         future, _ = self._waiting.pop(number, (None, 0.0))
                     if future is not None:
                         future.set_exception(gone)
-            if len(requests) < len(queued):
-                return  # closed
+            if closed:
+                return
 
     def send(self, texts: Sequence[str]) -> tuple[int, Future]:
         future: Future = Future()
@@ -207,8 +211,11 @@ class _Child:
         return number, future
 
     def forget(self, number: int) -> None:
+        """Drop the caller of request ``number``, and the request itself where the model process
+        has not begun it."""
         with self._lock:
             self._waiting.pop(number, None)
+        self._outbox.put((number, None))
 
     def silent_for(self) -> float:
         """Seconds that something has waited on the child while it answered nothing (0 when idle)."""
@@ -493,8 +500,11 @@ def serve(conn: Connection) -> None:
     def read() -> None:
         while True:
             try:
-                for request in conn.recv():  # all the requests the worker had queued
-                    waiting.put(request)
+                for number, texts in conn.recv():  # all the requests the worker had queued
+                    if texts is None:
+                        waiting.cancel(number)  # its caller is gone
+                    else:
+                        waiting.put((number, texts))
             except (EOFError, OSError):
                 waiting.put(None)  # the worker is gone
                 return

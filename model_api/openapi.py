@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from model_api.protocol import limits
 from sentiment.config import ServiceConfig
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -122,9 +123,13 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
             "title": "tweet-sentiment model service",
             "version": "1",
             "description": (
-                f"Bodies of at most {service.max_body_bytes} bytes. Every error is a JSON object "
-                '{"error": message}; a 500 means a fault of the service, never of the request.'
+                f"Bodies of at most {service.max_body_bytes} bytes, at most {service.max_batch} texts per "
+                f"request, each read up to {service.max_text_chars} characters (x-limits, and GET /model's "
+                "limits). Beyond service.max_queued_texts texts held by a worker, a request gets 503 with "
+                'Retry-After. Every error is a JSON object {"error": message}; a 500 means a fault of the '
+                "service, never of the request."
             ),
+            "x-limits": limits(service),
         },
         "paths": paths,
         "components": {

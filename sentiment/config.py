@@ -56,6 +56,7 @@ class ServiceConfig:
     inference_batch: int = 64
     pack_texts: bool = True  # BERT models: several texts per row of a forward pass, no padding
     timeout_seconds: int = 120
+    max_queued_texts: int = 8192  # texts a worker holds (queued or scored) at once; beyond: 503 with Retry-After
     server: str = "granian"  # HTTP server: granian (Rust HTTP, ASGI: model_api.asgi) or gunicorn (gthread, Flask)
     threads: int = 256  # gunicorn: request threads per worker; granian: threads calling an in-worker model
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
@@ -96,6 +97,10 @@ class ServiceConfig:
             f"service.engine_processes must be >= 0 (0 = cores / workers), got {self.engine_processes}",
         )
         _check(self.max_batch >= 1, f"service.max_batch must be at least 1, got {self.max_batch}")
+        _check(
+            self.max_queued_texts >= self.max_batch,
+            f"service.max_queued_texts ({self.max_queued_texts}) must be at least service.max_batch ({self.max_batch})",
+        )
         _check(self.max_body_bytes >= 1024, f"service.max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         _check(self.inference_batch >= 1, f"service.inference_batch must be at least 1, got {self.inference_batch}")
         _check(self.engine_watchdog_seconds >= 0, "service.engine_watchdog_seconds must be >= 0 (0 = off)")
@@ -176,8 +181,10 @@ class StreamConfig:
     max_files_per_trigger: int = 20  # spool segments per micro-batch (each holds at most relay.segment_records)
     dedup_minutes: float = 10.0  # a tweet id seen again within this many minutes is dropped
     request_batch: int = 256
+    request_max_bytes: int = 1 << 20  # bytes of one request's JSON body: below service.max_body_bytes
+    max_text_chars: int = 4000  # longer texts are cut before they are sent (the model reads max_length tokens)
     request_concurrency: int = 2
-    request_timeout_seconds: float = 30.0
+    request_timeout_seconds: float = 150.0  # longer than service.timeout_seconds: no abandoned work sent twice
     retries: int = 2  # quick retries per request; a longer outage holds the batch (outage_limit_seconds)
     backoff_seconds: float = 0.5
     outage_limit_seconds: float = 0.0  # longest wait for a model service that is down; 0 = wait indefinitely
@@ -190,6 +197,8 @@ class StreamConfig:
         _check(self.outage_limit_seconds >= 0, "stream.outage_limit_seconds must be >= 0 (0 = no limit)")
         _check(self.trigger_seconds >= 0, f"stream.trigger_seconds must be >= 0, got {self.trigger_seconds}")
         _check(self.request_batch >= 1, f"stream.request_batch must be at least 1, got {self.request_batch}")
+        _check(self.request_max_bytes >= 1024, f"stream.request_max_bytes must be >= 1024: {self.request_max_bytes}")
+        _check(self.max_text_chars >= 1, f"stream.max_text_chars must be at least 1, got {self.max_text_chars}")
         _check(self.request_timeout_seconds > 0, "stream.request_timeout_seconds must be > 0")
         _check(self.retries >= 0, f"stream.retries must be >= 0, got {self.retries}")
         _check(
@@ -214,6 +223,27 @@ class BandConfig:
 
     def band(self) -> NeutralBand:
         return NeutralBand(self.low, self.high)
+
+
+def check_client_limits(config: Config) -> None:
+    """The job's requests fit the service of the same configuration: a body below its limit, and a
+    timeout longer than its longest wait (a request given up while the service still works on it
+    would be sent again and scored twice).
+
+    Raises:
+        ConfigError: naming both settings.
+    """
+    stream, service = config.stream, config.service
+    _check(
+        stream.request_max_bytes < service.max_body_bytes,
+        f"stream.request_max_bytes ({stream.request_max_bytes}) must be below service.max_body_bytes "
+        f"({service.max_body_bytes})",
+    )
+    _check(
+        stream.request_timeout_seconds > service.timeout_seconds,
+        f"stream.request_timeout_seconds ({stream.request_timeout_seconds:g}) must be longer than "
+        f"service.timeout_seconds ({service.timeout_seconds}), the service's longest wait for a prediction",
+    )
 
 
 def service_token(service: ServiceConfig, env: Mapping[str, str] | None = None) -> str:

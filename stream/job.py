@@ -35,7 +35,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from ingest.spool import read_complete
-from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
+from sentiment.config import TRANSPORTS, Config, ConfigError, check_client_limits, load_config, service_token
 from sentiment.folders import FolderBusy, UnsafeDelete, mark_ours, remove_ours
 from sentiment.logs import setup_logging
 from stream.checkpoint import SpoolMismatch, check_spool, lock_checkpoint
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
+    check_client_limits(config)
     s = config.stream
     transport = args.transport or config.relay.transport
     root = config.resolve(args.checkpoint or s.checkpoint)
@@ -135,6 +136,8 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
             retries=s.retries,
             backoff=s.backoff_seconds,
             cooldown=s.replica_cooldown_seconds,
+            max_request_bytes=s.request_max_bytes,
+            max_text_chars=s.max_text_chars,
             token=service_token(config.service),
         ),
         band=config.band.band(),

@@ -157,6 +157,7 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
 
     ``batch`` holds parsed, de-duplicated lines (:func:`stream.parsing.parse_lines`). Each output
     gets this batch as whole files named by ``batch_id``, so a batch run again replaces its own.
+    The quarantine gets the lines that are not tweets and the tweets the service refused.
     """
     started = time.monotonic()
     parsed = batch.persist()
@@ -166,53 +167,87 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
             F.sum(F.when(is_bad, 1).otherwise(0)).alias("bad"), F.sum(F.when(is_bad, 0).otherwise(1)).alias("good")
         ).first()
         n_bad, n_good = counts["bad"] or 0, counts["good"] or 0
-        if n_bad:
-            bad = parsed.where(is_bad).withColumns({"batch_id": F.lit(batch_id), "received_at": F.col("relayed_at")})
-            sinks.quarantine.write(bad.select(*QUARANTINE_COLUMNS), batch_id)
-        n_rows, latencies = 0, []
+        quarantine = parsed.where(is_bad).select("raw", "reason", "offset", "relayed_at") if n_bad else None
+        written = Written()
         if n_good:
-            kept, _ = track_filter(parsed.where(~is_bad).drop("raw", "reason", "offset"), config.track)
-            try:
-                wait_for_service(
-                    config.scoring.service_url,
-                    f"batch {batch_id} ({n_good} tweet(s))",
-                    config.outage_limit_seconds,
-                    stop=stats.stopping.is_set,
-                )
-            except ServiceOutage as e:
-                stats.outage = str(e)
-                raise
-            scored = enrich(score_tweets(clean_tweets(kept), config.scoring), config.band, model_version(config, stats))
-            scored = scored.persist()  # scored once: the collect fills the cache, the write reads it
-            try:
-                sent = [r[0] for r in scored.select("relayed_at").collect()]
-                sinks.tweets.write(scored, batch_id, partition_by="date")
-                committed = time.time()
-            finally:
-                scored.unpersist()
-            n_rows = len(sent)
-            latencies = [committed - t.timestamp() for t in sent if t is not None]
-        n_dropped = n_good - n_rows
+            written = score_and_write(parsed.where(~is_bad), batch_id, config, stats, sinks.tweets)
+        if written.refused:
+            quarantine = _union(quarantine, refused_lines(parsed.where(~is_bad), written.refused))
+        if quarantine is not None:
+            stamped = quarantine.withColumns({"batch_id": F.lit(batch_id), "received_at": F.col("relayed_at")})
+            sinks.quarantine.write(stamped.select(*QUARANTINE_COLUMNS), batch_id)
+        n_quarantined = n_bad + len(written.refused)
+        n_dropped = n_good - written.rows - len(written.refused)
     finally:
         parsed.unpersist()
-    elapsed = time.monotonic() - started
     with stats.lock:
-        stats.rows += n_rows
-        stats.quarantined += n_bad
+        stats.rows += written.rows
+        stats.quarantined += n_quarantined
         stats.filtered += n_dropped
         stats.batches += 1
-        stats.latencies.extend(latencies)
-    if n_rows or n_bad or n_dropped:
-        latency = ""
-        if latencies:
-            p50, p95 = percentiles(latencies, (0.5, 0.95))
-            latency = f", latency p50 {p50:.2f}s p95 {p95:.2f}s"
-        print(
-            f"batch {batch_id}: {n_rows} row(s) written, {n_bad} quarantined, {n_dropped} not tracked; "
-            f"{elapsed:.2f}s, {n_rows / elapsed if elapsed else 0:.0f} rows/s{latency} "
-            f"(total {stats.rows})",
-            flush=True,
+        stats.latencies.extend(written.latencies)
+    if written.rows or n_quarantined or n_dropped:
+        report_batch(batch_id, written, n_quarantined, n_dropped, time.monotonic() - started, stats.rows)
+
+
+@dataclass
+class Written:
+    """What a batch wrote to the tweets' output, and the tweets the service refused (id, reason)."""
+
+    rows: int = 0
+    latencies: list[float] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def score_and_write(good: DataFrame, batch_id: int, config: JobConfig, stats: JobStats, sink: ParquetSink) -> Written:
+    """Track, clean, score, label and write a batch's tweets, once the service is healthy."""
+    kept, _ = track_filter(good.drop("raw", "reason", "offset"), config.track)
+    try:
+        wait_for_service(
+            config.scoring.service_url,
+            f"batch {batch_id}",
+            config.outage_limit_seconds,
+            stop=stats.stopping.is_set,
+            token=config.scoring.token,
         )
+    except ServiceOutage as e:
+        stats.outage = str(e)
+        raise
+    scored = score_tweets(clean_tweets(kept), config.scoring).persist()  # scored once, read twice
+    try:
+        outcome = scored.select("id", "relayed_at", "score_error").collect()
+        refused = [(r["id"], r["score_error"]) for r in outcome if r["score_error"] is not None]
+        sent = [r["relayed_at"] for r in outcome if r["score_error"] is None]
+        ok = scored.where(F.col("score_error").isNull()) if refused else scored
+        if sent:
+            sink.write(enrich(ok, config.band, model_version(config, stats)), batch_id, partition_by="date")
+        committed = time.time()
+    finally:
+        scored.unpersist()
+    latencies = [committed - t.timestamp() for t in sent if t is not None]
+    return Written(len(sent), latencies, refused)
+
+
+def refused_lines(good: DataFrame, refused: list[tuple[str, str]]) -> DataFrame:
+    """The received lines of the refused tweets (ids are unique in a de-duplicated batch), with the reason."""
+    reasons = good.sparkSession.createDataFrame(refused, "id string, refusal string")
+    return good.join(F.broadcast(reasons), "id").select("raw", F.col("refusal").alias("reason"), "offset", "relayed_at")
+
+
+def _union(a: DataFrame | None, b: DataFrame) -> DataFrame:
+    return b if a is None else a.unionByName(b)
+
+
+def report_batch(batch_id: int, written: Written, quarantined: int, dropped: int, elapsed: float, total: int) -> None:
+    latency = ""
+    if written.latencies:
+        p50, p95 = percentiles(written.latencies, (0.5, 0.95))
+        latency = f", latency p50 {p50:.2f}s p95 {p95:.2f}s"
+    print(
+        f"batch {batch_id}: {written.rows} row(s) written, {quarantined} quarantined, {dropped} not tracked; "
+        f"{elapsed:.2f}s, {written.rows / elapsed if elapsed else 0:.0f} rows/s{latency} (total {total})",
+        flush=True,
+    )
 
 
 def percentiles(values: list[float], qs: tuple[float, ...]) -> list[float]:

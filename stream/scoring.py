@@ -3,6 +3,10 @@
 :func:`score_texts` is the one function that talks to the service; it takes a client object with
 ``post(url, json=..., timeout=...)`` (a :class:`requests.Session` in the job, a fake in tests).
 :func:`score_partitions` is the ``mapInPandas`` function: one HTTP session per task.
+Requests are packed by count and by bytes (:func:`pack`), below the service's body limit, and a
+text longer than the model reads is cut first. A text the service refuses in a way no retry can
+fix (400, 413, 422 for it alone) is not scored: it gets a reason (``score_error``), and the job
+sends it to the quarantine instead of failing the batch again and again.
 ``service_url`` may name several replicas (comma-separated): requests go round robin to those that
 answer, a failing one is skipped for a cooldown (:mod:`stream.replicas`), and the job waits while
 no replica at all is healthy.
@@ -10,6 +14,7 @@ no replica at all is healthy.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +37,22 @@ class ServiceError(RuntimeError):
     ``replica_fault``: the replica itself failed (unreachable, 429, 5xx), so another may answer.
     """
 
-    def __init__(self, message: str, replica_fault: bool = False) -> None:
+    def __init__(self, message: str, replica_fault: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.replica_fault = replica_fault
+        self.status = status  # the HTTP status of an error answer
+
+    @property
+    def refused(self) -> bool:
+        """Whether the service refused the request's content (retrying cannot help; a smaller one may)."""
+        return self.status in REFUSED
+
+
+# Answers about a request's content: split it, and a text refused alone is quarantined. Others
+# (401, 403, 404: the job's configuration) stop the batch.
+REFUSED = (400, 413, 422)
+RETRIED_STATUSES = (429, 503)  # the service did not take the work: safe to send it again
+_BODY_OVERHEAD = len('{"texts": []}')
 
 
 class HttpClient(Protocol):
@@ -50,6 +68,8 @@ class ScoringOptions:
     backoff: float = StreamConfig.backoff_seconds
     concurrency: int = StreamConfig.request_concurrency
     cooldown: float = StreamConfig.replica_cooldown_seconds
+    max_request_bytes: int = StreamConfig.request_max_bytes
+    max_text_chars: int = StreamConfig.max_text_chars
     token: str = field(default="", repr=False)  # the service's bearer token (sentiment.config.service_token)
 
     @property
@@ -59,8 +79,11 @@ class ScoringOptions:
 
 
 def make_session(options: ScoringOptions):
-    """A pooled HTTP session that retries connection failures, 429 and 5xx answers (urllib3's
-    ``Retry``: exponential backoff from ``options.backoff``, at most ``options.retries`` times)."""
+    """A pooled HTTP session that retries what the service did not take: a failed connection, 429
+    and 503 (urllib3's ``Retry``: exponential backoff from ``options.backoff``, at most
+    ``options.retries`` times). A read timeout, a connection dropped with the request sent and other
+    5xx are not retried here: the service may have the work, and sending it again would score it
+    twice. The replicas' failover and the batch's health wait handle those."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
@@ -69,10 +92,12 @@ def make_session(options: ScoringOptions):
         total=options.retries,
         # Several replicas: a refused connection goes to the next replica at once, not after a backoff.
         connect=0 if len(options.urls) > 1 else None,
+        read=0,
+        other=0,
         backoff_factor=options.backoff,
         backoff_jitter=options.backoff / 4,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=None,  # POST /predict/batch is safe to repeat: scoring has no side effect
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=None,  # POST too, for the errors above: the work was never taken
         raise_on_status=False,
         respect_retry_after_header=True,
     )
@@ -90,53 +115,69 @@ def _post(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> 
     except Exception as e:  # refused, reset, timed out, retries exhausted
         raise ServiceError(f"{url} unreachable: {type(e).__name__}: {str(e)[:300]}", replica_fault=True) from None
     if response.status_code >= 400:
-        fault = response.status_code == 429 or response.status_code >= 500
-        raise ServiceError(f"{url} answered HTTP {response.status_code}: {response.text[:500]}", replica_fault=fault)
+        status = response.status_code
+        fault = status == 429 or status >= 500
+        raise ServiceError(f"{url} answered HTTP {status}: {response.text[:500]}", replica_fault=fault, status=status)
     return response.json()
 
 
+def pack(texts: list[str], max_count: int, max_bytes: int) -> list[range]:
+    """The requests for ``texts``, as ranges of their indices in order: at most ``max_count`` texts
+    and ``max_bytes`` bytes of JSON body each (as ``requests`` encodes it: ASCII, so that a CJK
+    character takes 6 bytes and an emoji 12). A text bigger than ``max_bytes`` goes alone."""
+    chunks: list[range] = []
+    start, size = 0, _BODY_OVERHEAD
+    for i, text in enumerate(texts):
+        cost = len(json.dumps(text)) + 2  # the quotes are in dumps; a comma and a space between texts
+        if i > start and (i - start >= max_count or size + cost > max_bytes):
+            chunks.append(range(start, i))
+            start, size = i, _BODY_OVERHEAD
+        size += cost
+    if start < len(texts):
+        chunks.append(range(start, len(texts)))
+    return chunks
+
+
 def score_texts(
-    texts: list[str], client: HttpClient, options: ScoringOptions, replicas: Replicas | None = None
-) -> list[float]:
+    texts: list[str],
+    client: HttpClient,
+    options: ScoringOptions,
+    replicas: Replicas | None = None,
+    refused: dict[int, str] | None = None,
+) -> list[float | None]:
     """Positive-probability of each text, in order, via ``POST /predict/batch``.
 
-    Texts go in chunks of ``options.batch_size``, up to ``options.concurrency`` requests at a time,
-    each to the next replica in turn; a chunk that a replica fails (unreachable, 429, 5xx) goes to
-    the next one, and that replica sits out its cooldown.
+    Each text is cut to ``options.max_text_chars`` (the model reads at most its ``max_length``
+    tokens anyway); requests are packed by :func:`pack`, up to ``options.concurrency`` at a time,
+    each to the next replica in turn; a request that a replica fails (unreachable, 429, 5xx) goes
+    to the next one, and that replica sits out its cooldown. A request the service refuses (400,
+    413, 422) is split in halves and sent again, down to single texts.
 
     Retries on one replica are the client's (see :func:`make_session`).
+
+    Args:
+        refused: when given, a text the service refuses alone gets None, and its index the reason
+            here; when not, that refusal is raised.
 
     Raises:
         ServiceError: on an error answer, a malformed answer, or when no replica answered.
     """
     replicas = replicas or Replicas(options.urls, options.cooldown)
-    chunks = [texts[i : i + options.batch_size] for i in range(0, len(texts), options.batch_size)]
+    texts = [t[: options.max_text_chars] for t in texts]
+    chunks = pack(texts, options.batch_size, options.max_request_bytes)
 
-    def post_anywhere(body: dict) -> tuple[str, dict]:
-        errors = []
-        for base in replicas.order():
-            url = base + "/predict/batch"
-            try:
-                answer = _post(client, url, body, options)
-            except ServiceError as e:
-                if not e.replica_fault:
-                    raise
-                replicas.failed(base, str(e).removeprefix(url + " ")[:200])
-                errors.append(str(e))
-                continue
-            replicas.succeeded(base)
-            return url, answer
-        if len(errors) == 1:
-            raise ServiceError(errors[0], replica_fault=True)
-        raise ServiceError(f"none of {len(errors)} model service replicas answered: " + "; ".join(errors), True)
-
-    def one(chunk: list[str]) -> list[float]:
-        url, body = post_anywhere({"texts": chunk})
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list) or len(results) != len(chunk):
-            count = len(results) if isinstance(results, list) else "no"
-            raise ServiceError(f"{url} answered {count} result(s) for {len(chunk)} text(s)")
-        return [float(r["p_positive"]) for r in results]
+    def one(chunk: range) -> list[float | None]:
+        try:
+            return _score_chunk([texts[i] for i in chunk], client, options, replicas)
+        except ServiceError as e:
+            if not e.refused or refused is None:
+                raise
+            if len(chunk) == 1:
+                refused[chunk[0]] = f"model service refused the text: {str(e)[:300]}"
+                log.warning("the model service refused one text (%s); it goes to the quarantine", str(e)[:200])
+                return [None]
+            half = len(chunk) // 2
+            return one(chunk[:half]) + one(chunk[half:])
 
     if options.concurrency <= 1 or len(chunks) <= 1:
         scored = [one(c) for c in chunks]
@@ -146,14 +187,42 @@ def score_texts(
     return [p for chunk in scored for p in chunk]
 
 
+def _score_chunk(texts: list[str], client: HttpClient, options: ScoringOptions, replicas: Replicas) -> list[float]:
+    """One request's scores, from the first replica in turn that answers it."""
+    body = {"texts": texts}
+    errors = []
+    for base in replicas.order():
+        url = base + "/predict/batch"
+        try:
+            answer = _post(client, url, body, options)
+        except ServiceError as e:
+            if not e.replica_fault:
+                raise
+            replicas.failed(base, str(e).removeprefix(url + " ")[:200])
+            errors.append(str(e))
+            continue
+        replicas.succeeded(base)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(texts):
+            count = len(results) if isinstance(results, list) else "no"
+            raise ServiceError(f"{url} answered {count} result(s) for {len(texts)} text(s)")
+        return [float(r["p_positive"]) for r in results]
+    if len(errors) == 1:
+        raise ServiceError(errors[0], replica_fault=True)
+    raise ServiceError(f"none of {len(errors)} model service replicas answered: " + "; ".join(errors), True)
+
+
 def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -> Iterator[pd.DataFrame]:
-    """``mapInPandas`` body: add ``p_positive`` to each pandas batch, one session per task."""
+    """``mapInPandas`` body: add ``p_positive`` and ``score_error`` (null, or why the service
+    refused the text: then ``p_positive`` is null) to each pandas batch, one session per task."""
     replicas = replicas_for(options.urls, options.cooldown)  # shared by the tasks of this Python worker
     with make_session(options) as session:
         for pdf in batches:
             texts = pdf["text"].fillna("").astype(str).tolist()
+            refused: dict[int, str] = {}
             pdf = pdf.copy()
-            pdf["p_positive"] = score_texts(texts, session, options, replicas) if texts else []
+            pdf["p_positive"] = score_texts(texts, session, options, replicas, refused) if texts else []
+            pdf["score_error"] = [refused.get(i) for i in range(len(texts))]
             yield pdf
 
 

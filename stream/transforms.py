@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, StructField, StructType
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from sentiment.labels import NeutralBand
 from stream.cleaning import label_tweets
@@ -51,8 +51,10 @@ def track_filter(df: DataFrame, track: tuple[str, ...]) -> tuple[DataFrame, Data
 
 
 def score_tweets(df: DataFrame, options: ScoringOptions) -> DataFrame:
-    """Add ``p_positive`` by calling the model service from each partition."""
-    schema = StructType(df.schema.fields + [StructField("p_positive", DoubleType())])
+    """Add ``p_positive`` by calling the model service from each partition, and ``score_error``:
+    null, or why the service refused the text (then ``p_positive`` is null)."""
+    extra = [StructField("p_positive", DoubleType()), StructField("score_error", StringType())]
+    schema = StructType(df.schema.fields + extra)
     return df.mapInPandas(lambda batches: score_partitions(batches, options), schema)
 
 

@@ -53,6 +53,19 @@ class HostileRequest:
         return f"HostileRequest({self.kind}, {self.method} {self.path}, {len(self.body)} bytes, {self.headers})"
 
 
+def crafted_bodies(size: int) -> dict[str, bytes]:
+    """Bodies of about ``size`` bytes shaped to make a backtracking string scan quadratic: an
+    unterminated string of escaped quotes (or backslashes) behind 33 brackets or object keys."""
+    quotes, slashes = b'\\"' * (size // 2), b"\\\\" * (size // 2)
+    return {
+        "escaped quotes in arrays": b"[" * 33 + b'"' + quotes,
+        "escaped quotes in objects": b'{"a":' * 33 + b'"' + quotes,
+        "escaped backslashes": b"[" * 33 + b'"' + slashes,
+        "bare quotes": b"[" * 33 + b'"' * size,
+        "closed strings of escaped quotes": b'{"texts": [' + b"[" * 33 + b'"' + quotes + b'"',
+    }
+
+
 def _dumps(value) -> bytes:
     return json.dumps(value).encode()  # ensure_ascii: lone surrogates travel as \\ud800 escapes
 
@@ -60,8 +73,9 @@ def _dumps(value) -> bytes:
 @st.composite
 def hostile_requests(draw, max_body_bytes: int, max_batch: int) -> HostileRequest:
     """One request of a kind drawn from: well-formed scoring, wrong types, random JSON, invalid
-    JSON, invalid UTF-8, deep nesting, oversized bodies (with a length or chunked), oversized
-    batches, wrong content types, odd methods and paths, odd headers."""
+    JSON, invalid UTF-8, deep nesting, strings crafted to make a scan quadratic, oversized bodies
+    (with a length or chunked), oversized batches, wrong content types, odd methods and paths, odd
+    headers."""
     kind = draw(
         st.sampled_from(
             [
@@ -72,6 +86,7 @@ def hostile_requests(draw, max_body_bytes: int, max_batch: int) -> HostileReques
                 "invalid json",
                 "invalid utf-8",
                 "deep nesting",
+                "crafted strings",
                 "oversized body",
                 "oversized batch",
                 "content type",
@@ -103,6 +118,9 @@ def hostile_requests(draw, max_body_bytes: int, max_batch: int) -> HostileReques
         depth = draw(st.integers(min_value=200, max_value=20_000))
         opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
         body = opener * depth + b"1" + closer * depth
+    elif kind == "crafted strings":
+        shapes = crafted_bodies(draw(st.integers(min_value=10, max_value=max_body_bytes)))
+        body = shapes[draw(st.sampled_from(sorted(shapes)))][: max_body_bytes - 1]
     elif kind == "oversized body":
         body = _dumps({"text": "x" * (max_body_bytes + draw(st.integers(1, 4096)))})
     elif kind == "oversized batch":

@@ -46,3 +46,11 @@ def test_malformed_flood_quarantines_every_bad_line_with_its_reason(tmp_path):
     check(outcome)
     assert outcome.quarantined == outcome.bad_lines == 300
     assert f"{outcome.bad_lines} of {outcome.bad_lines} bad lines quarantined with the expected reason" in outcome.notes
+
+
+def test_long_non_ascii_posts_are_scored_once_and_the_job_ends_well(tmp_path):
+    """40 valid posts of 20,000 CJK characters (120 KB each as request JSON) among 300 tweets."""
+    outcome = run_scenario("long-posts", tmp_path, 300, RATE, outage=0)
+    check(outcome)
+    assert outcome.tweets_in == 340 and outcome.quarantined == 0
+    assert "job exit 0" in outcome.notes, outcome.notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +20,9 @@ from stream.scoring import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+HOLD = 0  # a scripted "status": answer 200, but only after the client's read timeout
 
 
 class Flaky:
@@ -37,6 +41,9 @@ class Flaky:
                 outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
                 statuses = outer.script.get(self.path, [])
                 status = statuses.pop(0) if statuses else 200
+                if status == HOLD:  # the work taken, the answer late: the client's read timeout
+                    time.sleep(1.5)
+                    status = 200
                 payload = json.dumps(body if status == 200 and body else {"error": "scripted"}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -77,18 +84,27 @@ def options(url: str, retries: int = 2) -> ScoringOptions:
     return ScoringOptions(service_url=url, batch_size=10, timeout=5, retries=retries, backoff=0.0)
 
 
-def test_the_session_retries_5xx_answers(flaky):
-    server = flaky({"/predict/batch": [503, 502]})
+def test_the_session_retries_what_the_service_did_not_take(flaky):
+    server = flaky({"/predict/batch": [503, 429]})
     with make_session(options(server.url)) as session:
         assert score_texts(["abc", "de"], session, options(server.url)) == [0.03, 0.02]
     assert server.hits["/predict/batch"] == 3
 
 
 def test_the_session_gives_up_after_its_retries(flaky):
-    server = flaky({"/predict/batch": [500] * 5})
-    with make_session(options(server.url)) as session, pytest.raises(ServiceError, match="HTTP 500"):
+    server = flaky({"/predict/batch": [503] * 5})
+    with make_session(options(server.url)) as session, pytest.raises(ServiceError, match="HTTP 503"):
         score_texts(["abc"], session, options(server.url))
     assert server.hits["/predict/batch"] == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, HOLD])
+def test_work_the_service_may_have_taken_is_not_sent_twice(flaky, status):
+    """A 500, a proxy's 502 or 504, a read timeout: the service may be scoring it still."""
+    server = flaky({"/predict/batch": [status]})
+    with make_session(options(server.url)) as session, pytest.raises(ServiceError):
+        score_texts(["abc"], session, ScoringOptions(service_url=server.url, timeout=0.5, retries=2, backoff=0.0))
+    assert server.hits["/predict/batch"] == 1
 
 
 def test_client_errors_are_not_retried(flaky):

@@ -180,3 +180,24 @@ def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(re
         assert process.predict(TEXTS[:1])[0].p_positive == pytest.approx(reference[0].p_positive, abs=1e-5)
     finally:
         process.close()
+
+
+def test_a_request_given_up_before_the_model_process_begins_it_is_never_scored():
+    from model_api.engine_process import PredictorProcess
+
+    # Passes of 16 texts, no watchdog: a slow machine only makes the test slower.
+    process = PredictorProcess(fp32_config(micro_batch_max=16, engine_watchdog_seconds=0))
+    scored: list[int] = []
+    process.on_batch = lambda texts, seconds: scored.append(texts)
+    try:
+        busy = process.submit(TEXTS * 2)  # 96 texts: six passes
+        given_up = process.submit(TEXTS * 2)  # queued behind it in the model process
+        given_up.forget()  # its client is gone
+        assert len(busy.result(300)) == 96
+        assert process.predict(TEXTS[:1], 300)  # sent after the cancellation: answered after it took effect
+        deadline = time.monotonic() + 30  # each pass is reported just after its answers
+        while sum(scored) < 97 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sum(scored) == 97, f"{sum(scored)} texts scored: the abandoned request's were scored too"
+    finally:
+        process.close()

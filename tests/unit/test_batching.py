@@ -170,3 +170,17 @@ def test_the_batcher_is_a_predictor_around_a_predictor(fake_predictor):
     batcher = MicroBatcher(fake_predictor, max_batch=8, max_wait_ms=0, timeout=5)
     assert [p.to_dict()["sentiment"] for p in batcher.predict(["good", "bad"])] == ["Positive", "Negative"]
     assert batcher.describe()["name"] == "fake" and batcher.health() == {"status": "ok"}
+
+
+def test_a_cancelled_request_leaves_the_queue_unless_begun():
+    from model_api.batching import BudgetQueue
+
+    queue = BudgetQueue(small_texts=2)
+    for number, texts in [(1, ["a"]), (2, ["b"] * 5), (3, ["c"] * 5), (4, ["d"])]:
+        queue.put((number, texts))
+    first = queue.take(max_texts=3, max_wait=0)  # 1, 4 and the first text of 2
+    assert [key[0] for key, _ in first] == [1, 4, 2]
+    assert not queue.cancel(2)  # begun: finished, so its caller's answer is whole
+    assert queue.cancel(3) and not queue.cancel(3)
+    rest = queue.take(max_texts=100, max_wait=0)
+    assert [(key[0], len(texts)) for key, texts in rest] == [(2, 4)]

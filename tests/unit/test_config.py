@@ -141,3 +141,17 @@ def test_workers_and_their_model_processes_share_the_cores(monkeypatch, cores, w
     assert (service.worker_processes, service.engines_per_worker, torch_threads(config)) == expected
     with pytest.raises(ConfigError, match="service.workers must be >= 0"):
         load_config(env={"TWEETSENT_SERVICE__WORKERS": "-1"})
+
+
+def test_the_job_refuses_limits_that_outgrow_the_service():
+    from sentiment.config import check_client_limits
+
+    check_client_limits(Config())  # the shipped defaults fit
+    env = {"TWEETSENT_STREAM__REQUEST_TIMEOUT_SECONDS": "30"}
+    with pytest.raises(
+        ConfigError, match=r"request_timeout_seconds \(30\) must be longer than service.timeout_seconds"
+    ):
+        check_client_limits(load_config(DEFAULT_CONFIG_FILE, env=env))
+    env = {"TWEETSENT_SERVICE__MAX_BODY_BYTES": "65536"}
+    with pytest.raises(ConfigError, match="request_max_bytes .* must be below service.max_body_bytes"):
+        check_client_limits(load_config(DEFAULT_CONFIG_FILE, env=env))

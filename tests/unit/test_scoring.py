@@ -111,3 +111,50 @@ def test_the_token_goes_in_every_request_and_never_in_a_repr():
     assert "s3cret-token" not in repr(options)
     with make_session(ScoringOptions(service_url="http://svc")) as session:
         assert "Authorization" not in session.headers
+
+
+def test_requests_are_packed_by_bytes_as_well_as_by_count():
+    import json
+
+    from stream.scoring import pack
+
+    texts = ["a"] * 10 + ["漢" * 20_000] * 3 + ["b"] * 3
+    chunks = pack(texts, max_count=8, max_bytes=150_000)
+    assert [list(c) for c in chunks] == [list(range(8)), [8, 9, 10], [11], [12, 13, 14, 15]]
+    for c in chunks:  # each body as requests sends it, within the budget
+        assert len(json.dumps({"texts": [texts[i] for i in c]})) <= 150_000
+
+
+class Limited(FakeClient):
+    """A service with a body limit (413 beyond it) that refuses any text holding "poison" (400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def post(self, url, json=None, timeout=None):
+        import json as j
+
+        if len(j.dumps(json)) > self.limit:
+            return Response(413, text='{"error": "request body is larger than the limit"}')
+        if any("poison" in t for t in json["texts"]):
+            return Response(400, text='{"error": "bad text"}')
+        return super().post(url, json=json, timeout=timeout)
+
+
+def test_long_texts_are_cut_and_refused_texts_are_set_aside_with_the_reason():
+    options = ScoringOptions(service_url="http://svc", batch_size=100, max_request_bytes=10**6, max_text_chars=300)
+    client = Limited(limit=2000)  # a service with a smaller limit than the job's budget: requests are split
+    texts = ["漢" * 20_000, "ok", "poison", "fine"] * 3
+    refused: dict[int, str] = {}
+    scores = score_texts(texts, client, options, refused=refused)
+    assert scores == [3.0, 0.02, None, 0.04] * 3
+    assert sorted(refused) == [2, 6, 10] and all("HTTP 400" in r for r in refused.values())
+    assert max(len(t) for request in client.requests for t in request) == 300
+
+
+def test_without_a_place_for_refusals_a_refusal_is_an_error():
+    with pytest.raises(ServiceError, match="HTTP 400"):
+        score_texts(["poison"], Limited(limit=10**6), ScoringOptions(service_url="http://svc"))
+    with pytest.raises(ServiceError, match="HTTP 401"):  # the job's configuration: never quarantined
+        score_texts(["x"], FakeClient([Response(401, text="{}")]), OPTIONS, refused={})
