@@ -35,6 +35,7 @@ from pyspark.sql import SparkSession
 from ingest.spool import read_complete
 from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
 from sentiment.logs import setup_logging
+from stream.outputs import prepare_outputs
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
 from stream.session import build_spark
@@ -195,9 +196,15 @@ def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStat
 def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_row: int = 5) -> int:
     """Run the query; restart it from its checkpoint after a failure, with a growing pause.
 
-    Gives up (returns 1) when the service stayed down longer than ``outage_limit_seconds`` or when
-    the query fails ``max_failures_in_a_row`` times with no batch written in between.
+    Refuses to start (returns 2) when batches the checkpoint has committed are missing from the
+    output (:func:`stream.outputs.prepare_outputs`). Gives up (returns 1) when the service stayed
+    down longer than ``outage_limit_seconds``, or when the query fails again after
+    ``max_failures_in_a_row`` restarts with no batch written in between (on the 6th failure by default).
     """
+    problem = prepare_outputs(spark, job)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        return 2
     sinks = Sinks.for_job(job)
     failures = 0
     while True:
