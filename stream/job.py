@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stream", description="Score the relayed tweets into parquet.")
     p.add_argument(
         "--track",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEYWORD",
-        help="keep only tweets containing KEYWORD (case-insensitive); repeatable",
+        help="keep only tweets containing a KEYWORD (case-insensitive): --track love hate; repeatable",
     )
     p.add_argument("keywords", nargs="*", help="keywords to track (same as --track)")
     p.add_argument(

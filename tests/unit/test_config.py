@@ -141,3 +141,24 @@ def test_workers_and_their_model_processes_share_the_cores(monkeypatch, cores, w
     assert (service.worker_processes, service.engines_per_worker, torch_threads(config)) == expected
     with pytest.raises(ConfigError, match="service.workers must be >= 0"):
         load_config(env={"TWEETSENT_SERVICE__WORKERS": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("true", True), ("FALSE", False), ("1", True), ("0", False), ("Yes", True), ("no", False), (" ON ", True)],
+)
+def test_boolean_words_in_any_case(word, expected):
+    assert load_config(env={"TWEETSENT_SERVICE__FAST_START": word}).service.fast_start is expected
+
+
+@pytest.mark.parametrize("word", ["maybe", "", "2", "enabled"])
+def test_a_bad_boolean_is_an_error_naming_the_key(word):
+    with pytest.raises(ConfigError, match="service.fast_start: expected true or false"):
+        load_config(env={"TWEETSENT_SERVICE__FAST_START": word})
+
+
+def test_a_bad_boolean_in_the_file_is_named(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[trends]\nenabled = "perhaps"\n')
+    with pytest.raises(ConfigError, match="trends.enabled"):
+        load_config(f, env={})
