@@ -36,7 +36,10 @@ log = logging.getLogger("ingest")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ingest", description="Relay tweets to the Spark job: into the spool (default) or over a TCP socket.")
+    p = argparse.ArgumentParser(
+        prog="python -m ingest",
+        description="Relay tweets to the Spark job: into the spool (default) or over a TCP socket.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay a Sentiment140 file")
     r.add_argument(

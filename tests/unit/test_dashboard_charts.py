@@ -51,5 +51,27 @@ def test_streamlit_runs_on_loopback_without_telemetry(tmp_path):
     assert options["--server.port"] == "28555"
     assert options["--browser.gatherUsageStats"] == "false"
     assert options["--server.headless"] == "true"
-    assert args[args.index("--") + 1 :] == ["--output-root", str(tmp_path.resolve()), "--refresh-seconds", "5.0"]
+    root = tmp_path.resolve()
+    assert args[args.index("--") + 1 :] == [
+        "--tweets",
+        str(root / "tweets"),
+        "--trends",
+        str(root / "trends"),
+        "--alerts",
+        str(root / "alerts"),
+        "--refresh-seconds",
+        "5.0",
+    ]
     assert isinstance(parse_args([]), argparse.Namespace)
+
+
+def test_the_dashboard_reads_the_configured_output_trends_and_alerts(tmp_path, monkeypatch):
+    folders = {"STREAM__OUTPUT": "scored", "TRENDS__OUTPUT": "windows", "TRENDS__ALERTS": "raised"}
+    for key, name in folders.items():
+        monkeypatch.setenv(f"TWEETSENT_{key}", str(tmp_path / name))
+    args = parse_args([])
+    assert (args.tweets, args.trends, args.alerts) == (tmp_path / "scored", tmp_path / "windows", tmp_path / "raised")
+    passed = streamlit_args(args)
+    assert passed[passed.index("--trends") + 1] == str(tmp_path / "windows")
+    # An explicit output root still reads its three subfolders.
+    assert parse_args(["--output-root", str(tmp_path)]).alerts == tmp_path / "alerts"
