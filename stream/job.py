@@ -269,12 +269,15 @@ def main(argv: list[str] | None = None) -> int:
             fetch_model_version, job.scoring.service_url, args.wait_for_service, job.scoring.token
         ),
     )
-    spark = build_spark(config, args.master)
+    # Spark's own log beside the others: <checkpoint root>/../logs/spark.log (output/logs/spark.log).
+    spark_log = Path(job.checkpoint).parents[1] / "logs" / "spark.log"
+    spark = build_spark(config, args.master, log_file=spark_log)
     spark.streams.addListener(ProgressListener(stats))
     where = job.spool if job.transport == "spool" else f"{job.host}:{job.port} (socket, at most once)"
     print(
         f"stream: reading {where}, scoring with {job.scoring.service_url}, "
-        f"writing {job.output}, checkpoint {job.checkpoint}" + (f", tracking {list(job.track)}" if job.track else ""),
+        f"writing {job.output}, checkpoint {job.checkpoint}, Spark's log {spark_log}"
+        + (f", tracking {list(job.track)}" if job.track else ""),
         flush=True,
     )
     try:
