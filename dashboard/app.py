@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts
-from dashboard.data import DEFAULT_TIME_RANGE, TIME_RANGES, OutputPaths, OutputReader, Snapshot
+from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
 from sentiment.logs import setup_logging
 
 LATEST_TWEETS = 50
@@ -76,6 +76,10 @@ def show_tweets(tweets: pd.DataFrame) -> None:
     st.table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]].set_index("created_at"))
 
 
+def _range_chosen() -> None:
+    st.session_state["time_range_chosen"] = True
+
+
 def page(paths: OutputPaths) -> None:
     """The part of the page that reloads itself: filters, figures, charts and tables."""
     started = time.perf_counter()
@@ -86,9 +90,10 @@ def page(paths: OutputPaths) -> None:
         st.session_state["keywords"] = [k for k in st.session_state["keywords"] if k in keywords]
     left, right = st.columns([3, 1])
     chosen = left.multiselect("Keywords", keywords, key="keywords", placeholder="All keywords")
-    time_range = right.selectbox(
-        "Time range", list(TIME_RANGES), index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE), key="time_range"
-    )
+    if not st.session_state.get("time_range_chosen"):  # until the reader picks one, the range fits the data
+        trends = data.trends()
+        st.session_state["time_range"] = default_time_range(trends["window_end"].max() if not trends.empty else None)
+    time_range = right.selectbox("Time range", list(TIME_RANGES), key="time_range", on_change=_range_chosen)
     status = st.empty()
     snapshot = data.snapshot(chosen, time_range, LATEST_TWEETS)
     read_ms = (time.perf_counter() - started) * 1000

@@ -27,6 +27,9 @@ TIME_RANGES: dict[str, pd.Timedelta | None] = {
     "All": None,
 }
 DEFAULT_TIME_RANGE = "Last hour"
+# Newest window older than this (by the clock): a replay with its tweets' own times, or a stream that
+# stopped; the first view then shows everything.
+LIVE_WITHIN = pd.Timedelta(hours=1)
 TWEET_COLUMNS = ("created_at", "keyword", "sentiment", "p_positive", "user", "text", "processed_at")
 
 
@@ -96,6 +99,19 @@ class OutputPaths:
             config.resolve(config.trends.output),
             config.resolve(config.trends.alerts),
         )
+
+
+def default_time_range(newest: pd.Timestamp | None, now: pd.Timestamp | None = None) -> str:
+    """The range the page opens on: a live stream's recent hour, or the whole of anything else.
+
+    Args:
+        newest: end of the newest window in the output (None: no window yet).
+        now: the clock (default: now, UTC).
+    """
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    if newest is not None and now - newest <= LIVE_WITHIN:
+        return DEFAULT_TIME_RANGE
+    return "All"
 
 
 class OutputReader:

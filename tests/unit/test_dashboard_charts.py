@@ -5,6 +5,7 @@ import pytest
 
 from dashboard import charts
 from dashboard.__main__ import parse_args, streamlit_args
+from dashboard.data import default_time_range
 from dashboard.demo import Demo, make_tweets
 from sentiment.config import TrendsConfig
 from sentiment.trends import find_alerts, trends_from_tweets
@@ -75,3 +76,10 @@ def test_the_dashboard_reads_the_configured_output_trends_and_alerts(tmp_path, m
     assert passed[passed.index("--trends") + 1] == str(tmp_path / "windows")
     # An explicit output root still reads its three subfolders.
     assert parse_args(["--output-root", str(tmp_path)]).alerts == tmp_path / "alerts"
+
+
+def test_the_first_view_shows_a_replay_whole_and_a_live_stream_its_recent_hour():
+    now = pd.Timestamp("2026-12-04 08:00", tz="UTC")
+    assert default_time_range(pd.Timestamp("2009-06-25 18:00", tz="UTC"), now) == "All"  # the bundled replay
+    assert default_time_range(now - pd.Timedelta(minutes=3), now) == "Last hour"  # live
+    assert default_time_range(None, now) == "All"
