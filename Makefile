@@ -4,7 +4,7 @@
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
 # make bench     pipeline and service throughput (benchmarks/pipeline.py)
-# make dashboard the dashboard of output/ on http://127.0.0.1:8501
+# make dashboard the dashboard of the configured outputs on http://127.0.0.1:8501
 # make bench-dashboard  the dashboard's data time and memory on 1 million tweets (benchmarks/dashboard.py)
 # make load-test Locust against the service on loopback (benchmarks/load_test.py)
 # make clean     delete everything a run wrote under output/ (spool, checkpoints, outputs, logs)
@@ -63,7 +63,7 @@ bench: install
 	$(PY) -m benchmarks.pipeline
 
 dashboard: install
-	$(PY) -m dashboard --output-root output
+	$(PY) -m dashboard
 
 bench-dashboard: install browser
 	$(PY) -m benchmarks.dashboard
