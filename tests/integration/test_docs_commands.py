@@ -15,7 +15,12 @@ from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a --help of each entry point: imports torch
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "output" / "README.md", ROOT / "docker" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "output" / "README.md",
+    ROOT / "docker" / "README.md",
+]
 NOT_OURS = {"venv", "pip", "pytest"}  # python -m of other tools
 SUBCOMMANDS = {"ingest": ("replay", "lines", "twitter")}
 # Options of the other tools the docs show: spark-submit, docker compose, py-spy.
@@ -70,5 +75,7 @@ def test_every_option_the_docs_name_belongs_to_an_entry_point():
         known |= set(OPTION.findall(help_text(module)))
         for sub in SUBCOMMANDS.get(module, ()):
             known |= set(OPTION.findall(help_text(module, sub)))
-    unknown = sorted({f"{doc}: {o}" for doc, text in doc_text().items() for o in OPTION.findall(text) if o not in known})
+    unknown = sorted(
+        {f"{doc}: {o}" for doc, text in doc_text().items() for o in OPTION.findall(text) if o not in known}
+    )
     assert unknown == []
