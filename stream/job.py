@@ -284,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         status = run(spark, job, stats)
     finally:
         spark.stop()
+    if status == 2:  # it did not start: the error says why
+        return status
     print(
         f"stream: {stats.rows} row(s) written to {job.output}, {stats.quarantined} quarantined "
         f"({job.quarantine}), {stats.duplicates} duplicate(s) dropped, {stats.filtered} not tracked, "

@@ -56,7 +56,7 @@ def missing_outputs(job: JobConfig) -> str | None:
         if missing:
             problems.append(
                 f"  {folder}: the files of {len(missing)} committed batch(es) are missing "
-                f"(batches {_ranges(missing)}, e.g. {sink.file_name(missing[0])})"
+                f"(batch{'es' if len(missing) > 1 else ''} {_ranges(missing)}, e.g. {sink.file_name(missing[0])})"
             )
     if not problems:
         return None
