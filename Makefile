@@ -4,9 +4,10 @@
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
 # make bench     pipeline and service throughput (benchmarks/pipeline.py)
-# make dashboard the dashboard of output/ on http://127.0.0.1:8501
+# make dashboard the dashboard of the configured outputs on http://127.0.0.1:8501
 # make bench-dashboard  the dashboard's data time and memory on 1 million tweets (benchmarks/dashboard.py)
 # make load-test Locust against the service on loopback (benchmarks/load_test.py)
+# make clean     delete everything a run wrote under output/ (spool, checkpoints, outputs, logs)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -62,10 +63,14 @@ bench: install
 	$(PY) -m benchmarks.pipeline
 
 dashboard: install
-	$(PY) -m dashboard --output-root output
+	$(PY) -m dashboard
 
 bench-dashboard: install browser
 	$(PY) -m benchmarks.dashboard
 
+# Everything a run writes under output/ (conf/pipeline.toml's defaults), so the next run starts afresh.
+RUN_OUTPUTS := output/spool output/spool-done output/tweets output/quarantine output/checkpoints \
+	output/trends output/alerts output/logs
+
 clean:
-	rm -rf output/tweets output/quarantine output/checkpoints
+	rm -rf $(RUN_OUTPUTS)

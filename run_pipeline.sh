@@ -201,7 +201,8 @@ done
 
 if [ -n "$dashboard" ]; then
   dashboard_port=$($PY -m sentiment.show_config trends.dashboard_port)
-  setsid $PY -m dashboard --output-root "$(dirname "$output")" --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
+  # The configured folders (stream.output, trends.output, trends.alerts), as the job writes them.
+  setsid $PY -m dashboard --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
   dashboard_pid=$!
   track "$dashboard_pid"
   echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -63,7 +64,8 @@ def start_service(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for_workers(f"http://127.0.0.1:{port}", workers or Config().service.workers)
+        # Every worker answers before a figure is taken (service.workers = 0 means one per core, not none).
+        wait_for_workers(f"http://127.0.0.1:{port}", workers or Config().service.worker_processes)
     except RuntimeError:
         proc.kill()
         raise
@@ -106,17 +108,29 @@ def bench_replicas(urls: list[str], texts: list[str], batch: int = 256, repeats:
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
-        threads = [threading.Thread(target=bench_service, args=(u, texts, batch, 1)) for u in urls]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            # list() re-raises a client's error: a replica that failed gives no figure, not a fast one.
+            list(pool.map(lambda u: bench_service(u, texts, batch, 1), urls))
         rates.append(len(texts) * len(urls) / (time.perf_counter() - started))
     return {
         "replicas": len(urls),
         "runs_tweets_per_s": [round(r, 1) for r in rates],
         "median_tweets_per_s": round(statistics.median(rates), 1),
     }
+
+
+def drive_or_fail(query, stats: JobStats, lines: int, what: str, timeout: float = 1800) -> None:
+    """Run the query until ``lines`` lines are handled.
+
+    Raises:
+        RuntimeError: when the query failed or did not handle them all in time (no figure is printed).
+    """
+    if not drive(query, stats, lines, timeout) or query.exception() is not None:
+        error = query.exception()
+        raise RuntimeError(
+            f"{what}: {stats.seen} of {lines} line(s) handled"
+            + (f"; the query failed: {str(error).splitlines()[0][:300]}" if error else f" in {timeout:.0f} s")
+        )
 
 
 def bench_end_to_end(
@@ -167,14 +181,14 @@ def bench_end_to_end(
         try:
             if warm_up:
                 write_records(records[:warm_up], spool, rate)
-                drive(query, stats, warm_up, timeout=1800)
+                drive_or_fail(query, stats, warm_up, "the warm-up")
             with stats.lock:
                 stats.latencies.clear()
                 rows_before, batches_before = stats.rows, stats.batches
             started = time.monotonic()
             feeder = threading.Thread(target=write_records, args=(records[warm_up:], spool, rate), daemon=True)
             feeder.start()
-            drive(query, stats, warm_up + n, timeout=1800)
+            drive_or_fail(query, stats, warm_up + n, "the measured tweets")
         finally:
             query.stop()
             if trends_query is not None:
@@ -264,6 +278,16 @@ def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; a phase that fails (a service that never served, a client's error, a job
+    that did not handle every tweet) stops it with exit status 1 and no figure for that phase."""
+    try:
+        return run(argv)
+    except (RuntimeError, requests.RequestException) as e:
+        print(f"error: {e}; no figure for this phase", file=sys.stderr, flush=True)
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n")[0])
     p.add_argument("--tweets", type=int, default=6000, help="tweets through the whole pipeline")
     p.add_argument("--trigger", type=float, default=1.0, help="seconds between micro-batches")

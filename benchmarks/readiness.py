@@ -13,6 +13,7 @@ def wait_for_workers(url: str, workers: int, timeout: float = 300.0) -> set[int]
     Raises:
         RuntimeError: when fewer workers answered within ``timeout`` seconds.
     """
+    workers = max(1, workers)  # at least one answer, whatever the caller asked
     seen: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,11 @@
-"""Start the dashboard: a Streamlit server on 127.0.0.1 that shows an output folder and refreshes itself.
+"""Start the dashboard: a Streamlit server on 127.0.0.1 that shows the job's outputs and refreshes itself.
 
-Usage: python -m dashboard [--output-root output] [--port 8501] [--host 127.0.0.1] [--refresh-seconds 5]
+Usage: python -m dashboard [--output-root DIR | --tweets DIR --trends DIR --alerts DIR] [--port 8501]
+       [--host 127.0.0.1] [--refresh-seconds 5] [--config FILE]
+
+By default it reads the folders the job writes: ``stream.output``, ``trends.output`` and
+``trends.alerts`` of the configuration; ``--output-root DIR`` reads ``DIR/tweets``, ``DIR/trends``
+and ``DIR/alerts`` instead (a demo output, a copy), and ``--tweets``/``--trends``/``--alerts`` set one.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from dashboard.data import OutputPaths
 from sentiment.config import load_config
 from sentiment.logs import setup_logging
 
@@ -18,18 +24,30 @@ log = logging.getLogger("dashboard")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    trends = load_config().trends
+    """The options, with the configured folders, port and refresh filled in where none was given."""
     parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__.splitlines()[0])
-    parser.add_argument("--output-root", default="output", help="the pipeline's output folder (default: output)")
+    parser.add_argument("--output-root", help="read DIR/tweets, DIR/trends and DIR/alerts (default: the configured)")
+    parser.add_argument("--tweets", help="the scored tweets (default from conf: stream.output)")
+    parser.add_argument("--trends", help="the windows per keyword (default from conf: trends.output)")
+    parser.add_argument("--alerts", help="the alerts (default from conf: trends.alerts)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=trends.dashboard_port, help="port (default: %(default)s)")
+    parser.add_argument("--port", type=int, help="port (default from conf: trends.dashboard_port)")
     parser.add_argument(
         "--refresh-seconds",
         type=float,
-        default=trends.dashboard_refresh_seconds,
-        help="how often the page reloads its data (default: %(default)s)",
+        help="how often the page reloads its data (conf: trends.dashboard_refresh_seconds)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--config", help="TOML configuration file")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    base = OutputPaths.under(args.output_root) if args.output_root else OutputPaths.configured(config)
+    args.tweets = Path(args.tweets or base.tweets).resolve()
+    args.trends = Path(args.trends or base.trends).resolve()
+    args.alerts = Path(args.alerts or base.alerts).resolve()
+    args.port = args.port if args.port is not None else config.trends.dashboard_port
+    if args.refresh_seconds is None:
+        args.refresh_seconds = config.trends.dashboard_refresh_seconds
+    return args
 
 
 def streamlit_args(args: argparse.Namespace) -> list[str]:
@@ -56,8 +74,12 @@ def streamlit_args(args: argparse.Namespace) -> list[str]:
         "--theme.base",
         "light",
         "--",
-        "--output-root",
-        str(Path(args.output_root).resolve()),
+        "--tweets",
+        str(args.tweets),
+        "--trends",
+        str(args.trends),
+        "--alerts",
+        str(args.alerts),
         "--refresh-seconds",
         str(args.refresh_seconds),
     ]
@@ -71,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from streamlit.web import cli
 
-    log.info("dashboard of %s on http://%s:%d", Path(args.output_root).resolve(), args.host, args.port)
+    log.info("dashboard of %s and %s on http://%s:%d", args.trends, args.tweets, args.host, args.port)
     cli.main(streamlit_args(args), prog_name="streamlit", standalone_mode=False)
     return 0
 

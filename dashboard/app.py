@@ -1,6 +1,6 @@
 """The dashboard page, a Streamlit script: sentiment per keyword over time, the alerts, the latest tweets.
 
-Usage: python -m dashboard [--output-root output] [--port 8501]  (which runs this script with Streamlit)
+Usage: python -m dashboard [--output-root DIR] [--port 8501]  (which runs this script with Streamlit)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts
-from dashboard.data import DEFAULT_TIME_RANGE, TIME_RANGES, OutputReader, Snapshot
+from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
 from sentiment.logs import setup_logging
 
 LATEST_TWEETS = 50
@@ -22,15 +22,17 @@ ALERTS_SHOWN = 20
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dashboard.app")
-    parser.add_argument("--output-root", default="output", help="the pipeline's output folder")
+    parser.add_argument("--tweets", default="output/tweets", help="the scored tweets")
+    parser.add_argument("--trends", default="output/trends", help="the windows per keyword")
+    parser.add_argument("--alerts", default="output/alerts", help="the alerts")
     parser.add_argument("--refresh-seconds", type=float, default=5.0, help="how often the page reloads its data")
     return parser.parse_args(argv)
 
 
 @st.cache_resource
-def reader(output_root: str) -> OutputReader:
-    """One reader per output folder, shared by every browser tab, so each refresh opens only new files."""
-    return OutputReader(output_root)
+def reader(tweets: str, trends: str, alerts: str) -> OutputReader:
+    """One reader per set of folders, shared by every browser tab, so each refresh opens only new files."""
+    return OutputReader(OutputPaths(Path(tweets), Path(trends), Path(alerts)))
 
 
 def _times(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -74,29 +76,34 @@ def show_tweets(tweets: pd.DataFrame) -> None:
     st.table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]].set_index("created_at"))
 
 
-def page(output_root: str) -> None:
+def _range_chosen() -> None:
+    st.session_state["time_range_chosen"] = True
+
+
+def page(paths: OutputPaths) -> None:
     """The part of the page that reloads itself: filters, figures, charts and tables."""
     started = time.perf_counter()
-    data = reader(output_root)
+    data = reader(str(paths.tweets), str(paths.trends), str(paths.alerts))
     keywords = sorted(data.trends()["keyword"].unique())
     # Streamlit refuses a default no longer among the options: keep only the keywords still there.
     if "keywords" in st.session_state:
         st.session_state["keywords"] = [k for k in st.session_state["keywords"] if k in keywords]
     left, right = st.columns([3, 1])
     chosen = left.multiselect("Keywords", keywords, key="keywords", placeholder="All keywords")
-    time_range = right.selectbox(
-        "Time range", list(TIME_RANGES), index=list(TIME_RANGES).index(DEFAULT_TIME_RANGE), key="time_range"
-    )
+    if not st.session_state.get("time_range_chosen"):  # until the reader picks one, the range fits the data
+        trends = data.trends()
+        st.session_state["time_range"] = default_time_range(trends["window_end"].max() if not trends.empty else None)
+    time_range = right.selectbox("Time range", list(TIME_RANGES), key="time_range", on_change=_range_chosen)
     status = st.empty()
     snapshot = data.snapshot(chosen, time_range, LATEST_TWEETS)
     read_ms = (time.perf_counter() - started) * 1000
     newest = snapshot.newest.strftime("%Y-%m-%d %H:%M") if snapshot.newest is not None else "none yet"
     status.caption(
-        f"Output: {Path(output_root).resolve()} · newest window ends {newest} UTC · "
+        f"Trends: {paths.trends} · newest window ends {newest} UTC · "
         f"refreshed {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC (data read in {read_ms:.0f} ms)"
     )
     if snapshot.trends.empty:
-        st.info(f"No trends yet in {Path(output_root) / 'trends'}: the job writes a window once it closes.")
+        st.info(f"No trends yet in {paths.trends}: the job writes a window once it closes.")
     else:
         show_metrics(snapshot)
         colours = charts.keyword_colours(snapshot.keywords)
@@ -115,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()  # once per process: Streamlit reruns the script, and a second call changes nothing
     st.set_page_config(page_title="tweet-sentiment", layout="wide")
     st.title("tweet-sentiment")
-    st.fragment(run_every=args.refresh_seconds)(page)(args.output_root)
+    paths = OutputPaths(Path(args.tweets), Path(args.trends), Path(args.alerts))
+    st.fragment(run_every=args.refresh_seconds)(page)(paths)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""What the dashboard shows, read from an output folder: trends, alerts and the latest tweets.
+"""What the dashboard shows, read from the job's outputs: trends, alerts and the latest tweets.
 
-Only ``output/trends`` and ``output/alerts`` are read whole (one row per keyword and minute), and
+The three folders are the configured ``stream.output``, ``trends.output`` and ``trends.alerts``
+(:meth:`OutputPaths.configured`), or ``tweets/``, ``trends/`` and ``alerts/`` under one folder
+(:meth:`OutputPaths.under`). Only the trends and the alerts are read whole (one row per keyword and minute), and
 only their new files on each refresh; of ``output/tweets`` only the newest files are opened.
 """
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentiment.config import Config
 from sentiment.parquet_folder import FolderReader, latest_rows
 from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, as_utc, empty_alerts, empty_trends
 
@@ -24,6 +27,9 @@ TIME_RANGES: dict[str, pd.Timedelta | None] = {
     "All": None,
 }
 DEFAULT_TIME_RANGE = "Last hour"
+# Newest window older than this (by the clock): a replay with its tweets' own times, or a stream that
+# stopped; the first view then shows everything.
+LIVE_WITHIN = pd.Timedelta(hours=1)
 TWEET_COLUMNS = ("created_at", "keyword", "sentiment", "p_positive", "user", "text", "processed_at")
 
 
@@ -71,13 +77,54 @@ def range_start(newest: pd.Timestamp | None, time_range: str) -> pd.Timestamp | 
     return None if span is None or newest is None else newest - span
 
 
-class OutputReader:
-    """Reads one output folder (``output/``) for the dashboard; keep one per folder and call :meth:`snapshot`."""
+@dataclass(frozen=True)
+class OutputPaths:
+    """The three folders the dashboard reads."""
 
-    def __init__(self, output_root: str | Path) -> None:
-        self.root = Path(output_root)
-        self._trends = FolderReader(self.root / "trends", TRENDS_COLUMNS)
-        self._alerts = FolderReader(self.root / "alerts", ALERTS_COLUMNS)
+    tweets: Path
+    trends: Path
+    alerts: Path
+
+    @classmethod
+    def under(cls, root: str | Path) -> OutputPaths:
+        """``tweets/``, ``trends/`` and ``alerts/`` of one output folder (the layout of ``output/``)."""
+        root = Path(root)
+        return cls(root / "tweets", root / "trends", root / "alerts")
+
+    @classmethod
+    def configured(cls, config: Config) -> OutputPaths:
+        """The folders the job writes: ``stream.output``, ``trends.output`` and ``trends.alerts``."""
+        return cls(
+            config.resolve(config.stream.output),
+            config.resolve(config.trends.output),
+            config.resolve(config.trends.alerts),
+        )
+
+
+def default_time_range(newest: pd.Timestamp | None, now: pd.Timestamp | None = None) -> str:
+    """The range the page opens on: a live stream's recent hour, or the whole of anything else.
+
+    Args:
+        newest: end of the newest window in the output (None: no window yet).
+        now: the clock (default: now, UTC).
+    """
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    if newest is not None and now - newest <= LIVE_WITHIN:
+        return DEFAULT_TIME_RANGE
+    return "All"
+
+
+class OutputReader:
+    """Reads the job's outputs for the dashboard; keep one per set of folders and call :meth:`snapshot`.
+
+    Args:
+        paths: the folders, or one output folder holding ``tweets/``, ``trends/`` and ``alerts/``.
+    """
+
+    def __init__(self, paths: OutputPaths | str | Path) -> None:
+        self.paths = paths if isinstance(paths, OutputPaths) else OutputPaths.under(paths)
+        self._trends = FolderReader(self.paths.trends, TRENDS_COLUMNS)
+        self._alerts = FolderReader(self.paths.alerts, ALERTS_COLUMNS)
         # The last frame each reader returned, and what it became: redone only when a file changed.
         self._typed: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
@@ -100,7 +147,7 @@ class OutputReader:
     def latest_tweets(self, n: int, keywords: list[str] | None = None) -> pd.DataFrame:
         """The ``n`` most recently processed tweets (of ``keywords`` if given), newest first."""
         where = ("keyword", keywords) if keywords else None
-        df = latest_rows(self.root / "tweets", n, TWEET_COLUMNS, where=where)
+        df = latest_rows(self.paths.tweets, n, TWEET_COLUMNS, where=where)
         if df.empty or "processed_at" not in df.columns:
             return pd.DataFrame(columns=list(TWEET_COLUMNS))
         return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)

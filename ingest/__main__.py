@@ -46,7 +46,10 @@ log = logging.getLogger("ingest")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ingest", description="Relay tweets to the Spark job over TCP.")
+    p = argparse.ArgumentParser(
+        prog="python -m ingest",
+        description="Relay tweets to the Spark job: into the spool (default) or over a TCP socket.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay a Sentiment140 file")
     r.add_argument(
@@ -57,17 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--track",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEYWORD",
-        help="relay only tweets containing KEYWORD (case-insensitive); repeatable",
+        help="relay only tweets containing a KEYWORD (case-insensitive): --track love hate; repeatable",
     )
     r.add_argument("--rate", type=float, help="tweets per second; 0 = as fast as the client reads (default from conf)")
     r.add_argument("--loop", action="store_true", help="start over at the end of the file")
     r.add_argument("--limit", type=int, help="stop after N tweets")
-    r.add_argument("--host", help="bind address (default from conf: 127.0.0.1)")
-    r.add_argument("--port", type=int, help="port (default from conf)")
-    r.add_argument("--buffer", type=int, help="tweets held while no client is connected (default from conf)")
+    r.add_argument("--host", help="--transport socket: bind address (default from conf: 127.0.0.1)")
+    r.add_argument("--port", type=int, help="--transport socket: port (default from conf)")
+    r.add_argument(
+        "--buffer", type=int, help="--transport socket: tweets held while no client is connected (default from conf)"
+    )
     add_transport_args(r)
     r.add_argument(
         "--count",
@@ -81,7 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Relay live tweets. The bearer token comes from TWITTER_BEARER_TOKEN or --token-file, "
         "never from the command line.",
     )
-    t.add_argument("--track", action="append", required=True, metavar="KEYWORD", help="keyword to track; repeatable")
+    t.add_argument(
+        "--track",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="KEYWORD",
+        help="keywords to track: --track love hate; repeatable",
+    )
     t.add_argument(
         "--mode",
         choices=("stream", "search"),
@@ -92,13 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-retweets", action="store_true", help="skip retweets")
     t.add_argument("--poll-interval", type=float, default=30.0, help="seconds between searches (--mode search)")
     t.add_argument("--token-file", help="file holding the bearer token (instead of TWITTER_BEARER_TOKEN)")
-    t.add_argument("--host", help="bind address (default from conf: 127.0.0.1)")
-    t.add_argument("--port", type=int, help="port (default from conf)")
+    t.add_argument("--host", help="--transport socket: bind address (default from conf: 127.0.0.1)")
+    t.add_argument("--port", type=int, help="--transport socket: port (default from conf)")
     t.add_argument(
         "--buffer",
         type=int,
-        help="tweets held while no client is connected; beyond it the oldest "
-        "are dropped and counted (default from conf)",
+        help="tweets held in memory while the spool cannot take them (--transport socket: while no client is "
+        "connected); beyond it the oldest are dropped and counted (default from conf)",
     )
     add_transport_args(t)
 

@@ -341,12 +341,24 @@ class Config:
         return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def _as_bool(section: str, key: str, value: object) -> bool:
+    """A TOML boolean, or one of the words of TRUE_WORDS / FALSE_WORDS in any case; anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(f"{section}.{key}: expected true or false (or 1/0, yes/no, on/off), got {value!r}")
+
+
 def _coerce(section: str, key: str, value: object, kind: type) -> object:
+    if kind is bool:
+        return _as_bool(section, key, value)
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return kind(value)

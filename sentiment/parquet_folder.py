@@ -2,7 +2,8 @@
 
 A folder of the pipeline's output (``output/tweets``, ``output/trends``, ``output/alerts``) holds
 ``*.parquet`` files at any depth (``date=2026-11-28/part-....parquet``), next to the job's
-bookkeeping (``_spark_metadata/``, ``.part-....crc``, ``_temporary/``), which is ignored. A file
+bookkeeping (``_spark_metadata/``, ``.part-....crc``, ``_temporary/``), which is ignored, and an
+empty ``part-schema.parquet`` that gives the columns before the first batch. A file
 being written (no footer yet) or removed between listing and reading is skipped, never an error.
 """
 
@@ -86,9 +87,10 @@ def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None) ->
 
 
 def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return pd.DataFrame()
+    with_rows = [t for t in tables if t.num_rows]
+    if not with_rows:  # the columns of an empty file (the sink's part-schema.parquet) are kept
+        return tables[0].to_pandas() if tables else pd.DataFrame()
+    tables = with_rows
     try:
         return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # files whose types cannot be unified: pandas does its best
@@ -96,7 +98,11 @@ def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
 
 
 def read_folder(folder: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """All readable files of ``folder`` in one DataFrame (empty, with no columns, when there are none)."""
+    """All readable files of ``folder`` in one DataFrame.
+
+    Empty when no file has a row: with the columns of an empty file if there is one (the job writes
+    ``part-schema.parquet`` at start), with none when the folder has no file at all.
+    """
     tables = [read_table(f.path, columns) for f in list_parquet_files(folder)]
     return _to_pandas([t for t in tables if t is not None])
 

@@ -53,8 +53,8 @@ ALERTS_DDL = (
     "negative_share DOUBLE, baseline_mean DOUBLE, baseline_std DOUBLE, baseline_windows BIGINT, z_score DOUBLE"
 )
 
-# Tweets without a keyword (a replay of a plain file) are counted under this one.
-NO_KEYWORD = "(none)"
+# Tweets relayed without a keyword (a replay of the plain sample, no --track) are counted under this one.
+NO_KEYWORD = "(no keyword)"
 LABEL_COUNTS = {NEGATIVE: "n_negative", NEUTRAL: "n_neutral", POSITIVE: "n_positive"}
 _INT_COLUMNS = frozenset({"n", "n_negative", "n_neutral", "n_positive", "baseline_windows"})
 

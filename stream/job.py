@@ -39,6 +39,7 @@ from sentiment.config import TRANSPORTS, Config, ConfigError, check_client_limit
 from sentiment.folders import FolderBusy, UnsafeDelete, mark_ours, remove_ours
 from sentiment.logs import setup_logging
 from stream.checkpoint import SpoolMismatch, check_spool, lock_checkpoint
+from stream.outputs import prepare_outputs
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
 from stream.scoring import ScoringOptions, fetch_model_version
 from stream.session import build_spark
@@ -51,10 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stream", description="Score the relayed tweets into parquet.")
     p.add_argument(
         "--track",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEYWORD",
-        help="keep only tweets containing KEYWORD (case-insensitive); repeatable",
+        help="keep only tweets containing a KEYWORD (case-insensitive): --track love hate; repeatable",
     )
     p.add_argument("keywords", nargs="*", help="keywords to track (same as --track)")
     p.add_argument(
@@ -224,9 +226,15 @@ def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStat
 def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_row: int = 5) -> int:
     """Run the query; restart it from its checkpoint after a failure, with a growing pause.
 
-    Gives up (returns 1) when the service stayed down longer than ``outage_limit_seconds`` or when
-    the query fails ``max_failures_in_a_row`` times with no batch written in between.
+    Refuses to start (returns 2) when batches the checkpoint has committed are missing from the
+    output (:func:`stream.outputs.prepare_outputs`). Gives up (returns 1) when the service stayed
+    down longer than ``outage_limit_seconds``, or when the query fails again after
+    ``max_failures_in_a_row`` restarts with no batch written in between (on the 6th failure by default).
     """
+    problem = prepare_outputs(spark, job)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        return 2
     sinks = Sinks.for_job(job)
     failures = 0
     while True:
@@ -325,12 +333,15 @@ def main(argv: list[str] | None = None) -> int:
             fetch_model_version, job.scoring.service_url, args.wait_for_service, job.scoring.token
         ),
     )
-    spark = build_spark(config, args.master)
+    # Spark's own log beside the others: <checkpoint root>/../logs/spark.log (output/logs/spark.log).
+    spark_log = Path(job.checkpoint).parents[1] / "logs" / "spark.log"
+    spark = build_spark(config, args.master, log_file=spark_log)
     spark.streams.addListener(ProgressListener(stats))
     where = job.spool if job.transport == "spool" else f"{job.host}:{job.port} (socket, at most once)"
     print(
         f"stream: reading {where}, scoring with {job.scoring.service_url}, "
-        f"writing {job.output}, checkpoint {job.checkpoint}" + (f", tracking {list(job.track)}" if job.track else ""),
+        f"writing {job.output}, checkpoint {job.checkpoint}, Spark's log {spark_log}"
+        + (f", tracking {list(job.track)}" if job.track else ""),
         flush=True,
     )
     try:
@@ -340,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
     finally:
         spark.stop()
+    if status == 2:  # it did not start: the error says why
+        return status
     print(summary_line(job, stats), flush=True)
     return status
 

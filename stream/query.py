@@ -28,7 +28,7 @@ from stream.checkpoint import check_spool
 from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
-from stream.sink import ParquetSink, sink_id_for
+from stream.sink import ParquetSink, sink_for
 from stream.transforms import QUARANTINE_COLUMNS, enrich, score_tweets, track_filter
 from stream.trends import TRENDS_QUERY, TrendsJob
 
@@ -138,8 +138,7 @@ class Sinks:
 
     @classmethod
     def for_job(cls, config: JobConfig) -> Sinks:
-        sink_id = sink_id_for(config.checkpoint)
-        return cls(ParquetSink(config.output, sink_id), ParquetSink(config.quarantine, sink_id))
+        return cls(sink_for(config.output, config.checkpoint), sink_for(config.quarantine, config.checkpoint))
 
 
 def model_version(config: JobConfig, stats: JobStats) -> str:

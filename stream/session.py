@@ -32,22 +32,31 @@ def is_loopback_master(master: str) -> bool:
 
 
 def build_spark(
-    config: Config, master: str | None = None, app_name: str = "tweet-sentiment", ui: bool = True
+    config: Config,
+    master: str | None = None,
+    app_name: str = "tweet-sentiment",
+    ui: bool = True,
+    log_file: str | Path | None = None,
 ) -> SparkSession:
     """A SparkSession with quiet logs and the project's code shipped to the executors.
 
-    Runs on ``local[2]`` unless launched by spark-submit or given another master.
+    Runs on ``local[2]`` unless launched by spark-submit or given another master. Spark's warnings
+    and errors go to ``log_file`` (none when not given) and, less those that tell a user nothing
+    (``conf/log4j2.properties``), to the console.
     """
     effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
     if effective and (effective.startswith("local") or is_loopback_master(effective)):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no LAN lookups for a run on this machine
         # Python workers run this interpreter (the virtual environment's), not whatever python3 is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    log4j = PROJECT_ROOT / "conf" / "log4j2.properties"
+    java_options = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'conf' / 'log4j2.properties'}"
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        java_options += f" -Dtweetsent.spark_log={Path(log_file).resolve()}"
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.sql.shuffle.partitions", str(config.stream.shuffle_partitions))
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+        .config("spark.driver.extraJavaOptions", java_options)
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", str(ui).lower())
         .config("spark.sql.session.timeZone", "UTC")

@@ -3,7 +3,7 @@
 Usage: python -m stream.summary [--output DIR] [--config FILE]
 
 The output folder defaults to ``stream.output`` of the configuration; a folder that does not exist
-yet is reported, not an error.
+yet, or has no row yet, is reported, not an error.
 """
 
 from __future__ import annotations
@@ -11,18 +11,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from sentiment.config import load_config
 from sentiment.labels import LABELS
 from sentiment.logs import setup_logging
+from sentiment.parquet_folder import read_folder
 
 
 def summary(output: Path) -> str:
     """The lines ``run_pipeline.sh`` prints at the end of a run: rows in all, then per label."""
     if not output.exists() or not any(output.rglob("*.parquet")):
         return f"pipeline: no parquet was written to {output}"
-    labels = pd.read_parquet(output, columns=["sentiment"])["sentiment"]
+    rows = read_folder(output, columns=["sentiment"])
+    if rows.empty:
+        return f"pipeline: no rows yet in {output}"
+    labels = rows["sentiment"]
     counts = labels.value_counts()
     lines = [f"\npipeline: {len(labels)} row(s) in {output} (this run and earlier ones; --start-over to begin afresh)"]
     lines += [f"  {label:<9}{int(counts.get(label, 0)):>8}" for label in LABELS]

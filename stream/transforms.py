@@ -16,6 +16,7 @@ from stream.cleaning import label_tweets
 from stream.scoring import ScoringOptions, score_partitions
 
 QUARANTINE_COLUMNS = ("raw", "reason", "offset", "batch_id", "received_at")
+QUARANTINE_DDL = "raw STRING, reason STRING, offset BIGINT, batch_id INT, received_at TIMESTAMP"
 OUTPUT_COLUMNS = (
     "id",
     "created_at",

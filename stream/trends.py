@@ -38,7 +38,7 @@ from sentiment.trends import (
     find_alerts,
 )
 from sentiment.webhook import notify_alerts
-from stream.sink import ParquetSink, sink_id_for
+from stream.sink import ParquetSink, sink_for
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,7 @@ def write_trends(
 
 def build_trends_query(spark: SparkSession, job: TrendsJob, trigger_seconds: float, max_files: int):
     """Build (not start) the trends query."""
-    sink_id = sink_id_for(job.checkpoint)
-    sinks = (ParquetSink(job.output, sink_id), ParquetSink(job.alerts, sink_id))
+    sinks = (sink_for(job.output, job.checkpoint), sink_for(job.alerts, job.checkpoint))
     baselines = Baselines(job.output, job.config.baseline_windows)
     source = read_tweets_and_ticks(spark, job, job.config.event_time, max_files)
     trends = window_trends(source, job.config.event_time, job.config.window, job.config.watermark)

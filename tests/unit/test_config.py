@@ -155,3 +155,24 @@ def test_the_job_refuses_limits_that_outgrow_the_service():
     env = {"TWEETSENT_SERVICE__MAX_BODY_BYTES": "65536"}
     with pytest.raises(ConfigError, match="request_max_bytes .* must be below service.max_body_bytes"):
         check_client_limits(load_config(DEFAULT_CONFIG_FILE, env=env))
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("true", True), ("FALSE", False), ("1", True), ("0", False), ("Yes", True), ("no", False), (" ON ", True)],
+)
+def test_boolean_words_in_any_case(word, expected):
+    assert load_config(env={"TWEETSENT_SERVICE__FAST_START": word}).service.fast_start is expected
+
+
+@pytest.mark.parametrize("word", ["maybe", "", "2", "enabled"])
+def test_a_bad_boolean_is_an_error_naming_the_key(word):
+    with pytest.raises(ConfigError, match="service.fast_start: expected true or false"):
+        load_config(env={"TWEETSENT_SERVICE__FAST_START": word})
+
+
+def test_a_bad_boolean_in_the_file_is_named(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[trends]\nenabled = "perhaps"\n')
+    with pytest.raises(ConfigError, match="trends.enabled"):
+        load_config(f, env={})

@@ -5,6 +5,7 @@ import pytest
 
 from dashboard import charts
 from dashboard.__main__ import parse_args, streamlit_args
+from dashboard.data import default_time_range
 from dashboard.demo import Demo, make_tweets
 from sentiment.config import TrendsConfig
 from sentiment.trends import find_alerts, trends_from_tweets
@@ -51,5 +52,34 @@ def test_streamlit_runs_on_loopback_without_telemetry(tmp_path):
     assert options["--server.port"] == "28555"
     assert options["--browser.gatherUsageStats"] == "false"
     assert options["--server.headless"] == "true"
-    assert args[args.index("--") + 1 :] == ["--output-root", str(tmp_path.resolve()), "--refresh-seconds", "5.0"]
+    root = tmp_path.resolve()
+    assert args[args.index("--") + 1 :] == [
+        "--tweets",
+        str(root / "tweets"),
+        "--trends",
+        str(root / "trends"),
+        "--alerts",
+        str(root / "alerts"),
+        "--refresh-seconds",
+        "5.0",
+    ]
     assert isinstance(parse_args([]), argparse.Namespace)
+
+
+def test_the_dashboard_reads_the_configured_output_trends_and_alerts(tmp_path, monkeypatch):
+    folders = {"STREAM__OUTPUT": "scored", "TRENDS__OUTPUT": "windows", "TRENDS__ALERTS": "raised"}
+    for key, name in folders.items():
+        monkeypatch.setenv(f"TWEETSENT_{key}", str(tmp_path / name))
+    args = parse_args([])
+    assert (args.tweets, args.trends, args.alerts) == (tmp_path / "scored", tmp_path / "windows", tmp_path / "raised")
+    passed = streamlit_args(args)
+    assert passed[passed.index("--trends") + 1] == str(tmp_path / "windows")
+    # An explicit output root still reads its three subfolders.
+    assert parse_args(["--output-root", str(tmp_path)]).alerts == tmp_path / "alerts"
+
+
+def test_the_first_view_shows_a_replay_whole_and_a_live_stream_its_recent_hour():
+    now = pd.Timestamp("2026-12-04 08:00", tz="UTC")
+    assert default_time_range(pd.Timestamp("2009-06-25 18:00", tz="UTC"), now) == "All"  # the bundled replay
+    assert default_time_range(now - pd.Timedelta(minutes=3), now) == "Last hour"  # live
+    assert default_time_range(None, now) == "All"

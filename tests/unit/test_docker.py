@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dashboard.__main__ import parse_args as dashboard_args
 from ingest.__main__ import build_parser as ingest_parser
 from model_api.__main__ import build_parser as model_api_parser
 from stream.job import build_parser as stream_parser
@@ -33,12 +34,16 @@ def cluster():
     return load("compose.cluster.yaml")
 
 
-def test_three_services_wired_with_a_health_check(compose):
+def test_four_services_a_health_check_and_the_spool_transport(compose):
     services = compose["services"]
-    assert set(services) == {"model_api", "relay", "stream"}
-    assert "healthcheck" in services["model_api"]
+    assert set(services) == {"model_api", "relay", "stream", "dashboard"}
+    assert services["model_api"]["healthcheck"]["test"][1:4] == ["python", "-m", "model_api.healthcheck"]
     assert services["stream"]["depends_on"]["model_api"]["condition"] == "service_healthy"
-    assert any(v.endswith(":/app/output") for v in services["stream"]["volumes"])
+    relay = ingest_parser().parse_args(services["relay"]["command"][3:])
+    job = stream_parser().parse_args(services["stream"]["command"][3:])
+    # The transport the services use: the spool, on the shared volume (the socket options are gone).
+    assert relay.transport == job.transport == "spool"
+    assert relay.host is None and relay.port is None and job.host is None and job.port is None
 
 
 def test_cluster_shape_a_master_workers_replicas_and_the_relay(cluster):
@@ -75,7 +80,10 @@ def test_commands_are_real_entry_points_with_valid_options(name):
         assert command[:2] == ["python", "-m"], service_name
         module = command[2]
         assert importlib.util.find_spec(module) is not None, f"{service_name}: no module {module}"
-        PARSERS[module]().parse_args(command[3:])  # exits (fails the test) on an unknown option
+        if module == "dashboard":
+            dashboard_args(command[3:])  # exits (fails the test) on an unknown option
+        else:
+            PARSERS[module]().parse_args(command[3:])
 
 
 def test_dockerfiles_copy_what_they_run():

@@ -65,7 +65,7 @@ def test_trends_from_tweets_counts_each_label_per_keyword_and_minute():
     assert first["mean_p_positive"].iloc[0] == pytest.approx(0.5)
     assert first["negative_share"].iloc[0] == pytest.approx(0.5)
     assert first["window_end"].iloc[0] == pd.Timestamp("2009-04-06 22:20", tz="UTC")
-    assert sorted(trends.keyword.unique()) == ["(none)", "a", "b"]
+    assert sorted(trends.keyword.unique()) == ["(no keyword)", "a", "b"]
     assert len(trends) == 4
     assert trends.n.sum() == 5
 
