@@ -75,7 +75,7 @@ def family_predictors(models: list[str], split: Split, config: FitConfig, bert_d
 
             for folder in bert_dirs:
                 predictor = SentimentPredictor.from_pretrained(folder, batch_size=128)
-                yield f"bert:{folder.name}", predictor.predict_proba, None
+                yield f"bert-{folder.name}", predictor.predict_proba, None
             continue
         family = get_family(name)
         print(f"compare: three classes: training {name}", flush=True)
