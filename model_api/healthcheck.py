@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 from sentiment.config import ConfigError, load_config, service_token
+from sentiment.logs import setup_logging
 
 
 def check(url: str, token: str, timeout: float) -> str | None:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default: 2)")
     p.add_argument("--config", help="TOML configuration file")
     args = p.parse_args(argv)
+    setup_logging()
     try:
         config = load_config(args.config)
         token = service_token(config.service)

@@ -98,12 +98,12 @@ def test_dockerfiles_copy_what_they_run():
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_health_checks_send_the_token_as_the_project_does(name):
-    """Every health check is ``python -m stream.health``, which sends $TWEETSENT_SERVICE_TOKEN."""
+    """Every health check is ``python -m model_api.healthcheck``, which sends $TWEETSENT_SERVICE_TOKEN."""
     services = load(name)["services"]
     checked = {n: s["healthcheck"]["test"] for n, s in services.items() if "healthcheck" in s}
-    assert checked and all(c[:4] == ["CMD", "python", "-m", "stream.health"] for c in checked.values()), checked
+    assert checked and all(c[:4] == ["CMD", "python", "-m", "model_api.healthcheck"] for c in checked.values()), checked
     for n in checked:
         assert "TWEETSENT_SERVICE_TOKEN" in services[n].get("environment", []), n
     assert "TWEETSENT_SERVICE_TOKEN" in services["stream"].get("environment", [])
     dockerfile = (DOCKER / "Dockerfile.model_api").read_text()
-    assert 'CMD ["python", "-m", "stream.health"' in dockerfile and "COPY stream/" in dockerfile
+    assert 'CMD ["python", "-m", "model_api.healthcheck"' in dockerfile and "COPY model_api/" in dockerfile

@@ -27,6 +27,7 @@ def test_written_metadata_reads_back_the_same(tmp_path):
         "preprocessing": "seed",
         "max_length": 32,
         "positive_index": 1,
+        "probability_map": [],
     }
 
 
