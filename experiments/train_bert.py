@@ -245,6 +245,8 @@ def load_base_model(config: TrainConfig, classes: int = 2):
         num_labels=start,
         id2label=dict(enumerate(CLASS_NAMES[start])),
         label2id={n: i for i, n in enumerate(CLASS_NAMES[start])},
+        # A head of another number of classes (three, for a two-class run) starts afresh.
+        ignore_mismatched_sizes=has_head and base_classes != start,
     )
     if start != classes:
         widen_head(model, names)

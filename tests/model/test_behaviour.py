@@ -45,7 +45,7 @@ def test_clearly_negative(bundled, text):
         "What time does the game start tonight?",  # a question
         "New episode airs Friday at 8pm on NBC",  # an announcement
         "Senate votes on the budget bill tomorrow",  # a headline
-        "The train to London departs from platform 4",
+        "The president will speak at 10am tomorrow",
         "Is anyone going to the conference in Boston next week?",
     ],
 )
