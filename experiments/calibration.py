@@ -24,7 +24,7 @@ import numpy as np
 
 from experiments.data import TWEETEVAL_VAL, read_three_class, shared_file
 from experiments.evaluation import macro_f1
-from sentiment.labels import BAND_HIGH, BAND_LOW
+from sentiment.labels import BAND_HIGH, BAND_LOW, ProbabilityMap
 from sentiment.logs import setup_logging
 from sentiment.model_dir import read_model_info, write_model_info
 
@@ -91,8 +91,8 @@ def calibrate(
     from model_api.predictor import SentimentPredictor
 
     info = read_model_info(model_dir)
-    write_model_info(model_dir, dataclasses.replace(info, probability_map=()))  # fit on raw probabilities
     predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128)
+    predictor.calibrate = ProbabilityMap()  # fit on the raw probabilities, whatever map the directory holds
     p3 = predictor.predict_proba(val_texts)
     p2 = predictor.predict_proba(list(binary_texts)) if len(binary_texts) else None
     knots, found = fit_map(p3, np.asarray(val_labels), p2, np.asarray(binary_labels) == 1)
