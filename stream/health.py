@@ -4,17 +4,17 @@ Usage: python -m stream.health URL [--timeout SECONDS] [--config FILE]
 
 Exits 0 when it answers 200, else 1 (and names the problem on stderr), 2 on a configuration error.
 Sends the service's bearer token (``$TWEETSENT_SERVICE_TOKEN`` or ``service.token_file``), so that
-it works with ``service.open_paths = ""`` too.
+it works with ``service.open_paths = ""`` too. The same check as the containers'
+``python -m model_api.healthcheck`` (both are :func:`sentiment.health.check_command`), with the URL
+given first, as ``run_pipeline.sh`` calls it.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sentiment.config import ConfigError, load_config, service_token
+from sentiment.health import check_command
 from sentiment.logs import setup_logging
-from stream.scoring import service_health
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,16 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="TOML configuration file (for service.token_file)")
     args = p.parse_args(argv)
     setup_logging()
-    try:
-        token = service_token(load_config(args.config).service)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    problem = service_health(args.url, args.timeout, token)
-    if problem is not None:
-        print(f"{args.url}: {problem}", file=sys.stderr)
-        return 1
-    return 0
+    return check_command(args.url, args.timeout, args.config)
 
 
 if __name__ == "__main__":

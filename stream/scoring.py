@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sentiment.config import StreamConfig
+from sentiment.health import auth_headers, service_health
 from stream.replicas import Replicas, parse_urls, replicas_for
 
 if TYPE_CHECKING:  # pandas only for the annotations: a health check need not load it
@@ -224,22 +225,6 @@ def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -
             pdf["p_positive"] = score_texts(texts, session, options, replicas, refused) if texts else []
             pdf["score_error"] = [refused.get(i) for i in range(len(texts))]
             yield pdf
-
-
-def auth_headers(token: str) -> dict[str, str]:
-    """The ``Authorization`` header of the service's bearer token; none without a token."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def service_health(url: str, timeout: float = 5.0, token: str = "") -> str | None:
-    """None when ``GET /health`` answers 200, else what went wrong (``HTTP 503``, ``ConnectionError``)."""
-    import requests
-
-    try:
-        r = requests.get(url.rstrip("/") + "/health", timeout=timeout, headers=auth_headers(token))
-    except requests.RequestException as e:
-        return type(e).__name__
-    return None if r.ok else f"HTTP {r.status_code}"
 
 
 class ServiceOutage(RuntimeError):
