@@ -76,6 +76,14 @@ def show_tweets(tweets: pd.DataFrame) -> None:
     st.table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]].set_index("created_at"))
 
 
+def shown(path: Path) -> str:
+    """A folder as the page names it: relative to the working folder when under it (``output/trends``)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _range_chosen() -> None:
     st.session_state["time_range_chosen"] = True
 
@@ -99,11 +107,11 @@ def page(paths: OutputPaths) -> None:
     read_ms = (time.perf_counter() - started) * 1000
     newest = snapshot.newest.strftime("%Y-%m-%d %H:%M") if snapshot.newest is not None else "none yet"
     status.caption(
-        f"Trends: {paths.trends} · newest window ends {newest} UTC · "
+        f"Trends: {shown(paths.trends)} · newest window ends {newest} UTC · "
         f"refreshed {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC (data read in {read_ms:.0f} ms)"
     )
     if snapshot.trends.empty:
-        st.info(f"No trends yet in {paths.trends}: the job writes a window once it closes.")
+        st.info(f"No trends yet in {shown(paths.trends)}: the job writes a window once it closes.")
     else:
         show_metrics(snapshot)
         colours = charts.keyword_colours(snapshot.keywords)

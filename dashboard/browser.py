@@ -1,6 +1,6 @@
 """The dashboard in Debian's headless Chromium: start a server, open a page, read its charts, take a screenshot.
 
-The browser tests, the dashboard benchmark and the screenshot in docs/architecture.md use it. Playwright drives
+The browser tests, the dashboard benchmark and the screenshot in the README use it. Playwright drives
 ``/usr/bin/chromium`` (Debian's ``chromium`` package; ``TWEETSENT_CHROMIUM`` names another binary):
 it never downloads a browser of its own.
 
@@ -196,7 +196,8 @@ def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | N
         wait_for_charts(page, "c => Object.keys(c).length == 4")
         if keywords:
             choose_keywords(page, keywords)
-            wait_for_charts(page, f"c => Object.keys(c['Tweets per minute'] || {{}}).length == {len(keywords)}")
+            counts = "Object.keys(c).find(t => t.startsWith('Tweets per'))"
+            wait_for_charts(page, f"c => Object.keys(c[{counts}] || {{}}).length == {len(keywords)}")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out), full_page=True)
         browser.close()

@@ -9,9 +9,10 @@ import plotly.graph_objects as go
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 
 LABEL_COLOURS = {NEGATIVE: "#d62728", NEUTRAL: "#7f7f7f", POSITIVE: "#2ca02c"}
-TITLE_COUNTS = "Tweets per minute"
-TITLE_SCORE = "Mean positive score per minute"
-TITLE_NEGATIVE = "Negative share per minute (alerts marked)"
+# "{window}" is the trends' window as read from the data: "minute", "2-hour window" (trends.window).
+TITLE_COUNTS = "Tweets per {window}"
+TITLE_SCORE = "Mean positive score per {window}"
+TITLE_NEGATIVE = "Negative share per {window} (alerts marked)"
 TITLE_SHARES = "Label shares"
 
 
@@ -33,10 +34,21 @@ def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
     return fig
 
 
-def per_minute(
+def window_name(trends: pd.DataFrame) -> str:
+    """The trends' window in words, from its rows: "minute", "2-hour window", "5-minute window"."""
+    if trends.empty:
+        return "window"
+    minutes = int((trends["window_end"].iloc[0] - trends["window_start"].iloc[0]) / pd.Timedelta(minutes=1))
+    if minutes == 1:
+        return "minute"
+    return f"{minutes // 60}-hour window" if minutes % 60 == 0 else f"{minutes}-minute window"
+
+
+def per_window(
     trends: pd.DataFrame, column: str, title: str, colours: dict[str, str] | None = None, **layout
 ) -> go.Figure:
-    """One line per keyword of ``column`` over the windows, a marker at each window."""
+    """One line per keyword of ``column`` over the windows, a marker at each window; ``title`` names the window."""
+    title = title.format(window=window_name(trends))
     colours = colours or keyword_colours(list(trends["keyword"].unique()))
     fig = go.Figure()
     for keyword, rows in trends.groupby("keyword", sort=True):
@@ -54,17 +66,17 @@ def per_minute(
 
 
 def counts_chart(trends: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
-    return per_minute(trends, "n", TITLE_COUNTS, colours, yaxis={"rangemode": "tozero"})
+    return per_window(trends, "n", TITLE_COUNTS, colours, yaxis={"rangemode": "tozero"})
 
 
 def score_chart(trends: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
-    return per_minute(trends, "mean_p_positive", TITLE_SCORE, colours, yaxis={"range": [0, 1]})
+    return per_window(trends, "mean_p_positive", TITLE_SCORE, colours, yaxis={"range": [0, 1]})
 
 
 def negative_chart(trends: pd.DataFrame, alerts: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
     """The negative share per keyword, with a red cross on each alerted window."""
     layout = {"yaxis": {"range": [0, 1], "tickformat": ".0%"}}
-    fig = per_minute(trends, "negative_share", TITLE_NEGATIVE, colours, **layout)
+    fig = per_window(trends, "negative_share", TITLE_NEGATIVE, colours, **layout)
     if not alerts.empty:
         fig.add_trace(
             go.Scatter(

@@ -1,6 +1,6 @@
 """A synthetic output folder (tweets, trends, alerts) shaped as the pipeline writes it, with one negative spike.
 
-The browser tests, the report's tests, the benchmark and the screenshot in docs/architecture.md use it; so can
+The browser tests, the report's tests and the benchmark use it; so can
 anyone who wants to see the dashboard without running the pipeline.
 
 Usage: python -m dashboard.demo --output-root /tmp/demo-output [--minutes 60] [--tweets-per-minute 40]

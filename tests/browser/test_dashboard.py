@@ -111,3 +111,35 @@ def test_an_empty_output_shows_a_notice_then_the_data_as_it_arrives(page, tmp_pa
         assert page.errors == []
     finally:
         server.stop()
+
+
+def open_on_default_range(page, tmp_path, demo: Demo) -> tuple[str, dict[str, dict[str, int]]]:
+    """Open a fresh page on ``demo``'s output, untouched: the range it opens on and its charts."""
+    root = tmp_path / "output"
+    write_demo_output(root, demo)
+    server = start_dashboard(root, tmp_path / "dashboard.log")
+    try:
+        page.goto(server.url)
+        found = wait_for_charts(page, "c => Object.keys(c).length == 4")
+        chosen = page.get_by_role("combobox", name="Time range").input_value()
+        assert page.errors == []
+        return chosen, found
+    finally:
+        server.stop()
+
+
+def test_a_finished_replay_opens_whole(page, tmp_path):
+    """Tweets with 2009 times, over three hours: the first view shows every window, not the last hour."""
+    replay = Demo(minutes=180, start=pd.Timestamp("2009-06-20 18:00", tz="UTC"))
+    chosen, found = open_on_default_range(page, tmp_path, replay)
+    assert chosen == "All"
+    assert found[COUNTS] == {"python": 180, "rust": 180, "weather": 180}
+    assert found[NEGATIVE]["python"] == 180
+
+
+def test_a_live_stream_opens_on_its_last_hour(page, tmp_path):
+    """Windows up to the clock's last minute, over two and a half hours: the first view is the last hour."""
+    start = pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(minutes=150)
+    chosen, found = open_on_default_range(page, tmp_path, Demo(minutes=150, start=start, spike=("python", 140)))
+    assert chosen == "Last hour"
+    assert found[COUNTS] == {"python": 60, "rust": 60, "weather": 60}

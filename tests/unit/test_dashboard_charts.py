@@ -83,3 +83,15 @@ def test_the_first_view_shows_a_replay_whole_and_a_live_stream_its_recent_hour()
     assert default_time_range(pd.Timestamp("2009-06-25 18:00", tz="UTC"), now) == "All"  # the bundled replay
     assert default_time_range(now - pd.Timedelta(minutes=3), now) == "Last hour"  # live
     assert default_time_range(None, now) == "All"
+
+
+def test_the_titles_name_the_window_the_trends_have(trends):
+    assert charts.counts_chart(trends).layout.title.text == "Tweets per minute"
+    wide = trends.assign(window_end=trends["window_start"] + pd.Timedelta(hours=2))
+    assert charts.counts_chart(wide).layout.title.text == "Tweets per 2-hour window"
+    assert (
+        charts.negative_chart(wide, wide.head(0)).layout.title.text
+        == "Negative share per 2-hour window (alerts marked)"
+    )
+    five = trends.assign(window_end=trends["window_start"] + pd.Timedelta(minutes=5))
+    assert charts.score_chart(five).layout.title.text == "Mean positive score per 5-minute window"
