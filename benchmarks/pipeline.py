@@ -1,6 +1,7 @@
 """Measure the pipeline on this machine: the service alone, the whole path, and the time to a first row.
 
 Usage: python -m benchmarks.pipeline [--tweets N] [--rate R] [--warm-up N] [--model DIR] [--service-only] [--first-row]
+       [--steady-rate R [--steady-seconds S]]
        [--master local[2]|cluster|spark://HOST:PORT ...] [--replicas N ...] [--floor]
 
 1. Service: ``POST /predict/batch`` of 256 real tweets at a time, one client, repeated; tweets/s.
@@ -10,7 +11,13 @@ Usage: python -m benchmarks.pipeline [--tweets N] [--rate R] [--warm-up N] [--mo
    With ``--warm-up N`` the first N tweets (same rate) start Spark's Python workers and fill its
    caches, and only the tweets after them are measured: the sustained figures. Without it the
    figures include the job's start (see ``--first-row`` for that alone).
-3. ``--first-row``: seconds from launching ``./run_pipeline.sh`` to the first parquet file.
+3. ``--steady-rate R`` (``--steady-seconds S``, 60 by default): then, by the same running job, a steady
+   stream of R tweets/s for S seconds, at a rate the machine sustains, timed from outside the job:
+   each row from its ``relayed_at`` to the moment its parquet file appeared in the output folder
+   (polled every 50 ms), p50 and p95 (:mod:`benchmarks.steady`). Phase 2 without ``--rate`` is a
+   backlog: its latency is the time to drain it, not a streaming latency. A rate the job cannot keep
+   up with (latency growing along the run) fails the phase rather than printing a figure.
+4. ``--first-row``: seconds from launching ``./run_pipeline.sh`` to the first parquet file.
 
 Scaling, side by side in one run: each ``--master`` (``local[2]``; ``cluster``: a standalone master
 and two one-core workers started on free ports by ``scripts/spark_cluster.sh``; or a master URL)
@@ -39,12 +46,13 @@ import requests
 
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
+from benchmarks.steady import drive_or_fail, steady_stream
 from ingest.relay import SpoolTicker, write_records
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from ingest.spool import Record, Spool
 from sentiment.config import PROJECT_ROOT, Config
 from sentiment.logs import setup_logging
-from stream.query import JobConfig, JobStats, build_query, drive, percentiles, read_source
+from stream.query import JobConfig, JobStats, build_query, percentiles, read_source
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query
@@ -119,18 +127,36 @@ def bench_replicas(urls: list[str], texts: list[str], batch: int = 256, repeats:
     }
 
 
-def drive_or_fail(query, stats: JobStats, lines: int, what: str, timeout: float = 1800) -> None:
-    """Run the query until ``lines`` lines are handled.
+def measure_stream(query, stats: JobStats, spool: Spool, records: list[Record], warm_up: int, rate: float) -> dict:
+    """Send the first ``warm_up`` records and wait for them, then the rest (the measured ones): their figures.
 
     Raises:
-        RuntimeError: when the query failed or did not handle them all in time (no figure is printed).
+        RuntimeError: when the query failed or did not handle every tweet in time (no figure).
     """
-    if not drive(query, stats, lines, timeout) or query.exception() is not None:
-        error = query.exception()
-        raise RuntimeError(
-            f"{what}: {stats.seen} of {lines} line(s) handled"
-            + (f"; the query failed: {str(error).splitlines()[0][:300]}" if error else f" in {timeout:.0f} s")
-        )
+    if warm_up:
+        write_records(records[:warm_up], spool, rate)
+        drive_or_fail(query, stats, warm_up, "the warm-up")
+    with stats.lock:
+        stats.latencies.clear()
+        rows_before, batches_before = stats.rows, stats.batches
+    started = time.monotonic()
+    feeder = threading.Thread(target=write_records, args=(records[warm_up:], spool, rate), daemon=True)
+    feeder.start()
+    drive_or_fail(query, stats, len(records), "the measured tweets")
+    elapsed = time.monotonic() - started
+    with stats.lock:
+        p50, p95 = percentiles(list(stats.latencies), (0.5, 0.95))
+        rows, batches = stats.rows - rows_before, stats.batches - batches_before
+    return {
+        "warm_up_tweets": warm_up,
+        "tweets": rows,
+        "seconds": round(elapsed, 1),
+        "tweets_per_s": round(rows / elapsed, 1),
+        "batches": batches,
+        "latency_p50_s": round(p50, 2),
+        "latency_p95_s": round(p95, 2),
+        "offered_rate": rate or "max",
+    }
 
 
 def bench_end_to_end(
@@ -141,12 +167,17 @@ def bench_end_to_end(
     warm_up: int = 0,
     master: str = "local[2]",
     trends: bool = False,
+    steady: tuple[float, float] | None = None,
 ) -> dict:
+    """The whole path: ``warm_up`` then ``n`` tweets sent at ``rate`` (0: at once, a backlog to drain); with
+    ``steady`` = (tweets/s, seconds), then a steady stream whose rows are timed as a reader sees them
+    (:mod:`benchmarks.steady`), by the same running job."""
     spark = build_spark(Config(), master=master, app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
+    steady_n = round(steady[0] * steady[1]) if steady else 0
     records = [
         Record(t.to_json_line().decode("utf-8").rstrip("\n"))
-        for t in replay_tweets(BUNDLED_SAMPLE, loop=True, limit=warm_up + n)
+        for t in replay_tweets(BUNDLED_SAMPLE, loop=True, limit=warm_up + n + steady_n)
     ]
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     relay = Config().relay
@@ -179,37 +210,16 @@ def bench_end_to_end(
             )
             trends_query = build_trends_query(spark, trends_job, trigger, config.max_files_per_trigger).start()
         try:
-            if warm_up:
-                write_records(records[:warm_up], spool, rate)
-                drive_or_fail(query, stats, warm_up, "the warm-up")
-            with stats.lock:
-                stats.latencies.clear()
-                rows_before, batches_before = stats.rows, stats.batches
-            started = time.monotonic()
-            feeder = threading.Thread(target=write_records, args=(records[warm_up:], spool, rate), daemon=True)
-            feeder.start()
-            drive_or_fail(query, stats, warm_up + n, "the measured tweets")
+            result = measure_stream(query, stats, spool, records[: warm_up + n], warm_up, rate)
+            if steady_n:
+                rest = records[warm_up + n :]
+                result["steady"] = steady_stream(query, stats, spool, rest, steady[0], config.output, warm_up + n)
         finally:
             query.stop()
             if trends_query is not None:
                 trends_query.stop()
-    elapsed = time.monotonic() - started
     spark.stop()
-    p50, p95 = percentiles(list(stats.latencies), (0.5, 0.95))
-    rows, batches = stats.rows - rows_before, stats.batches - batches_before
-    return {
-        "master": master,
-        "warm_up_tweets": warm_up,
-        "tweets": rows,
-        "seconds": round(elapsed, 1),
-        "tweets_per_s": round(rows / elapsed, 1),
-        "batches": batches,
-        "latency_p50_s": round(p50, 2),
-        "latency_p95_s": round(p95, 2),
-        "trigger_s": trigger,
-        "offered_rate": rate or "max",
-        "trends_query": trends,
-    }
+    return {"master": master, **result, "trigger_s": trigger, "trends_query": trends}
 
 
 def bench_first_row() -> dict:
@@ -277,6 +287,11 @@ def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     return runs
 
 
+def steady(args: argparse.Namespace) -> tuple[float, float] | None:
+    """``--steady-rate`` and ``--steady-seconds``, when a steady stream was asked for."""
+    return (args.steady_rate, args.steady_seconds) if args.steady_rate else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; a phase that fails (a service that never served, a client's error, a job
     that did not handle every tweet) stops it with exit status 1 and no figure for that phase."""
@@ -295,6 +310,14 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--warm-up", type=int, default=0, help="tweets sent (at --rate) and committed before the measured ones"
     )
+    p.add_argument(
+        "--steady-rate",
+        type=float,
+        default=0.0,
+        help="after the tweets above, a steady stream at this many tweets/s (0: none), timed per row as a reader "
+        "sees it in parquet",
+    )
+    p.add_argument("--steady-seconds", type=float, default=60.0, help="how long the steady stream lasts (default 60)")
     p.add_argument(
         "--trends",
         action=argparse.BooleanOptionalAction,
@@ -316,6 +339,13 @@ def run(argv: list[str] | None = None) -> int:
     setup_logging()
     if any(r < 1 for r in args.replicas or []):
         p.error("--replicas must be at least 1")
+    if args.steady_rate < 0 or args.steady_seconds <= 0:
+        p.error("--steady-rate must be at least 0 and --steady-seconds above 0")
+    if args.steady_rate and (args.service_only or args.master or args.replicas or args.floor):
+        p.error(
+            "--steady-rate runs after the end-to-end phase of one local service: not with --service-only, "
+            "--master, --replicas or --floor"
+        )
 
     texts = [t.text for t in replay_tweets(BUNDLED_SAMPLE)]
     results: dict = {"cpus": os.cpu_count(), "runs": []}
@@ -330,7 +360,7 @@ def run(argv: list[str] | None = None) -> int:
             print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
             if not args.service_only:
                 results["end_to_end"] = bench_end_to_end(
-                    url, args.tweets, args.trigger, args.rate, args.warm_up, trends=args.trends
+                    url, args.tweets, args.trigger, args.rate, args.warm_up, trends=args.trends, steady=steady(args)
                 )
                 print(f"end to end: {results['end_to_end']}", flush=True)
         finally:
