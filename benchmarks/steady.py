@@ -16,6 +16,7 @@ still missing ``drain_timeout`` seconds after the last one was sent.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,13 +39,19 @@ def epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def batch_files(folder: Path) -> list[Path]:
-    """The batch files a reader of ``folder`` sees: ``*.parquet`` at any depth but hidden, staged or schema files."""
-    return [
-        p
-        for p in folder.rglob("*.parquet")
-        if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-        and p.name != "part-schema.parquet"
-    ]
+    """The batch files a reader of ``folder`` sees: ``*.parquet`` at any depth but hidden, staged or schema files.
+
+    Never enters ``_staging`` or hidden folders, and a folder removed while it is listed is skipped.
+    """
+    found = []
+    for parent, dirs, files in os.walk(folder):  # os.walk passes over a folder that vanished
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        found += [
+            Path(parent, f)
+            for f in files
+            if f.endswith(".parquet") and not f.startswith(("_", ".")) and f != "part-schema.parquet"
+        ]
+    return found
 
 
 @dataclass
@@ -64,12 +71,12 @@ class ParquetPoller:
     def poll(self) -> None:
         """List the folder once, noting the wall-clock time of each file seen for the first time."""
         now = time.time()
-        for path in batch_files(self.folder) if self.folder.is_dir() else []:
+        for path in batch_files(self.folder):
             if path not in self._before and path not in self.seen:
                 self.seen[path] = now
 
     def __enter__(self) -> ParquetPoller:
-        self._before = set(batch_files(self.folder)) if self.folder.is_dir() else set()
+        self._before = set(batch_files(self.folder))
         self._thread = threading.Thread(target=self._run, name="parquet-poller", daemon=True)
         self._thread.start()
         return self

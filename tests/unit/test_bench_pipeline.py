@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import requests
 from benchmarks.pipeline import bench_replicas, run
 from benchmarks.processes import free_port
 from benchmarks.readiness import wait_for_workers
-from benchmarks.steady import ParquetPoller, summarise, visible_latencies
+from benchmarks.steady import ParquetPoller, batch_files, summarise, visible_latencies
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +93,22 @@ def test_steady_options_that_cannot_run_are_refused_before_anything_starts(argv,
     with pytest.raises(SystemExit) as exit_info:
         run(argv)
     assert exit_info.value.code == 2 and "--steady" in capsys.readouterr().err
+
+
+def test_listing_skips_staging_and_hidden_folders_and_survives_one_removed_meanwhile(tmp_path, monkeypatch):
+    placed = write_batch(tmp_path / "date=2026-12-04" / "part-a-1.parquet", [1.0])
+    write_batch(tmp_path / "_staging" / "x" / "part-0.parquet", [1.0])
+    write_batch(tmp_path / ".hidden" / "part-0.parquet", [1.0])
+    gone = tmp_path / "date=2026-12-05"
+    gone.mkdir()
+    real_scandir, refused = os.scandir, []
+
+    def vanishing(path):  # the sink removes a folder between listing its parent and reading it
+        if Path(path) == gone:
+            refused.append(path)
+            raise FileNotFoundError(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert batch_files(tmp_path) == [placed]
+    assert refused  # the removed folder was met, and passed over
