@@ -3,7 +3,7 @@
 # make test-cluster the job on a standalone cluster and on model replicas (tests/faults/test_cluster.py)
 # make lint      ruff check and format check
 # make compare   the model comparison, quick profile (experiments/)
-# make bench     pipeline and service throughput (benchmarks/pipeline.py)
+# make bench     service throughput, a backlog drained, then a steady stream's latency per tweet (benchmarks/pipeline.py)
 # make dashboard the dashboard of the configured outputs on http://127.0.0.1:8501
 # make bench-dashboard  the dashboard's data time and memory on 1 million tweets (benchmarks/dashboard.py)
 # make load-test Locust against the service on loopback (benchmarks/load_test.py)
@@ -60,7 +60,7 @@ lint: install
 	$(PY) -m ruff format --check .
 
 bench: install
-	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.pipeline --steady-rate 100 --steady-seconds 60
 
 dashboard: install
 	$(PY) -m dashboard

@@ -133,9 +133,9 @@ def summarise(relayed: np.ndarray, latency: np.ndarray, rate: float, slack: floa
     if len(latency) == 0:
         raise RuntimeError("the steady stream: no row became visible in the output")
     half = len(latency) // 2
-    p50, p95 = percentiles(list(latency), (0.5, 0.95))
-    first = percentiles(list(latency[:half] if half else latency), (0.95,))[0]
-    second = percentiles(list(latency[half:]), (0.95,))[0]
+    p50, p95 = percentiles(latency.tolist(), (0.5, 0.95))
+    first = percentiles((latency[:half] if half else latency).tolist(), (0.95,))[0]
+    second = percentiles(latency[half:].tolist(), (0.95,))[0]
     if second > 1.5 * first + slack:
         raise RuntimeError(
             f"the steady stream: the job did not keep up with {rate:g} tweets/s (latency p95 grew from "

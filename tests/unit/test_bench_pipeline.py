@@ -74,6 +74,7 @@ def test_a_steady_run_gives_its_percentiles():
     assert (figures["latency_p50_s"], figures["latency_p95_s"]) == (1.4, 1.9)
     assert figures["latency_p95_first_half_s"] == figures["latency_p95_second_half_s"] == 1.9
     assert figures["visible_rows_per_s"] == pytest.approx(100 / (99 + 1.9), abs=0.1)
+    assert all(type(v) in (int, float) for v in figures.values())  # plain numbers: printed and JSON as such
 
 
 def test_a_rate_the_job_cannot_keep_up_with_gives_no_figure():
