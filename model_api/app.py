@@ -1,19 +1,23 @@
 """Flask application factory for the sentiment service.
 
 Routes: ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"texts": [...]}``),
-``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus) and ``GET /openapi.json``. The app
-stores one :class:`~model_api.interface.Predictor` and calls it; batching and the model process
-live behind that interface. Every error is a JSON body ``{"error": ...}``: 4xx for what the client
-must fix, 503 with ``Retry-After`` while the model cannot answer, 500 only for a fault of the
-service. With a bearer token configured, every path but ``service.open_paths`` needs it.
+``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus), ``GET /openapi.json`` and
+``POST /admin/model`` (serve another model without stopping: :mod:`model_api.swap`). The app
+stores one :class:`~model_api.swap.ModelSlot` around a :class:`~model_api.interface.Predictor`
+and calls it; batching and the model process live behind that interface. Each scoring answer
+names the model that scored it (``model_version``, and the ``X-Model-Version`` header). Every
+error is a JSON body ``{"error": ...}``: 4xx for what the client must fix, 503 with
+``Retry-After`` while the model cannot answer, 500 only for a fault of the service. With a
+bearer token configured, every path but ``service.open_paths`` needs it (``/admin/model``
+always; without a token it answers on loopback only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -25,6 +29,7 @@ from model_api.openapi import openapi_document
 from model_api.protocol import (
     BEARER_REALM,
     UNAUTHORIZED,
+    VERSION_HEADER,
     BadRequest,
     Failure,
     authorized,
@@ -37,6 +42,7 @@ from model_api.protocol import (
     single_text,
     too_large,
 )
+from model_api.swap import ModelRefused, ModelSlot, SwapBusy
 from sentiment.config import Config, load_config, service_token
 
 log = logging.getLogger(__name__)
@@ -56,22 +62,26 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = service.max_body_bytes
     metrics = ServiceMetrics()
-    info = predictor.describe()
-    metrics.model.labels(str(info.get("name")), str(info.get("version")), str(info.get("precision"))).set(1)
+    slot = predictor if isinstance(predictor, ModelSlot) else ModelSlot(config, predictor)
+    slot.observe = metrics.observe_batch
+    slot.on_change = metrics.model_changed
+    metrics.model_changed(None, slot.serving, None)
     errors = ErrorLog(log, service.log_interval_seconds)
     token = service_token(service)
-    app.extensions["tweetsent.predictor"] = predictor
+    app.extensions["tweetsent.predictor"] = slot
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics
     app.extensions["tweetsent.errors"] = errors
     app.extensions["tweetsent.openapi"] = openapi_document(service, token=bool(token))
-    app.extensions["tweetsent.predict"] = _observed(predictor, metrics)
+    app.extensions["tweetsent.predict"] = slot.score
     app.register_blueprint(bp)
-    open_paths = set(service.open_path_list)
+    open_paths = set(service.open_path_list) - {ADMIN_PATH}  # the admin route is never open
 
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
+        if request.path == ADMIN_PATH and not token and request.remote_addr not in LOOPBACK:
+            return _refuse(403, f"{ADMIN_PATH} without a service token answers only on loopback")
         if token and request.path not in open_paths and not authorized(request.headers.get("Authorization", ""), token):
             errors.report("unauthorized request", f"{request.method} {request.path} without the bearer token")
             response = jsonify(error=UNAUTHORIZED)
@@ -117,20 +127,14 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     return app
 
 
-def _observed(predictor: Predictor, metrics: ServiceMetrics) -> Callable[[list[str]], list]:
-    """``predictor.predict``, with each prediction's size and time in the metrics: reported by the
-    predictor itself when it batches calls (it has ``on_batch``), else timed here."""
-    if hasattr(predictor, "on_batch"):
-        predictor.on_batch = metrics.observe_batch
-        return predictor.predict
+ADMIN_PATH = "/admin/model"
+LOOPBACK = ("127.0.0.1", "::1")
 
-    def predict(texts: list[str]) -> list:
-        started = time.perf_counter()
-        results = predictor.predict(texts)
-        metrics.observe_batch(len(texts), time.perf_counter() - started)
-        return results
 
-    return predict
+def _refuse(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
 
 
 def _answer(answer: Failure) -> Response:
@@ -140,7 +144,7 @@ def _answer(answer: Failure) -> Response:
     return response
 
 
-def _predictor() -> Predictor:
+def _predictor() -> ModelSlot:
     return current_app.extensions["tweetsent.predictor"]
 
 
@@ -180,14 +184,19 @@ def _json_object() -> dict:
 @bp.post("/predict")
 def predict():
     texts = single_text(_json_object(), _config().service)
-    return jsonify(current_app.extensions["tweetsent.predict"](texts)[0].to_dict())
+    version, results = current_app.extensions["tweetsent.predict"](texts)
+    response = jsonify({**results[0].to_dict(), "model_version": version})
+    response.headers[VERSION_HEADER] = version
+    return response
 
 
 @bp.post("/predict/batch")
 def predict_batch():
     texts = batch_texts(_json_object(), _config().service)
-    results = current_app.extensions["tweetsent.predict"](texts)
-    return jsonify(results=[r.to_dict() for r in results])
+    version, results = current_app.extensions["tweetsent.predict"](texts)
+    response = jsonify(results=[r.to_dict() for r in results], model_version=version)
+    response.headers[VERSION_HEADER] = version
+    return response
 
 
 @bp.get("/health")
@@ -201,7 +210,8 @@ def health():
         response.status_code = 503
         response.headers["Retry-After"] = retry_after(_config().service.retry_after_seconds)
         return response
-    state["version"] = _predictor().describe().get("version")
+    current = _predictor().serving
+    state["version"], state["model_version"] = current.info.get("version"), current.version
     return jsonify(state)
 
 
@@ -212,6 +222,42 @@ def model():
     service = _config().service
     answer = {**_predictor().describe(), "worker": os.getpid(), "workers": service.worker_processes}
     return jsonify({**answer, "limits": limits(service)})
+
+
+@bp.post(ADMIN_PATH)
+def admin_model():
+    """Serve another model (``{"model": DIR_OR_HUB_NAME, "route_around": false}``): 200 once it
+    serves (in every worker), 422 when it is refused (the old one serves on), 409 while another
+    model loads. ``route_around``: ``/health`` answers 503 "switching" meanwhile, so that a client
+    with several replicas sends its requests to the others."""
+    body = _json_object()
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest('field "model" must be a model directory or hub name (a non-empty string)')
+    route_around = body.get("route_around", False)
+    if not isinstance(route_around, bool):
+        raise BadRequest('field "route_around" must be true or false')
+    slot, errors = _predictor(), current_app.extensions["tweetsent.errors"]
+    errors.report("model swap", f"loading {model} (route around: {route_around})", logging.WARNING)
+    try:
+        result = _swap(slot, model.strip(), route_around)
+    except ModelRefused as e:
+        errors.report("model refused", str(e), logging.WARNING)
+        return _refuse(422, f"model refused, {slot.serving.version} serves on: {e}")
+    except SwapBusy as e:
+        return _refuse(409, str(e))
+    return jsonify({"status": "serving", **result})
+
+
+def _swap(slot: ModelSlot, model: str, route_around: bool) -> dict:
+    if slot.share is not None:
+        with slot.share.route_around() if route_around else contextlib.nullcontext():
+            return slot.share.swap(model, _config().service.worker_processes)
+    slot.switching = route_around
+    try:
+        return slot.swap(model)
+    finally:
+        slot.switching = False
 
 
 @bp.get("/metrics")

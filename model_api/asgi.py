@@ -9,7 +9,7 @@ path"). Here ``POST /predict`` and ``POST /predict/batch`` are coroutines that w
 processes' replies without a thread each. They read requests, check the bearer token and word
 failures with the Flask app's own functions (:mod:`model_api.protocol`) and record the same
 metrics, so a request gets the same answer on either path. Every other request (``/health``,
-``/model``, ``/metrics``, ``/openapi.json``, other methods and paths) goes to the Flask app of
+``/model``, ``/metrics``, ``/openapi.json``, ``POST /admin/model``, other methods and paths) goes to the Flask app of
 :func:`model_api.app.create_app`, which a2wsgi runs on a few threads.
 """
 
@@ -29,6 +29,7 @@ from flask import Flask
 from model_api.protocol import (
     BEARER_REALM,
     UNAUTHORIZED,
+    VERSION_HEADER,
     Overloaded,
     authorized,
     batch_texts,
@@ -63,9 +64,9 @@ class ServiceApp:
         # Model processes (``pending``, reporting their own predictions to ``on_batch``) are waited
         # for on the loop; a predictor in this process is called on threads, enough for its
         # micro-batches to gather.
+        # The predictor is a model_api.swap.ModelSlot: each request reads its ``serving`` model once.
         self._predict = app.extensions["tweetsent.predict"]
-        waits = hasattr(self.predictor, "pending") and hasattr(self.predictor, "on_batch")
-        self._blocking = None if waits else ThreadPoolExecutor(self.service.threads)
+        self._blocking = ThreadPoolExecutor(self.service.threads)  # threads start only when used
         self.held = 0  # texts admitted and not yet answered (changed on the event loop only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,9 +115,10 @@ class ServiceApp:
                 return 500, {"error": f"internal error: {type(e).__name__}"}, {}
             self.errors.report(answer.kind, answer.detail, answer.level)
             return answer.status, {"error": answer.message}, answer.headers
+        version, results = results
         if route == "/predict":
-            return 200, results[0].to_dict(), {}
-        return 200, {"results": [r.to_dict() for r in results]}, {}
+            return 200, {**results[0].to_dict(), "model_version": version}, {VERSION_HEADER: version}
+        return 200, {"results": [r.to_dict() for r in results], "model_version": version}, {VERSION_HEADER: version}
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The request body, up to ``service.max_body_bytes`` (with a length or chunked).
@@ -172,16 +174,17 @@ class ServiceApp:
             gone.cancel()
             self.held -= len(texts)
 
-    async def _scores(self, texts: list[str]) -> list:
-        """The predictions for ``texts``, waiting without a thread for the model processes.
+    async def _scores(self, texts: list[str]) -> tuple[str, list]:
+        """(version, predictions) of ``texts``, waiting without a thread for the model processes.
 
         Raises:
             TimeoutError: none within ``service.timeout_seconds`` (the model processes forget them).
             ModelUnavailable, RemotePredictionError: as the predictor's ``predict``.
         """
-        if self._blocking is not None:
+        current = self.predictor.serving  # the model that scores these texts, even if a swap follows
+        if not current.waits:
             return await asyncio.get_running_loop().run_in_executor(self._blocking, self._predict, texts)
-        parts = self.predictor.pending(texts)
+        parts = current.predictor.pending(texts)
         waiting = asyncio.gather(*(asyncio.wrap_future(part.future) for part in parts), return_exceptions=True)
         try:
             answers = await asyncio.wait_for(waiting, self.service.timeout_seconds)
@@ -192,7 +195,7 @@ class ServiceApp:
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
-        return [prediction for answer in answers for prediction in answer]
+        return current.version, [prediction for answer in answers for prediction in answer]
 
 
 class ClientGone(Exception):

@@ -31,6 +31,8 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
+VERSION_HEADER = "X-Model-Version"  # every scoring answer names the model that scored it
+
 BEARER_REALM = 'Bearer realm="tweet-sentiment"'
 
 

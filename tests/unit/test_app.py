@@ -26,7 +26,9 @@ def test_predict_one(client):
         "sentiment": "Positive",
         "p_positive": pytest.approx(2 / 3),
         "confidence": pytest.approx(2 / 3),
+        "model_version": "fake@0",
     }
+    assert r.headers["X-Model-Version"] == "fake@0"
 
 
 def test_batch_keeps_order(client):
