@@ -28,6 +28,7 @@ from model_api.metrics import ServiceMetrics
 from model_api.openapi import openapi_document
 from model_api.protocol import (
     BEARER_REALM,
+    SWITCHING_HEADER,
     UNAUTHORIZED,
     VERSION_HEADER,
     BadRequest,
@@ -185,17 +186,20 @@ def _json_object() -> dict:
 def predict():
     texts = single_text(_json_object(), _config().service)
     version, results = current_app.extensions["tweetsent.predict"](texts)
-    response = jsonify({**results[0].to_dict(), "model_version": version})
-    response.headers[VERSION_HEADER] = version
-    return response
+    return _versioned(jsonify({**results[0].to_dict(), "model_version": version}), version)
 
 
 @bp.post("/predict/batch")
 def predict_batch():
     texts = batch_texts(_json_object(), _config().service)
     version, results = current_app.extensions["tweetsent.predict"](texts)
-    response = jsonify(results=[r.to_dict() for r in results], model_version=version)
+    return _versioned(jsonify(results=[r.to_dict() for r in results], model_version=version), version)
+
+
+def _versioned(response: Response, version: str) -> Response:
     response.headers[VERSION_HEADER] = version
+    if _predictor().switching:
+        response.headers[SWITCHING_HEADER] = "1"
     return response
 
 

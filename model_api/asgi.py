@@ -28,6 +28,7 @@ from flask import Flask
 
 from model_api.protocol import (
     BEARER_REALM,
+    SWITCHING_HEADER,
     UNAUTHORIZED,
     VERSION_HEADER,
     Overloaded,
@@ -116,9 +117,12 @@ class ServiceApp:
             self.errors.report(answer.kind, answer.detail, answer.level)
             return answer.status, {"error": answer.message}, answer.headers
         version, results = results
+        extra = {VERSION_HEADER: version}
+        if self.predictor.switching:
+            extra[SWITCHING_HEADER] = "1"
         if route == "/predict":
-            return 200, {**results[0].to_dict(), "model_version": version}, {VERSION_HEADER: version}
-        return 200, {"results": [r.to_dict() for r in results], "model_version": version}, {VERSION_HEADER: version}
+            return 200, {**results[0].to_dict(), "model_version": version}, extra
+        return 200, {"results": [r.to_dict() for r in results], "model_version": version}, extra
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The request body, up to ``service.max_body_bytes`` (with a length or chunked).

@@ -169,6 +169,7 @@ class SharedModel:
 
     def _follow(self) -> None:
         while not self._stop.wait(FOLLOW_SECONDS):
+            self.slot.switching = self.switching()  # read per request (a header), so kept in memory
             mtime = self._mtime()
             if mtime == self._seen:
                 continue
