@@ -14,7 +14,6 @@ always; without a token it answers on loopback only).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from model_api.admin import ADMIN_PATH, admin_swap, allowed_without_token
 from model_api.errorlog import ErrorLog
 from model_api.interface import ModelUnavailable, Predictor
 from model_api.metrics import ServiceMetrics
@@ -43,7 +43,7 @@ from model_api.protocol import (
     single_text,
     too_large,
 )
-from model_api.swap import ModelRefused, ModelSlot, SwapBusy
+from model_api.swap import ModelSlot
 from sentiment.config import Config, load_config, service_token
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        if request.path == ADMIN_PATH and not token and request.remote_addr not in LOOPBACK:
+        if request.path == ADMIN_PATH and not token and not allowed_without_token(request.remote_addr):
             return _refuse(403, f"{ADMIN_PATH} without a service token answers only on loopback")
         if token and request.path not in open_paths and not authorized(request.headers.get("Authorization", ""), token):
             errors.report("unauthorized request", f"{request.method} {request.path} without the bearer token")
@@ -126,10 +126,6 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
         return jsonify(error=f"internal error: {type(e).__name__}"), 500
 
     return app
-
-
-ADMIN_PATH = "/admin/model"
-LOOPBACK = ("127.0.0.1", "::1")
 
 
 def _refuse(status: int, message: str) -> Response:
@@ -230,38 +226,12 @@ def model():
 
 @bp.post(ADMIN_PATH)
 def admin_model():
-    """Serve another model (``{"model": DIR_OR_HUB_NAME, "route_around": false}``): 200 once it
-    serves (in every worker), 422 when it is refused (the old one serves on), 409 while another
-    model loads. ``route_around``: ``/health`` answers 503 "switching" meanwhile, so that a client
-    with several replicas sends its requests to the others."""
-    body = _json_object()
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequest('field "model" must be a model directory or hub name (a non-empty string)')
-    route_around = body.get("route_around", False)
-    if not isinstance(route_around, bool):
-        raise BadRequest('field "route_around" must be true or false')
-    slot, errors = _predictor(), current_app.extensions["tweetsent.errors"]
-    errors.report("model swap", f"loading {model} (route around: {route_around})", logging.WARNING)
-    try:
-        result = _swap(slot, model.strip(), route_around)
-    except ModelRefused as e:
-        errors.report("model refused", str(e), logging.WARNING)
-        return _refuse(422, f"model refused, {slot.serving.version} serves on: {e}")
-    except SwapBusy as e:
-        return _refuse(409, str(e))
-    return jsonify({"status": "serving", **result})
-
-
-def _swap(slot: ModelSlot, model: str, route_around: bool) -> dict:
-    if slot.share is not None:
-        with slot.share.route_around() if route_around else contextlib.nullcontext():
-            return slot.share.swap(model, _config().service.worker_processes)
-    slot.switching = route_around
-    try:
-        return slot.swap(model)
-    finally:
-        slot.switching = False
+    """Serve another model: :func:`model_api.admin.admin_swap`."""
+    workers = _config().service.worker_processes
+    status, answer = admin_swap(_predictor(), _json_object(), workers, current_app.extensions["tweetsent.errors"])
+    response = jsonify(answer)
+    response.status_code = status
+    return response
 
 
 @bp.get("/metrics")

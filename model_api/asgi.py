@@ -16,6 +16,7 @@ metrics, so a request gets the same answer on either path. Every other request (
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -26,11 +27,13 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 
+from model_api.admin import ADMIN_PATH, admin_swap, allowed_without_token
 from model_api.protocol import (
     BEARER_REALM,
     SWITCHING_HEADER,
     UNAUTHORIZED,
     VERSION_HEADER,
+    BadRequest,
     Overloaded,
     authorized,
     batch_texts,
@@ -75,19 +78,45 @@ class ServiceApp:
             await _lifespan(receive, send)
         elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in ROUTES:
             await self._scoring(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == ADMIN_PATH:
+            await self._admin(scope, receive, send)
         else:
             await self.flask(scope, receive, send)
 
     async def _scoring(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route = scope["path"]
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        status, body, extra = await self._answer(route, headers, receive)
+        status, body, extra = await self._answer(route, _headers(scope), receive)
         if status == CLIENT_GONE:  # nobody to answer: its work was dropped
             self.metrics.requests.labels(route, str(status)).inc()
             return
+        await self._send_json(route, status, body, extra, send, started)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /admin/model`` (:func:`model_api.admin.admin_swap`), its body read here (a2wsgi
+        cannot read a request body under granian), the swap on a thread of its own."""
+        started, headers = time.perf_counter(), _headers(scope)
+        client = (scope.get("client") or ("", 0))[0]
+        if self.token and not authorized(headers.get("authorization", ""), self.token):
+            self.errors.report("unauthorized request", f"POST {ADMIN_PATH} without the bearer token")
+            status, body, extra = 401, {"error": UNAUTHORIZED}, {"WWW-Authenticate": BEARER_REALM}
+        elif not self.token and not allowed_without_token(client):
+            status, body, extra = 403, {"error": f"{ADMIN_PATH} without a service token answers only on loopback"}, {}
+        else:
+            try:
+                content_type = headers.get("content-type", "")
+                data = await self._body(headers, receive) if is_json(content_type) else b""
+                request = json_object(data, content_type)
+                workers = self.service.worker_processes
+                swap = functools.partial(admin_swap, self.predictor, request, workers, self.errors)
+                status, body = await asyncio.get_running_loop().run_in_executor(None, swap)
+                extra = {}
+            except BadRequest as e:
+                answer = failure(e, self.service, ADMIN_PATH)
+                status, body, extra = answer.status, {"error": answer.message}, answer.headers
+        await self._send_json(ADMIN_PATH, status, body, extra, send, started)
+
+    async def _send_json(self, route: str, status: int, body: dict, extra: dict, send: Send, started: float) -> None:
         # As Flask's jsonify: sorted keys, ASCII, compact, a final newline.
         payload = (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -200,6 +229,13 @@ class ServiceApp:
             if isinstance(answer, BaseException):
                 raise answer
         return current.version, [prediction for answer in answers for prediction in answer]
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
 
 
 class ClientGone(Exception):

@@ -80,7 +80,7 @@ def check_location(config: Config) -> str:
         check_model(config)
     except (ValueError, OSError) as e:
         raise ModelRefused(f"{location}: its classes or metadata cannot be read: {e}") from None
-    return location
+    return str(path.resolve()) if path.is_dir() else location
 
 
 def quick_check(predictor: Predictor) -> None:
