@@ -199,7 +199,9 @@ class ModelSlot:
         try:
             return self._swap(model, generation)
         finally:
-            self.loading = None
+            if self.loading is not None:  # refused: no longer loading
+                self.loading = None
+                self._changed(None, None)
             self._lock.release()
 
     def _swap(self, model: str, generation: int | None) -> dict:
@@ -212,14 +214,12 @@ class ModelSlot:
         try:
             new = self._builder()(config)
         except Exception as e:
-            self._changed(None, None)
             raise ModelRefused(f"{location} did not load: {type(e).__name__}: {str(e)[:500]}") from None
         try:
             new.warm_up()
             quick_check(new)
         except Exception as e:
             _close(new)
-            self._changed(None, None)
             if isinstance(e, ModelRefused):
                 raise ModelRefused(f"{location}: {e}") from None
             raise ModelRefused(f"{location} failed the quick check: {type(e).__name__}: {e}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 
 import pytest
@@ -99,6 +100,7 @@ def test_a_refused_model_is_a_clear_answer_and_the_old_one_serves_on(model, buil
     assert r.status_code == status and message in r.get_json()["error"], r.get_json()
     assert client.post("/predict", json={"text": "love"}).get_json()["model_version"] == "fake@0"
     assert client.get("/health").status_code == 200 and client.get("/model").get_json()["previous"] is None
+    assert not re.search(r"tweetsent_model_loading\{[^}]*\} 1\.0", client.get("/metrics").text)
 
 
 def test_labels_that_cannot_be_read_are_refused(tmp_path):
