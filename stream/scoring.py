@@ -216,7 +216,7 @@ def _score_chunk(
             errors.append(str(e))
             continue
         if switching:  # its answer stands; the next requests go to the others while it rolls out a model
-            replicas.failed(base, "rolling out a model")
+            replicas.failed(base, "it answered, on the model it served", what="is rolling out a model")
         else:
             replicas.succeeded(base)
         results = answer.get("results") if isinstance(answer, dict) else None
