@@ -208,6 +208,7 @@ class ModelSlot:
         started = time.monotonic()
         config = dataclasses.replace(self.config, service=dataclasses.replace(self.config.service, model=model))
         location = check_location(config)
+        config = dataclasses.replace(config, service=dataclasses.replace(config.service, model=location))
         self.loading = {"model": location, "since": time.time()}
         self._changed(None, None)
         log.warning("loading the model %s beside %s", location, self.serving.version)
@@ -245,10 +246,7 @@ class ModelSlot:
             return self._build
         from model_api.runtime import build_predictor
 
-        def build(config: Config) -> Predictor:
-            return build_predictor(config)
-
-        return build
+        return build_predictor
 
     def _changed(self, old: Serving | None, new: Serving | None) -> None:
         if self.on_change is not None:
