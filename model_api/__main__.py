@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 from model_api.locations import check_model, model_location
+from model_api.model_share import SHARE_ENV
 from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
 from sentiment.logs import setup_logging
 
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     if config.service.worker_processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # /metrics adds up the workers through files in this folder.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tweetsent-metrics-")
+    if config.service.worker_processes > 1:
+        # This service's workers follow a model swap (POST /admin/model) through files in this folder:
+        # a new one for each service, so that replicas started from one shell swap one at a time.
+        os.environ[SHARE_ENV] = tempfile.mkdtemp(prefix="tweetsent-model-")
     if config.service.server == "granian":
         serve_granian(config, args.config, overrides)
     else:

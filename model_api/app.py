@@ -1,11 +1,15 @@
 """Flask application factory for the sentiment service.
 
 Routes: ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"texts": [...]}``),
-``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus) and ``GET /openapi.json``. The app
-stores one :class:`~model_api.interface.Predictor` and calls it; batching and the model process
-live behind that interface. Every error is a JSON body ``{"error": ...}``: 4xx for what the client
-must fix, 503 with ``Retry-After`` while the model cannot answer, 500 only for a fault of the
-service. With a bearer token configured, every path but ``service.open_paths`` needs it.
+``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus), ``GET /openapi.json`` and
+``POST /admin/model`` (serve another model without stopping: :mod:`model_api.swap`). The app
+stores one :class:`~model_api.swap.ModelSlot` around a :class:`~model_api.interface.Predictor`
+and calls it; batching and the model process live behind that interface. Each scoring answer
+names the model that scored it (``model_version``, and the ``X-Model-Version`` header). Every
+error is a JSON body ``{"error": ...}``: 4xx for what the client must fix, 503 with
+``Retry-After`` while the model cannot answer, 500 only for a fault of the service. With a
+bearer token configured, every path but ``service.open_paths`` needs it (``/admin/model``
+always; without a token it answers on loopback only).
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from model_api.admin import ADMIN_PATH, admin_swap, allowed_without_token
 from model_api.errorlog import ErrorLog
 from model_api.interface import ModelUnavailable, Predictor
 from model_api.metrics import ServiceMetrics
 from model_api.openapi import openapi_document
 from model_api.protocol import (
     BEARER_REALM,
+    SWITCHING_HEADER,
     UNAUTHORIZED,
+    VERSION_HEADER,
     BadRequest,
     Failure,
     authorized,
@@ -37,6 +43,7 @@ from model_api.protocol import (
     single_text,
     too_large,
 )
+from model_api.swap import ModelSlot
 from sentiment.config import Config, load_config, service_token
 
 log = logging.getLogger(__name__)
@@ -56,22 +63,26 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = service.max_body_bytes
     metrics = ServiceMetrics()
-    info = predictor.describe()
-    metrics.model.labels(str(info.get("name")), str(info.get("version")), str(info.get("precision"))).set(1)
+    slot = predictor if isinstance(predictor, ModelSlot) else ModelSlot(config, predictor)
+    slot.observe = metrics.observe_batch
+    slot.on_change = metrics.model_changed
+    metrics.model_changed(None, slot.serving, None)
     errors = ErrorLog(log, service.log_interval_seconds)
     token = service_token(service)
-    app.extensions["tweetsent.predictor"] = predictor
+    app.extensions["tweetsent.predictor"] = slot
     app.extensions["tweetsent.config"] = config
     app.extensions["tweetsent.metrics"] = metrics
     app.extensions["tweetsent.errors"] = errors
     app.extensions["tweetsent.openapi"] = openapi_document(service, token=bool(token))
-    app.extensions["tweetsent.predict"] = _observed(predictor, metrics)
+    app.extensions["tweetsent.predict"] = slot.score
     app.register_blueprint(bp)
-    open_paths = set(service.open_path_list)
+    open_paths = set(service.open_path_list) - {ADMIN_PATH}  # the admin route is never open
 
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
+        if request.path == ADMIN_PATH and not token and not allowed_without_token(request.remote_addr):
+            return _refuse(403, f"{ADMIN_PATH} without a service token answers only on loopback")
         if token and request.path not in open_paths and not authorized(request.headers.get("Authorization", ""), token):
             errors.report("unauthorized request", f"{request.method} {request.path} without the bearer token")
             response = jsonify(error=UNAUTHORIZED)
@@ -117,20 +128,10 @@ def create_app(config: Config | None = None, predictor: Predictor | None = None)
     return app
 
 
-def _observed(predictor: Predictor, metrics: ServiceMetrics) -> Callable[[list[str]], list]:
-    """``predictor.predict``, with each prediction's size and time in the metrics: reported by the
-    predictor itself when it batches calls (it has ``on_batch``), else timed here."""
-    if hasattr(predictor, "on_batch"):
-        predictor.on_batch = metrics.observe_batch
-        return predictor.predict
-
-    def predict(texts: list[str]) -> list:
-        started = time.perf_counter()
-        results = predictor.predict(texts)
-        metrics.observe_batch(len(texts), time.perf_counter() - started)
-        return results
-
-    return predict
+def _refuse(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
 
 
 def _answer(answer: Failure) -> Response:
@@ -140,7 +141,7 @@ def _answer(answer: Failure) -> Response:
     return response
 
 
-def _predictor() -> Predictor:
+def _predictor() -> ModelSlot:
     return current_app.extensions["tweetsent.predictor"]
 
 
@@ -180,14 +181,22 @@ def _json_object() -> dict:
 @bp.post("/predict")
 def predict():
     texts = single_text(_json_object(), _config().service)
-    return jsonify(current_app.extensions["tweetsent.predict"](texts)[0].to_dict())
+    version, results = current_app.extensions["tweetsent.predict"](texts)
+    return _versioned(jsonify({**results[0].to_dict(), "model_version": version}), version)
 
 
 @bp.post("/predict/batch")
 def predict_batch():
     texts = batch_texts(_json_object(), _config().service)
-    results = current_app.extensions["tweetsent.predict"](texts)
-    return jsonify(results=[r.to_dict() for r in results])
+    version, results = current_app.extensions["tweetsent.predict"](texts)
+    return _versioned(jsonify(results=[r.to_dict() for r in results], model_version=version), version)
+
+
+def _versioned(response: Response, version: str) -> Response:
+    response.headers[VERSION_HEADER] = version
+    if _predictor().switching:
+        response.headers[SWITCHING_HEADER] = "1"
+    return response
 
 
 @bp.get("/health")
@@ -201,7 +210,8 @@ def health():
         response.status_code = 503
         response.headers["Retry-After"] = retry_after(_config().service.retry_after_seconds)
         return response
-    state["version"] = _predictor().describe().get("version")
+    current = _predictor().serving
+    state["version"], state["model_version"] = current.info.get("version"), current.version
     return jsonify(state)
 
 
@@ -212,6 +222,16 @@ def model():
     service = _config().service
     answer = {**_predictor().describe(), "worker": os.getpid(), "workers": service.worker_processes}
     return jsonify({**answer, "limits": limits(service)})
+
+
+@bp.post(ADMIN_PATH)
+def admin_model():
+    """Serve another model: :func:`model_api.admin.admin_swap`."""
+    workers = _config().service.worker_processes
+    status, answer = admin_swap(_predictor(), _json_object(), workers, current_app.extensions["tweetsent.errors"])
+    response = jsonify(answer)
+    response.status_code = status
+    return response
 
 
 @bp.get("/metrics")

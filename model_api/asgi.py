@@ -9,13 +9,14 @@ path"). Here ``POST /predict`` and ``POST /predict/batch`` are coroutines that w
 processes' replies without a thread each. They read requests, check the bearer token and word
 failures with the Flask app's own functions (:mod:`model_api.protocol`) and record the same
 metrics, so a request gets the same answer on either path. Every other request (``/health``,
-``/model``, ``/metrics``, ``/openapi.json``, other methods and paths) goes to the Flask app of
+``/model``, ``/metrics``, ``/openapi.json``, ``POST /admin/model``, other methods and paths) goes to the Flask app of
 :func:`model_api.app.create_app`, which a2wsgi runs on a few threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -26,9 +27,13 @@ from typing import Any
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 
+from model_api.admin import ADMIN_PATH, admin_swap, allowed_without_token
 from model_api.protocol import (
     BEARER_REALM,
+    SWITCHING_HEADER,
     UNAUTHORIZED,
+    VERSION_HEADER,
+    BadRequest,
     Overloaded,
     authorized,
     batch_texts,
@@ -63,9 +68,9 @@ class ServiceApp:
         # Model processes (``pending``, reporting their own predictions to ``on_batch``) are waited
         # for on the loop; a predictor in this process is called on threads, enough for its
         # micro-batches to gather.
+        # The predictor is a model_api.swap.ModelSlot: each request reads its ``serving`` model once.
         self._predict = app.extensions["tweetsent.predict"]
-        waits = hasattr(self.predictor, "pending") and hasattr(self.predictor, "on_batch")
-        self._blocking = None if waits else ThreadPoolExecutor(self.service.threads)
+        self._blocking = ThreadPoolExecutor(self.service.threads)  # threads start only when used
         self.held = 0  # texts admitted and not yet answered (changed on the event loop only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,19 +78,45 @@ class ServiceApp:
             await _lifespan(receive, send)
         elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in ROUTES:
             await self._scoring(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == ADMIN_PATH:
+            await self._admin(scope, receive, send)
         else:
             await self.flask(scope, receive, send)
 
     async def _scoring(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route = scope["path"]
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        status, body, extra = await self._answer(route, headers, receive)
+        status, body, extra = await self._answer(route, _headers(scope), receive)
         if status == CLIENT_GONE:  # nobody to answer: its work was dropped
             self.metrics.requests.labels(route, str(status)).inc()
             return
+        await self._send_json(route, status, body, extra, send, started)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /admin/model`` (:func:`model_api.admin.admin_swap`), its body read here (a2wsgi
+        cannot read a request body under granian), the swap on a thread of its own."""
+        started, headers = time.perf_counter(), _headers(scope)
+        client = (scope.get("client") or ("", 0))[0]
+        if self.token and not authorized(headers.get("authorization", ""), self.token):
+            self.errors.report("unauthorized request", f"POST {ADMIN_PATH} without the bearer token")
+            status, body, extra = 401, {"error": UNAUTHORIZED}, {"WWW-Authenticate": BEARER_REALM}
+        elif not self.token and not allowed_without_token(client):
+            status, body, extra = 403, {"error": f"{ADMIN_PATH} without a service token answers only on loopback"}, {}
+        else:
+            try:
+                content_type = headers.get("content-type", "")
+                data = await self._body(headers, receive) if is_json(content_type) else b""
+                request = json_object(data, content_type)
+                workers = self.service.worker_processes
+                swap = functools.partial(admin_swap, self.predictor, request, workers, self.errors)
+                status, body = await asyncio.get_running_loop().run_in_executor(None, swap)
+                extra = {}
+            except BadRequest as e:
+                answer = failure(e, self.service, ADMIN_PATH)
+                status, body, extra = answer.status, {"error": answer.message}, answer.headers
+        await self._send_json(ADMIN_PATH, status, body, extra, send, started)
+
+    async def _send_json(self, route: str, status: int, body: dict, extra: dict, send: Send, started: float) -> None:
         # As Flask's jsonify: sorted keys, ASCII, compact, a final newline.
         payload = (json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n").encode()
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -114,9 +145,13 @@ class ServiceApp:
                 return 500, {"error": f"internal error: {type(e).__name__}"}, {}
             self.errors.report(answer.kind, answer.detail, answer.level)
             return answer.status, {"error": answer.message}, answer.headers
+        version, results = results
+        extra = {VERSION_HEADER: version}
+        if self.predictor.switching:
+            extra[SWITCHING_HEADER] = "1"
         if route == "/predict":
-            return 200, results[0].to_dict(), {}
-        return 200, {"results": [r.to_dict() for r in results]}, {}
+            return 200, {**results[0].to_dict(), "model_version": version}, extra
+        return 200, {"results": [r.to_dict() for r in results], "model_version": version}, extra
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         """The request body, up to ``service.max_body_bytes`` (with a length or chunked).
@@ -172,16 +207,17 @@ class ServiceApp:
             gone.cancel()
             self.held -= len(texts)
 
-    async def _scores(self, texts: list[str]) -> list:
-        """The predictions for ``texts``, waiting without a thread for the model processes.
+    async def _scores(self, texts: list[str]) -> tuple[str, list]:
+        """(version, predictions) of ``texts``, waiting without a thread for the model processes.
 
         Raises:
             TimeoutError: none within ``service.timeout_seconds`` (the model processes forget them).
             ModelUnavailable, RemotePredictionError: as the predictor's ``predict``.
         """
-        if self._blocking is not None:
+        current = self.predictor.serving  # the model that scores these texts, even if a swap follows
+        if not current.waits:
             return await asyncio.get_running_loop().run_in_executor(self._blocking, self._predict, texts)
-        parts = self.predictor.pending(texts)
+        parts = current.predictor.pending(texts)
         waiting = asyncio.gather(*(asyncio.wrap_future(part.future) for part in parts), return_exceptions=True)
         try:
             answers = await asyncio.wait_for(waiting, self.service.timeout_seconds)
@@ -192,7 +228,14 @@ class ServiceApp:
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
-        return [prediction for answer in answers for prediction in answer]
+        return current.version, [prediction for answer in answers for prediction in answer]
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
 
 
 class ClientGone(Exception):

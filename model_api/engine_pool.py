@@ -134,6 +134,10 @@ class EnginePool:
     def warm_up(self) -> None:
         """Nothing to do: each model process warmed up before it reported ready."""
 
+    def in_flight(self) -> int:
+        """Requests sent to the model processes and not yet answered."""
+        return sum(member.in_flight() for member in self.members)
+
     def close(self) -> None:
         for member in self.members:
             member.close()

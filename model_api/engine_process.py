@@ -217,6 +217,11 @@ class _Child:
             self._waiting.pop(number, None)
         self._outbox.put((number, None))
 
+    def in_flight(self) -> int:
+        """Requests sent to the child and not yet answered (nor forgotten)."""
+        with self._lock:
+            return len(self._waiting)
+
     def silent_for(self) -> float:
         """Seconds that something has waited on the child while it answered nothing (0 when idle)."""
         with self._lock:
@@ -419,6 +424,12 @@ class PredictorProcess:
 
     def warm_up(self) -> None:
         """Nothing to do: the child warmed up before it reported ready."""
+
+    def in_flight(self) -> int:
+        """Requests sent to the model process and not yet answered (a model being retired waits for 0)."""
+        with self._lock:
+            child = self._child
+        return child.in_flight()
 
     def close(self) -> None:
         self._closed.set()

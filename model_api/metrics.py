@@ -7,6 +7,7 @@ that ``GET /metrics`` adds up every worker.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,11 +54,32 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.loading = Gauge(
+            "tweetsent_model_loading",
+            "a model being loaded beside the served one (value 1 while it loads)",
+            ["model"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self._loading: str | None = None
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.inference.observe(seconds)
         self.texts.inc(size)
+
+    def model_changed(self, old: Any, new: Any, loading: dict | None) -> None:
+        """A swap's progress (:class:`model_api.swap.Serving` before and after): the model loading
+        (1 while it loads), and the served one (1; the one it replaced: 0)."""
+        if self._loading is not None:
+            self.loading.labels(self._loading).set(0)
+        self._loading = loading["model"] if loading else None
+        if self._loading is not None:
+            self.loading.labels(self._loading).set(1)
+        for served, value in ((old, 0), (new, 1)):
+            if served is not None:
+                name, version, precision = (str(served.info.get(k)) for k in ("name", "version", "precision"))
+                self.model.labels(name, version, precision).set(value)
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics text and its content type; all workers' when running multi-process."""

@@ -29,6 +29,64 @@ def _client_errors() -> dict:
     return errors
 
 
+MODEL_VERSION = {"type": "string", "description": "name@version of the model that scored the text(s)"}
+_VERSION_HEADERS = {
+    "X-Model-Version": {"description": "the model that scored the text(s): name@version", "schema": MODEL_VERSION},
+    "X-Model-Switching": {
+        "description": "present (1) while this replica rolls out a model: a client with other replicas uses them",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _admin_path(token: bool) -> dict:
+    """``POST /admin/model`` (model_api.admin): always behind the token when one is set."""
+    swap = {
+        "type": "object",
+        "properties": {
+            "status": {"const": "serving"},
+            "model": {"type": "string"},
+            "version": MODEL_VERSION,
+            "previous": {"type": "string", "description": "the model it replaced: send it back to roll back"},
+            "previous_version": MODEL_VERSION,
+            "generation": {"type": "integer"},
+            "seconds": {"type": "number"},
+            "workers": {"type": "object", "description": "how many of the service's workers serve it"},
+        },
+    }
+    body = {
+        "type": "object",
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string", "description": "a model directory (on the service's machine) or hub name"},
+            "route_around": {
+                "type": "boolean",
+                "default": False,
+                "description": "/health answers 503 switching until it is done (what a rolling roll-out sends)",
+            },
+        },
+    }
+    operation: dict = {
+        "summary": "Serve another model without stopping: loaded and checked beside the served one, then "
+        "switched between forward passes; the answer comes once every worker serves it",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": {"description": "it serves", "content": {"application/json": {"schema": swap}}},
+            "400": _error("the body does not name a model"),
+            "403": _error("no service token is set and the client is not on loopback"),
+            "409": _error("another model is loading"),
+            "422": _error(
+                "the model was refused (not found, labels unreadable, did not load, failed the quick "
+                "check); the served one serves on"
+            ),
+        },
+    }
+    if token:
+        operation["security"] = [{"bearer": []}]
+        operation["responses"]["401"] = _error("missing or wrong bearer token")
+    return {"post": operation}
+
+
 def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
     """The document for this configuration (its limits; the bearer scheme when a token is set)."""
     open_paths = set(service.open_path_list)
@@ -61,6 +119,9 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
     def ok(schema: dict, description: str = "OK") -> dict:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
+    def scored(schema: dict) -> dict:
+        return {**ok(schema), "headers": _VERSION_HEADERS}
+
     def secured(path: str, operation: dict) -> dict:
         if token and path not in open_paths:
             operation["security"] = [{"bearer": []}]
@@ -72,7 +133,12 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
             "post": {
                 "summary": "Score one text",
                 "requestBody": json_body({"type": "object", "required": ["text"], "properties": {"text": text}}),
-                "responses": {"200": ok(prediction), **_client_errors()},
+                "responses": {
+                    "200": scored(
+                        {**prediction, "properties": {**prediction["properties"], "model_version": MODEL_VERSION}}
+                    ),
+                    **_client_errors(),
+                },
             }
         },
         "/predict/batch": {
@@ -88,14 +154,23 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                     }
                 ),
                 "responses": {
-                    "200": ok({"type": "object", "properties": {"results": {"type": "array", "items": prediction}}}),
+                    "200": scored(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "results": {"type": "array", "items": prediction},
+                                "model_version": MODEL_VERSION,
+                            },
+                        }
+                    ),
                     **_client_errors(),
                 },
             }
         },
         "/health": {
             "get": {
-                "summary": "ok (200), or degraded while the model process restarts (503)",
+                "summary": "ok (200); degraded while the model process restarts, or switching while a "
+                "rolling roll-out loads another model here (503)",
                 "responses": {
                     "200": ok({"$ref": "#/components/schemas/Health"}),
                     "503": {
@@ -105,7 +180,12 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                 },
             }
         },
-        "/model": {"get": {"summary": "The served model", "responses": {"200": ok({"type": "object"})}}},
+        "/model": {
+            "get": {
+                "summary": "The served model (model_version, previous; loading: the one being loaded beside it)",
+                "responses": {"200": ok({"type": "object"})},
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
@@ -117,6 +197,7 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
     for path, operations in paths.items():
         for operation in operations.values():
             secured(path, operation)
+    paths["/admin/model"] = _admin_path(token)
     document: dict = {
         "openapi": "3.1.0",
         "info": {
@@ -139,11 +220,12 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                     "type": "object",
                     "required": ["status"],
                     "properties": {
-                        "status": {"type": "string", "enum": ["ok", "degraded"]},
+                        "status": {"type": "string", "enum": ["ok", "degraded", "switching"]},
                         "reason": {"type": "string"},
                         "restarts": {"type": "integer"},
                         "worker": {"type": "integer"},
                         "version": {"type": "string"},
+                        "model_version": MODEL_VERSION,
                     },
                 },
             }

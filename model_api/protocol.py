@@ -31,6 +31,10 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
+VERSION_HEADER = "X-Model-Version"  # every scoring answer names the model that scored it
+# On scoring answers while the replica rolls out a model: a client with other replicas sends them its next requests.
+SWITCHING_HEADER = "X-Model-Switching"
+
 BEARER_REALM = 'Bearer realm="tweet-sentiment"'
 
 

@@ -14,13 +14,22 @@ from __future__ import annotations
 from flask import Flask
 
 from model_api.app import create_app
+from model_api.model_share import SharedModel, initial_model, share_dir
 from model_api.runtime import build_predictor
+from model_api.swap import ModelSlot
 from sentiment.config import Config, load_config
 
 
 def create(config: Config | None = None) -> Flask:
-    """One worker's app, warmed up."""
-    config = config or load_config()
+    """One worker's app, warmed up; with several workers (:data:`model_api.model_share.SHARE_ENV`),
+    on the model the others serve, and following their swaps."""
+    folder = share_dir()
+    config, generation, previous = initial_model(config or load_config(), folder)
     predictor = build_predictor(config)
     predictor.warm_up()
-    return create_app(config, predictor)
+    slot = ModelSlot(config, predictor, generation=generation, previous=previous)
+    app = create_app(config, slot)
+    if folder is not None:
+        slot.share = SharedModel(folder, slot)
+        slot.share.start()
+    return app

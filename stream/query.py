@@ -142,7 +142,10 @@ class Sinks:
 
 
 def model_version(config: JobConfig, stats: JobStats) -> str:
-    """The version written beside each score: asked of ``config.model_version_source`` once, then kept."""
+    """The version written beside a score whose answer named none (a service from before answers
+    carried ``model_version``): asked of ``config.model_version_source`` once, then kept. Each
+    answer's own version wins (:func:`stream.transforms.enrich`), so a model swapped mid-stream
+    stamps the rows it scored."""
     if config.model_version_source is None:
         return config.model_version
     if stats.model_version is None:

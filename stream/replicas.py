@@ -65,15 +65,16 @@ class Replicas:
             cooling = sorted((u for u in turn if u not in ready), key=lambda u: self._failed_at[u])
             return ready + cooling
 
-    def failed(self, url: str, reason: str) -> None:
-        """Record that ``url`` failed; it is skipped for the cooldown."""
+    def failed(self, url: str, reason: str, what: str = "failed") -> None:
+        """Record that ``url`` failed (or, ``what``, is otherwise busy); it is skipped for the cooldown."""
         with self._lock:
             first = url not in self._failed_at or self._clock() - self._failed_at[url] >= self.cooldown
             self._failed_at[url] = self._clock()
         if first and len(self.urls) > 1:
             log.warning(
-                "model service replica %s failed (%s); sending its requests to the other replicas for %.0fs",
+                "model service replica %s %s (%s); sending its requests to the other replicas for %.0fs",
                 url,
+                what,
                 reason,
                 self.cooldown,
             )

@@ -110,7 +110,11 @@ def make_session(options: ScoringOptions):
     return session
 
 
-def _post(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> dict:
+SWITCHING_HEADER = "X-Model-Switching"  # the replica is rolling out a model: send the next requests elsewhere
+
+
+def _post(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> tuple[dict, bool]:
+    """The answer's JSON, and whether the replica said it is switching models."""
     try:
         response = client.post(url, json=body, timeout=options.timeout)
     except Exception as e:  # refused, reset, timed out, retries exhausted
@@ -119,7 +123,8 @@ def _post(client: HttpClient, url: str, body: dict, options: ScoringOptions) -> 
         status = response.status_code
         fault = status == 429 or status >= 500
         raise ServiceError(f"{url} answered HTTP {status}: {response.text[:500]}", replica_fault=fault, status=status)
-    return response.json()
+    headers = getattr(response, "headers", None) or {}
+    return response.json(), SWITCHING_HEADER in headers
 
 
 def pack(texts: list[str], max_count: int, max_bytes: int) -> list[range]:
@@ -145,6 +150,7 @@ def score_texts(
     options: ScoringOptions,
     replicas: Replicas | None = None,
     refused: dict[int, str] | None = None,
+    versions: list[str | None] | None = None,
 ) -> list[float | None]:
     """Positive-probability of each text, in order, via ``POST /predict/batch``.
 
@@ -159,6 +165,8 @@ def score_texts(
     Args:
         refused: when given, a text the service refuses alone gets None, and its index the reason
             here; when not, that refusal is raised.
+        versions: when given (as long as ``texts``), each text's ``model_version``, from the answer
+            that scored it (None from a service that does not say).
 
     Raises:
         ServiceError: on an error answer, a malformed answer, or when no replica answered.
@@ -169,7 +177,10 @@ def score_texts(
 
     def one(chunk: range) -> list[float | None]:
         try:
-            return _score_chunk([texts[i] for i in chunk], client, options, replicas)
+            scores, version = _score_chunk([texts[i] for i in chunk], client, options, replicas)
+            if versions is not None:
+                versions[chunk.start : chunk.stop] = [version] * len(chunk)
+            return scores
         except ServiceError as e:
             if not e.refused or refused is None:
                 raise
@@ -188,42 +199,52 @@ def score_texts(
     return [p for chunk in scored for p in chunk]
 
 
-def _score_chunk(texts: list[str], client: HttpClient, options: ScoringOptions, replicas: Replicas) -> list[float]:
-    """One request's scores, from the first replica in turn that answers it."""
+def _score_chunk(
+    texts: list[str], client: HttpClient, options: ScoringOptions, replicas: Replicas
+) -> tuple[list[float], str | None]:
+    """One request's scores and the version of the model that scored them, from the first replica
+    in turn that answers it."""
     body = {"texts": texts}
     errors = []
     for base in replicas.order():
         url = base + "/predict/batch"
         try:
-            answer = _post(client, url, body, options)
+            answer, switching = _post(client, url, body, options)
         except ServiceError as e:
             if not e.replica_fault:
                 raise
             replicas.failed(base, str(e).removeprefix(url + " ")[:200])
             errors.append(str(e))
             continue
-        replicas.succeeded(base)
+        if switching:  # its answer stands; the next requests go to the others while it rolls out a model
+            replicas.failed(base, "it answered, on the model it served", what="is rolling out a model")
+        else:
+            replicas.succeeded(base)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(texts):
             count = len(results) if isinstance(results, list) else "no"
             raise ServiceError(f"{url} answered {count} result(s) for {len(texts)} text(s)")
-        return [float(r["p_positive"]) for r in results]
+        version = answer.get("model_version")
+        return [float(r["p_positive"]) for r in results], str(version) if version is not None else None
     if len(errors) == 1:
         raise ServiceError(errors[0], replica_fault=True)
     raise ServiceError(f"none of {len(errors)} model service replicas answered: " + "; ".join(errors), True)
 
 
 def score_partitions(batches: Iterator[pd.DataFrame], options: ScoringOptions) -> Iterator[pd.DataFrame]:
-    """``mapInPandas`` body: add ``p_positive`` and ``score_error`` (null, or why the service
-    refused the text: then ``p_positive`` is null) to each pandas batch, one session per task."""
+    """``mapInPandas`` body: add ``p_positive``, ``score_error`` (null, or why the service
+    refused the text: then ``p_positive`` is null) and ``model_version`` (the model that scored the
+    text, as its answer said) to each pandas batch, one session per task."""
     replicas = replicas_for(options.urls, options.cooldown)  # shared by the tasks of this Python worker
     with make_session(options) as session:
         for pdf in batches:
             texts = pdf["text"].fillna("").astype(str).tolist()
             refused: dict[int, str] = {}
+            versions: list[str | None] = [None] * len(texts)
             pdf = pdf.copy()
-            pdf["p_positive"] = score_texts(texts, session, options, replicas, refused) if texts else []
+            pdf["p_positive"] = score_texts(texts, session, options, replicas, refused, versions) if texts else []
             pdf["score_error"] = [refused.get(i) for i in range(len(texts))]
+            pdf["model_version"] = versions
             yield pdf
 
 

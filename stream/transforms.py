@@ -52,18 +52,27 @@ def track_filter(df: DataFrame, track: tuple[str, ...]) -> tuple[DataFrame, Data
 
 
 def score_tweets(df: DataFrame, options: ScoringOptions) -> DataFrame:
-    """Add ``p_positive`` by calling the model service from each partition, and ``score_error``:
-    null, or why the service refused the text (then ``p_positive`` is null)."""
-    extra = [StructField("p_positive", DoubleType()), StructField("score_error", StringType())]
+    """Add ``p_positive`` by calling the model service from each partition, ``score_error``:
+    null, or why the service refused the text (then ``p_positive`` is null), and ``model_version``:
+    the model that scored it, from the service's answer."""
+    extra = [
+        StructField("p_positive", DoubleType()),
+        StructField("score_error", StringType()),
+        StructField("model_version", StringType()),
+    ]
     schema = StructType(df.schema.fields + extra)
     return df.mapInPandas(lambda batches: score_partitions(batches, options), schema)
 
 
 def enrich(scored: DataFrame, band: NeutralBand, model_version: str) -> DataFrame:
-    """Label, stamp and select the output columns."""
+    """Label, stamp and select the output columns. Each row keeps the ``model_version`` of the
+    answer that scored it; ``model_version`` is for rows without one (a service that does not say)."""
+    stamped = F.lit(model_version)
+    if "model_version" in scored.columns:
+        stamped = F.coalesce(F.col("model_version"), stamped)
     return (
         label_tweets(scored, band)
-        .withColumn("model_version", F.lit(model_version))
+        .withColumn("model_version", stamped)
         .withColumn("processed_at", F.current_timestamp())
         .withColumn("date", F.to_date("processed_at"))
         .select(*OUTPUT_COLUMNS)

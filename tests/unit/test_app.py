@@ -26,7 +26,9 @@ def test_predict_one(client):
         "sentiment": "Positive",
         "p_positive": pytest.approx(2 / 3),
         "confidence": pytest.approx(2 / 3),
+        "model_version": "fake@0",
     }
+    assert r.headers["X-Model-Version"] == "fake@0"
 
 
 def test_batch_keeps_order(client):
@@ -239,7 +241,15 @@ def test_the_token_comes_from_a_file(fake_predictor, monkeypatch, tmp_path):
 def test_openapi_names_every_route_and_the_error_shape(client):
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {"/predict", "/predict/batch", "/health", "/model", "/metrics", "/openapi.json"}
+    assert set(doc["paths"]) == {
+        "/predict",
+        "/predict/batch",
+        "/health",
+        "/model",
+        "/metrics",
+        "/openapi.json",
+        "/admin/model",
+    }
     assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
     assert (
         doc["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][

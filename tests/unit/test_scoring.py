@@ -158,3 +158,39 @@ def test_without_a_place_for_refusals_a_refusal_is_an_error():
         score_texts(["poison"], Limited(limit=10**6), ScoringOptions(service_url="http://svc"))
     with pytest.raises(ServiceError, match="HTTP 401"):  # the job's configuration: never quarantined
         score_texts(["x"], FakeClient([Response(401, text="{}")]), OPTIONS, refused={})
+
+
+def test_each_text_gets_the_version_of_the_answer_that_scored_it():
+    """A model swapped between two requests of one batch: each text keeps its own answer's version."""
+
+    class Swapping(FakeClient):
+        def post(self, url, json=None, timeout=None):
+            version = "m@1" if not self.requests else "m@2"
+            answer = super().post(url, json=json, timeout=timeout)
+            answer._body["model_version"] = version
+            return answer
+
+    versions: list[str | None] = [None] * 3
+    assert score_texts(["a", "bb", "ccc"], Swapping(), OPTIONS, versions=versions) == [0.01, 0.02, 0.03]
+    assert versions == ["m@1", "m@1", "m@2"]
+    unnamed: list[str | None] = [None]
+    score_texts(["a"], FakeClient(), OPTIONS, versions=unnamed)
+    assert unnamed == [None]  # a service that does not say: the job falls back to GET /model's version
+
+
+def test_a_switching_replica_is_skipped_after_its_answer():
+    from stream.replicas import Replicas
+
+    class Switching(FakeClient):
+        def post(self, url, json=None, timeout=None):
+            answer = Response(200, {"results": [{"p_positive": 0.5} for _ in json["texts"]]})
+            answer.headers = {"X-Model-Switching": "1"} if "a:1" in url else {}
+            self.requests.append(url)
+            return answer
+
+    client = Switching()
+    options = ScoringOptions(service_url="http://a:1,http://b:2", batch_size=1, timeout=1, concurrency=1)
+    replicas = Replicas(options.urls, cooldown=60)
+    assert score_texts(["x", "y", "z"], client, options, replicas) == [0.5, 0.5, 0.5]
+    assert client.requests == ["http://a:1/predict/batch", "http://b:2/predict/batch", "http://b:2/predict/batch"]
+    assert replicas.down() == ["http://a:1"]
