@@ -12,7 +12,8 @@ import json
 import pandas as pd
 import pytest
 
-from ingest.spool import Record, Spool, segment_name
+from ingest.spool import Record, Spool
+from sentiment.spool_format import segment_name
 from stream.query import JobConfig, JobStats, ProgressListener, build_query, drive, read_source
 from stream.scoring import ScoringOptions
 from tests.conftest import FakePredictor, serve

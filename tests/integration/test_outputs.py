@@ -11,13 +11,12 @@ import pytest
 from ingest.spool import Record
 from sentiment.config import TrendsConfig
 from sentiment.parquet_folder import read_folder
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS
+from sentiment.schema import ALERTS_COLUMNS, OUTPUT_COLUMNS, QUARANTINE_COLUMNS, TRENDS_COLUMNS
 from stream.job import run
 from stream.outputs import missing_outputs, prepare_outputs
 from stream.query import JobConfig, JobStats
 from stream.scoring import ScoringOptions
 from stream.summary import summary
-from stream.transforms import OUTPUT_COLUMNS, QUARANTINE_COLUMNS
 from stream.trends import TrendsJob
 from tests.conftest import FakePredictor, run_job_on_spool, serve
 
