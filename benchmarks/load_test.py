@@ -34,10 +34,9 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.processes import free_port
-from benchmarks.readiness import wait_for_workers
 from sentiment.config import SERVERS
 from sentiment.logs import setup_logging
+from tests.support.processes import free_port, wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 

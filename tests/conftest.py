@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,16 +137,6 @@ def run_job_on_spool(spark, records, config, lines: int, timeout: float):
         query.stop()
         spark.streams.removeListener(listener)
     return query, stats
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM ``process`` and wait for it; SIGKILL it after 30 s."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def serve(app) -> Iterator[str]:

@@ -1,6 +1,7 @@
 """Fault scenarios about what a request carries: long posts of non-ASCII text through the whole pipeline.
 
-Usage: python -m benchmarks.faults --scenario long-posts
+Usage: ``run_scenario("long-posts", ...)`` (:mod:`tests.support.scenarios`), or
+``python -m benchmarks.faults --scenario long-posts``
 
 ``long-posts``: ordinary tweets with valid posts of 20,000 CJK characters mixed in (60 KB a line,
 under the relay's line limit; 120 KB each as the JSON of a request): the job packs its requests by
@@ -15,8 +16,8 @@ import random
 import time
 from pathlib import Path
 
-from benchmarks.faults import Outcome, Pipeline, Reader, account, parquet_files
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
+from tests.support.pipeline import Outcome, Pipeline, Reader, account, parquet_files
 
 LONG_CHARS = 20_000
 

@@ -1,4 +1,4 @@
-"""Fault scenarios for the guards of docs/operations.md, run by ``python -m benchmarks.faults``.
+"""Fault scenarios for the guards of docs/operations.md, run by :func:`tests.support.scenarios.run_scenario`.
 
 ``two-writers``: mid-stream, a second relay and a second job are started on the same spool and
 checkpoint, both with ``--start-over``; both must be refused and the stream go on untouched.
@@ -10,33 +10,11 @@ and relay are started again. Each row counts every tweet, as the other scenarios
 
 from __future__ import annotations
 
-import resource
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from benchmarks.faults import Outcome, Pipeline, Reader, account, mid_stream, replay_ids, wait_until
-from benchmarks.processes import sigterm_and_time
-from sentiment.config import PROJECT_ROOT
-
-
-def run_part(p: Pipeline, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m ARGS`` in the pipeline's environment to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=PROJECT_ROOT, env=p.env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def file_size_limit(limit: int):
-    """A ``preexec_fn``: writes past ``limit`` bytes of a file fail (EFBIG), as on a full disk."""
-
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+from tests.support.pipeline import Outcome, Pipeline, Reader, account, mid_stream, replay_ids
+from tests.support.processes import file_size_limit, run_module, sigterm_and_time, wait_until
 
 
 def two_writers(work: Path, tweets: int, rate: float) -> Outcome:
@@ -49,8 +27,8 @@ def two_writers(work: Path, tweets: int, rate: float) -> Outcome:
         p.start_job()
         reader.start()
         mid_stream(p, tweets // 3)
-        relay = run_part(p, "ingest", *relay_args, "--start-over")
-        job = run_part(p, "stream", "--until-done", "--start-over", "--service-url", p.service_url)
+        relay = run_module("ingest", *relay_args, "--start-over", env=p.env)
+        job = run_module("stream", "--until-done", "--start-over", "--service-url", p.service_url, env=p.env)
         relay_refused = relay.returncode == 2 and "in use by another relay" in relay.stderr
         job_refused = job.returncode == 2 and "in use by another job" in job.stderr
         assert p.wait("relay", 600) == 0
