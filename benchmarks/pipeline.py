@@ -132,6 +132,26 @@ def drive_or_fail(query, stats: JobStats, lines: int, what: str, timeout: float 
         )
 
 
+def sample_records(n: int) -> list[Record]:
+    """``n`` tweets of the bundled sample (looped) as the relay spools them."""
+    tweets = replay_tweets(BUNDLED_SAMPLE, loop=True, limit=n)
+    return [Record(t.to_json_line().decode("utf-8").rstrip("\n")) for t in tweets]
+
+
+def bench_job_config(tmp: Path, url: str, trigger: float) -> JobConfig:
+    """The job as configured (request batch and concurrency), its folders in ``tmp``."""
+    stream = Config().stream
+    return JobConfig(
+        spool=str(tmp / "spool"),
+        output=str(tmp / "tweets"),
+        quarantine=str(tmp / "q"),
+        checkpoint=str(tmp / "ck"),
+        trigger_seconds=trigger,
+        scoring=ScoringOptions(url, batch_size=stream.request_batch, concurrency=stream.request_concurrency),
+        model_version="bench",
+    )
+
+
 def bench_end_to_end(
     url: str,
     n: int,
@@ -143,25 +163,10 @@ def bench_end_to_end(
 ) -> dict:
     spark = build_spark(Config(), master=master, app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
-    records = [
-        Record(t.to_json_line().decode("utf-8").rstrip("\n"))
-        for t in replay_tweets(BUNDLED_SAMPLE, loop=True, limit=warm_up + n)
-    ]
+    records = sample_records(warm_up + n)
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     relay = Config().relay
-    config = JobConfig(
-        spool=str(tmp / "spool"),
-        output=str(tmp / "tweets"),
-        quarantine=str(tmp / "q"),
-        checkpoint=str(tmp / "ck"),
-        trigger_seconds=trigger,
-        scoring=ScoringOptions(
-            service_url=url,
-            batch_size=Config().stream.request_batch,
-            concurrency=Config().stream.request_concurrency,
-        ),
-        model_version="bench",
-    )
+    config = bench_job_config(tmp, url, trigger)
     stats = JobStats()
     spool = Spool(config.spool, segment_records=relay.segment_records, segment_seconds=relay.segment_seconds)
     spool.open()
@@ -170,11 +175,7 @@ def bench_end_to_end(
         query = build_query(read_source(spark, config), config, stats).start()
         if trends:
             trends_job = TrendsJob(
-                tweets=config.output,
-                checkpoint=str(tmp / "ck-trends"),
-                config=Config().trends,
-                output=str(tmp / "trends"),
-                alerts=str(tmp / "alerts"),
+                config.output, str(tmp / "ck-trends"), Config().trends, str(tmp / "trends"), str(tmp / "alerts")
             )
             trends_query = build_trends_query(spark, trends_job, trigger, config.max_files_per_trigger).start()
         try:

@@ -375,6 +375,21 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
     return optimizer, scheduler
 
 
+def _token_ids(tokenizer, texts: list[str], config: TrainConfig) -> list[list[int]]:
+    """The texts prepared as the service prepares them, as token ids."""
+    prepared = normalise_all(texts, config.preprocessing)
+    return tokenizer(prepared, truncation=True, max_length=config.max_length)["input_ids"]
+
+
+def _step(model, loss: torch.Tensor, optimizer, scheduler) -> None:
+    """One optimisation step on ``loss``, gradients clipped to norm 1."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _batch_loss(model, ids, mask, y, flags, teacher: np.ndarray | None, config: TrainConfig) -> torch.Tensor:
     """The loss of one batch: the labels' (mixed binary and three-class), blended with the teacher's."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -409,17 +424,10 @@ def fine_tune(
     """The fit loop: train ``model`` in place on length-bucketed batches drawn with ``rng``, score
     the validation rows every ``eval_every`` steps (handing the curve so far to ``on_eval``), stop
     early, and leave the model with its best weights."""
-    teacher_p = (
-        teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
-        if config.teacher
-        else None
-    )
-
-    def encode(texts: list[str]) -> list[list[int]]:
-        prepared = normalise_all(texts, config.preprocessing)
-        return tokenizer(prepared, truncation=True, max_length=config.max_length)["input_ids"]
-
-    train_ids, val_ids = encode(data.train_texts), encode(data.val_texts)
+    teacher_p = None
+    if config.teacher:
+        teacher_p = teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
+    train_ids, val_ids = _token_ids(tokenizer, data.train_texts, config), _token_ids(tokenizer, data.val_texts, config)
     train_binary = torch.tensor(data.train_binary) if data.train_binary else None
     pad_id = tokenizer.pad_token_id
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
@@ -438,11 +446,7 @@ def fine_tune(
             flags = None if train_binary is None else train_binary[batch]
             teacher = None if teacher_p is None else teacher_p[batch]
             loss = _batch_loss(model, ids, mask, y, flags, teacher, config)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            _step(model, loss, optimizer, scheduler)
             step += 1
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             progress.update(1)

@@ -72,12 +72,7 @@ def live_to_socket(args: argparse.Namespace, token: str, keywords: list[str], re
     with SocketRelay(relay.host, relay.port, buffer) as server:
         print(f"relay: listening on {relay.host}:{server.port}, tracking {keywords} ({args.mode})", flush=True)
         threading.Thread(target=report, daemon=True).start()
-        try:
-            relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
+        relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
         sent = server.stats.sent
     print(
         f"relay: {stats.produced} tweet(s) received, {sent} sent, {buffer.dropped} dropped (buffer full), "

@@ -105,10 +105,7 @@ def live_to_spool(args: argparse.Namespace, token: str, keywords: list[str], rel
             writer.start()
             try:
                 relay_live(args.mode, token, keywords, emit, stop, args.lang, args.no_retweets, args.poll_interval)
-            except KeyboardInterrupt:
-                pass
             finally:
-                stop.set()
                 writer.join(timeout=5)
     finally:
         spool.close()

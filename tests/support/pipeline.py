@@ -17,7 +17,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,6 +241,38 @@ class Pipeline:
         files = parquet_files(self.output)
         return len(pd.read_parquet(self.output, columns=["id"])) if files else 0
 
+    def start_replay(self, tweets: int, rate: float) -> tuple[str, ...]:
+        """Start the service, a relay replaying ``tweets`` of the sample at ``rate``, and the job;
+        return the relay's arguments (to start it again)."""
+        relay_args = ("replay", "--limit", str(tweets), "--rate", str(rate))
+        self.start_service()
+        self.start_relay(*relay_args)
+        self.start_job()
+        return relay_args
+
+    def start_lines(self, file: Path) -> float:
+        """Start the service, a relay sending the JSON-lines ``file`` as fast as it goes, and the job;
+        return when the relay started (``time.monotonic()``)."""
+        self.start_service()
+        started = time.monotonic()
+        self.start_relay("lines", "--file", str(file), "--rate", "0")
+        self.start_job()
+        return started
+
+    def recover(self, what: str, repair: Callable[[], object] | None = None, timeout: float = 300) -> float:
+        """Call ``repair`` (if any), then wait for a row the output did not hold before; return the
+        seconds from now to that row."""
+        rows_before, repaired = self.rows(), time.monotonic()
+        if repair is not None:
+            repair()
+        wait_until(lambda: self.rows() > rows_before, timeout, f"a new row after {what}")
+        return time.monotonic() - repaired
+
+    def job_done(self, timeout: float = 600) -> None:
+        """Wait for the job to end; it must end well."""
+        status = self.wait("job", timeout)
+        assert status == 0, f"the job exited with {status}:\n{self.log('job')[-3000:]}"
+
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM if name == "job" else signal.SIGKILL)
@@ -288,6 +322,17 @@ def account(
         notes="; ".join([notes, *reader.errors[:3]]).strip("; "),
         **extra,
     )
+
+
+@contextlib.contextmanager
+def watched(p: Pipeline) -> Iterator[Reader]:
+    """A :class:`Reader` of ``p``'s output (started by the caller); at the end it and every part stop."""
+    reader = Reader(p.output)
+    try:
+        yield reader
+    finally:
+        reader.stop()
+        p.stop_all()
 
 
 def replay_ids(tweets: int) -> list[str]:

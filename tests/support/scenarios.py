@@ -36,6 +36,7 @@ from tests.support.pipeline import (
     mid_stream,
     parquet_files,
     replay_ids,
+    watched,
 )
 from tests.support.processes import wait_until
 
@@ -56,11 +57,8 @@ SCENARIOS = (
 
 def service_outage(work: Path, tweets: int, rate: float, outage: float) -> Outcome:
     p = Pipeline(work)
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
-        p.start_job()
+    with watched(p) as reader:
+        p.start_replay(tweets, rate)
         reader.start()
         mid_stream(p, tweets // 4)
         p.kill("service")
@@ -68,8 +66,7 @@ def service_outage(work: Path, tweets: int, rate: float, outage: float) -> Outco
         time.sleep(outage)  # the fault itself lasts this long; outcomes are polled below
         p.start_service()
         recovered = wait_until(lambda: p.rows() > rows_down, 300, "a new row after the outage")
-        status = p.wait("job", 600)
-        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+        p.job_done()
         held = "holding batch" in p.log("job")
         return account(
             "service-outage",
@@ -79,53 +76,30 @@ def service_outage(work: Path, tweets: int, rate: float, outage: float) -> Outco
             recovered,
             notes=f"down {time.monotonic() - down_at - recovered:.0f}s; job said it held a batch: {held}",
         )
-    finally:
-        reader.stop()
-        p.stop_all()
 
 
 def kill_job(work: Path, tweets: int, rate: float) -> Outcome:
     p = Pipeline(work)
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
-        p.start_job()
+    with watched(p) as reader:
+        p.start_replay(tweets, rate)
         reader.start()
         mid_stream(p, tweets // 3)
         p.kill("job")
-        rows_down = p.rows()
-        restarted = time.monotonic()
-        p.start_job()
-        wait_until(lambda: p.rows() > rows_down, 300, "a new row after the job's restart")
-        recovered = time.monotonic() - restarted
-        status = p.wait("job", 600)
-        assert status == 0, f"the rerun job exited with {status}:\n{p.log('job')[-3000:]}"
+        recovered = p.recover("the job's restart", p.start_job)
+        p.job_done()
         return account("kill-job", replay_ids(tweets), p, reader, recovered)
-    finally:
-        reader.stop()
-        p.stop_all()
 
 
 def kill_relay(work: Path, tweets: int, rate: float) -> Outcome:
     p = Pipeline(work)
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        relay_args = ("replay", "--limit", str(tweets), "--rate", str(rate))
-        p.start_relay(*relay_args)
-        p.start_job()
+    with watched(p) as reader:
+        relay_args = p.start_replay(tweets, rate)
         reader.start()
         wait_until(lambda: p.spooled() >= tweets // 3, 300, f"{tweets // 3} tweets in the spool")
         p.kill("relay")
-        rows_down = p.rows()
-        restarted = time.monotonic()
-        p.start_relay(*relay_args)
-        wait_until(lambda: p.rows() > rows_down, 300, "a new row after the relay's restart")
-        recovered = time.monotonic() - restarted
+        recovered = p.recover("the relay's restart", lambda: p.start_relay(*relay_args))
         assert p.wait("relay", 600) == 0
-        status = p.wait("job", 600)
-        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+        p.job_done()
         return account(
             "kill-relay",
             replay_ids(tweets),
@@ -134,9 +108,6 @@ def kill_relay(work: Path, tweets: int, rate: float) -> Outcome:
             recovered,
             notes="relay resumed: " + str("resuming after record" in p.log("relay")),
         )
-    finally:
-        reader.stop()
-        p.stop_all()
 
 
 def cluster_replay(
@@ -162,11 +133,8 @@ def cluster_replay(
         if kill_worker:
             mid_stream(p, tweets // 3)
             cluster.kill_worker(1)
-            killed_at, rows_down = time.monotonic(), p.rows()
-            wait_until(lambda: p.rows() > rows_down, 300, "a new row after worker 1 was killed")
-            recovered = time.monotonic() - killed_at
-        status = p.wait("job", 600)
-        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+            recovered = p.recover("worker 1 was killed")
+        p.job_done()
         notes = f"executors on {', '.join(cluster.executors(since=before))}; took {time.monotonic() - started:.0f}s"
         return account("kill-worker" if kill_worker else "cluster", replay_ids(tweets), p, reader, recovered, notes)
     finally:
@@ -179,25 +147,16 @@ def cluster_replay(
 def kill_replica(work: Path, tweets: int, rate: float) -> Outcome:
     """Two model-service replicas; the second is SIGKILLed mid-stream and stays down."""
     p = Pipeline(work, replicas=2)
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        p.start_relay("replay", "--limit", str(tweets), "--rate", str(rate))
-        p.start_job()
+    with watched(p) as reader:
+        p.start_replay(tweets, rate)
         reader.start()
         mid_stream(p, tweets // 3)
         p.kill("service-2")
-        killed_at, rows_down = time.monotonic(), p.rows()
-        wait_until(lambda: p.rows() > rows_down, 300, "a new row after replica 2 was killed")
-        recovered = time.monotonic() - killed_at
-        status = p.wait("job", 600)
-        assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
+        recovered = p.recover("replica 2 was killed")
+        p.job_done()
         dead = p.service_urls[1]
         named = sum(dead in line for line in p.log("job").splitlines() if "replica" in line)
         return account("kill-replica", replay_ids(tweets), p, reader, recovered, notes=f"job log names {dead}: {named}")
-    finally:
-        reader.stop()
-        p.stop_all()
 
 
 def malformed_lines(good: list[dict]) -> list[tuple[bytes, str]]:
@@ -239,12 +198,8 @@ def malformed_flood(work: Path, tweets: int) -> Outcome:
     flood = work / "flood.jsonl"
     work.mkdir(parents=True, exist_ok=True)
     flood.write_bytes(b"\n".join(lines) + b"\n")
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        started = time.monotonic()
-        p.start_relay("lines", "--file", str(flood), "--rate", "0")
-        p.start_job()
+    with watched(p) as reader:
+        started = p.start_lines(flood)
         reader.start()
         status = p.wait("job", 900)
         assert status == 0, f"the job exited with {status}:\n{p.log('job')[-3000:]}"
@@ -267,9 +222,6 @@ def malformed_flood(work: Path, tweets: int) -> Outcome:
             bad_lines=len(expected_reasons),
             notes=f"{matched} of {len(expected_reasons)} bad lines quarantined with the expected reason",
         )
-    finally:
-        reader.stop()
-        p.stop_all()
 
 
 def _match(wanted: list[str], got: list[str]) -> list[str | None]:
