@@ -34,10 +34,9 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.processes import free_port
-from benchmarks.readiness import wait_for_workers
 from sentiment.config import SERVERS
 from sentiment.logs import setup_logging
+from tests.support.processes import free_port, wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +90,7 @@ def steady_state(history_csv: Path, ramp_seconds: float) -> dict | None:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n")[0])
     p.add_argument("--scenario", choices=("single", "batch", "floor"), default="single")
     p.add_argument("--users", type=int, default=500)
@@ -111,78 +110,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
     p.add_argument("--model", help="model directory or hub name (default: service.model, the bundled model)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
-    args = p.parse_args(argv)
-    setup_logging()
-    if args.users > 2000 or args.seconds > 900:
-        print("error: keep load tests bounded: at most 2000 users and 900 seconds", file=sys.stderr)
-        return 2
-    if args.workers is None:
-        from sentiment.config import load_config
+    return p
 
-        args.workers = load_config().service.worker_processes
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
-    out.mkdir(parents=True)
+
+def service_command(args: argparse.Namespace, port: int) -> list[str]:
+    """The Python arguments of the server under test: the service, or the floor server with no model."""
     if args.scenario == "floor":
-        args.workers = 1
-        command = ["-m", "granian", "--interface", "asgi", "--port", str(port), "benchmarks.floor_server:app"]
-    else:
-        command = ["-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
-        command += (["--server", args.server] if args.server else []) + (["--model", args.model] if args.model else [])
-    service = subprocess.Popen(
-        [sys.executable, *command],
-        cwd=ROOT,
-        stdout=(out / "service.log").open("w"),
-        stderr=subprocess.STDOUT,
+        return ["-m", "granian", "--interface", "asgi", "--port", str(port), "benchmarks.floor_server:app"]
+    command = ["-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
+    command += ["--server", args.server] if args.server else []
+    return command + (["--model", args.model] if args.model else [])
+
+
+def run_locust(args: argparse.Namespace, url: str, out: Path) -> None:
+    """Run Locust headless against ``url`` for ``args.seconds``; its CSVs and log go to ``out``."""
+    user = "BatchUser" if args.scenario == "batch" else "SingleTweetUser"
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locustfile.py"), "--headless"]
+    cmd += ["-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s", "--host", url]
+    cmd += ["--csv", str(out / "locust"), "--csv-full-history", "--only-summary", "--stop-timeout", "10"]
+    cmd += [*(["--processes", str(args.locust_processes)] if args.locust_processes > 1 else []), user]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        TWEETSENT_LOAD_USER_RATE=str(args.user_rate),
+        TWEETSENT_LOAD_ALIGNED="1" if args.aligned else "0",
     )
-    try:
-        wait_for_workers(url, args.workers)
-        user = "BatchUser" if args.scenario == "batch" else "SingleTweetUser"
-        cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "benchmarks" / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(args.users),
-            "-r",
-            str(args.spawn_rate),
-            "-t",
-            f"{args.seconds}s",
-            "--host",
-            url,
-            "--csv",
-            str(out / "locust"),
-            "--csv-full-history",
-            "--only-summary",
-            "--stop-timeout",
-            "10",
-            *(["--processes", str(args.locust_processes)] if args.locust_processes > 1 else []),
-            user,
-        ]
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            TWEETSENT_LOAD_USER_RATE=str(args.user_rate),
-            TWEETSENT_LOAD_ALIGNED="1" if args.aligned else "0",
-        )
-        subprocess.run(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            check=False,
-            stdout=(out / "locust.log").open("w"),
-            stderr=subprocess.STDOUT,
-            timeout=args.seconds + 120,
-        )
-        if args.scenario != "floor":
-            (out / "metrics.txt").write_text(requests.get(f"{url}/metrics", timeout=5).text)
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        stdout=(out / "locust.log").open("w"),
+        stderr=subprocess.STDOUT,
+        timeout=args.seconds + 120,
+    )
+
+
+def report(args: argparse.Namespace, out: Path) -> None:
+    """Print the whole run's and the steady state's figures from Locust's CSVs, and plot the latency."""
     stats = next(r for r in csv.DictReader((out / "locust_stats.csv").open()) if r["Name"] == "Aggregated")
     steady = steady_state(out / "locust_stats_history.csv", ramp_seconds=args.users / args.spawn_rate + 5)
     plot(
@@ -210,6 +175,39 @@ def main(argv: list[str] | None = None) -> int:
             f"failures {steady['failures']}, p50 {steady['p50_ms']} ms, p99 (worst 10 s window) {steady['p99_ms']} ms"
         )
     print(f"CSVs and latency_over_time.png in {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.users > 2000 or args.seconds > 900:
+        print("error: keep load tests bounded: at most 2000 users and 900 seconds", file=sys.stderr)
+        return 2
+    if args.workers is None:
+        from sentiment.config import load_config
+
+        args.workers = load_config().service.worker_processes
+    if args.scenario == "floor":
+        args.workers = 1
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{args.scenario}"
+    out.mkdir(parents=True)
+    service = subprocess.Popen(
+        [sys.executable, *service_command(args, port)],
+        cwd=ROOT,
+        stdout=(out / "service.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_workers(url, args.workers)
+        run_locust(args, url, out)
+        if args.scenario != "floor":
+            (out / "metrics.txt").write_text(requests.get(f"{url}/metrics", timeout=5).text)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    report(args, out)
     return 0
 
 

@@ -44,8 +44,6 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.processes import free_port
-from benchmarks.readiness import wait_for_workers
 from benchmarks.steady import drive_or_fail, steady_stream
 from ingest.relay import SpoolTicker, write_records
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
@@ -56,6 +54,7 @@ from stream.query import JobConfig, JobStats, build_query, percentiles, read_sou
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query
+from tests.support.processes import free_port, wait_for_workers
 
 
 def start_service(
@@ -159,6 +158,26 @@ def measure_stream(query, stats: JobStats, spool: Spool, records: list[Record], 
     }
 
 
+def sample_records(n: int) -> list[Record]:
+    """``n`` tweets of the bundled sample (looped) as the relay spools them."""
+    tweets = replay_tweets(BUNDLED_SAMPLE, loop=True, limit=n)
+    return [Record(t.to_json_line().decode("utf-8").rstrip("\n")) for t in tweets]
+
+
+def bench_job_config(tmp: Path, url: str, trigger: float) -> JobConfig:
+    """The job as configured (request batch and concurrency), its folders in ``tmp``."""
+    stream = Config().stream
+    return JobConfig(
+        spool=str(tmp / "spool"),
+        output=str(tmp / "tweets"),
+        quarantine=str(tmp / "q"),
+        checkpoint=str(tmp / "ck"),
+        trigger_seconds=trigger,
+        scoring=ScoringOptions(url, batch_size=stream.request_batch, concurrency=stream.request_concurrency),
+        model_version="bench",
+    )
+
+
 def bench_end_to_end(
     url: str,
     n: int,
@@ -175,25 +194,10 @@ def bench_end_to_end(
     spark = build_spark(Config(), master=master, app_name="tweet-sentiment-bench", ui=False)
     spark.sparkContext.setLogLevel("ERROR")
     steady_n = round(steady[0] * steady[1]) if steady else 0
-    records = [
-        Record(t.to_json_line().decode("utf-8").rstrip("\n"))
-        for t in replay_tweets(BUNDLED_SAMPLE, loop=True, limit=warm_up + n + steady_n)
-    ]
+    records = sample_records(warm_up + n + steady_n)
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     relay = Config().relay
-    config = JobConfig(
-        spool=str(tmp / "spool"),
-        output=str(tmp / "tweets"),
-        quarantine=str(tmp / "q"),
-        checkpoint=str(tmp / "ck"),
-        trigger_seconds=trigger,
-        scoring=ScoringOptions(
-            service_url=url,
-            batch_size=Config().stream.request_batch,
-            concurrency=Config().stream.request_concurrency,
-        ),
-        model_version="bench",
-    )
+    config = bench_job_config(tmp, url, trigger)
     stats = JobStats()
     spool = Spool(config.spool, segment_records=relay.segment_records, segment_seconds=relay.segment_seconds)
     spool.open()
@@ -202,11 +206,7 @@ def bench_end_to_end(
         query = build_query(read_source(spark, config), config, stats).start()
         if trends:
             trends_job = TrendsJob(
-                tweets=config.output,
-                checkpoint=str(tmp / "ck-trends"),
-                config=Config().trends,
-                output=str(tmp / "trends"),
-                alerts=str(tmp / "alerts"),
+                config.output, str(tmp / "ck-trends"), Config().trends, str(tmp / "trends"), str(tmp / "alerts")
             )
             trends_query = build_trends_query(spark, trends_job, trigger, config.max_files_per_trigger).start()
         try:
@@ -233,7 +233,7 @@ def bench_first_row() -> dict:
 
 def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     """Each master times each replica count (and the floor), printed as a table as they finish."""
-    from benchmarks.faults import Cluster
+    from tests.support.pipeline import Cluster
 
     masters, counts, cpus = args.master or ["local[2]"], args.replicas or [1], os.cpu_count() or 1
     clusters: dict[str, Cluster] = {}

@@ -53,72 +53,92 @@ def _percentiles(latencies: list[float]) -> dict:
     return {"p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99)}
 
 
+def _time_pipeline(name: str, model: str, texts: list[str]) -> tuple[float, list[float]]:
+    """Seconds for the Hugging Face pipeline to label ``texts`` (one by one, or 64 at a time), and each call's."""
+    import torch
+    from transformers import pipeline
+
+    from sentiment.cleaning import normalise_all
+
+    latencies: list[float] = []
+    # fp32, as the model is trained: the checkpoint is stored in fp16, which is slow on a CPU.
+    clf = pipeline("text-classification", model=model, tokenizer=model, device=-1, dtype=torch.float32)
+    prepared = normalise_all(texts, "light")
+    clf(prepared[:8])
+    started = time.perf_counter()
+    if name == "pipeline-single":
+        for t in prepared:
+            t0 = time.perf_counter()
+            clf(t, truncation=True)
+            latencies.append(time.perf_counter() - t0)
+    else:
+        for i in range(0, len(prepared), 64):
+            t0 = time.perf_counter()
+            clf(prepared[i : i + 64], batch_size=64, truncation=True)
+            latencies.append(time.perf_counter() - t0)
+    return time.perf_counter() - started, latencies
+
+
+def _time_engine(model: str, precision: str, texts: list[str]) -> tuple[float, list[float]]:
+    """Seconds for the service's predictor, in this process, to score ``texts`` 256 at a time, and each call's."""
+    from model_api.predictor import SentimentPredictor
+
+    latencies: list[float] = []
+    predictor = SentimentPredictor.from_pretrained(model, precision=precision)
+    predictor.warm_up()
+    started = time.perf_counter()
+    for i in range(0, len(texts), 256):
+        t0 = time.perf_counter()
+        predictor.predict(texts[i : i + 256])
+        latencies.append(time.perf_counter() - t0)
+    return time.perf_counter() - started, latencies
+
+
+def _time_service(url: str, clients: int, texts: list[str]) -> tuple[float, list[float]]:
+    """Seconds for ``clients`` concurrent clients to score ``texts`` through ``/predict/batch``, and each request's."""
+    import threading
+
+    import requests
+
+    latencies: list[float] = []
+    chunks = [texts[i : i + 256] for i in range(0, len(texts), 256)]
+    lock = threading.Lock()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    if not chunks:
+                        return
+                    chunk = chunks.pop()
+                t0 = time.perf_counter()
+                session.post(f"{url}/predict/batch", json={"texts": chunk}, timeout=300).raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+
+    with requests.Session() as session:
+        for _ in range(2 * clients):  # every worker answers once before the clock starts
+            session.post(f"{url}/predict/batch", json={"texts": texts[:64]}, timeout=60).raise_for_status()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies
+
+
 def _phase(name: str, model: str, n: int, precision: str, url: str | None, clients: int, out: mp.Queue) -> None:
     import torch
 
     torch.set_num_threads(torch.get_num_threads())
     texts = _texts(n)
-    latencies: list[float] = []
     if name.startswith("pipeline"):
-        from transformers import pipeline
-
-        from sentiment.cleaning import normalise_all
-
-        # fp32, as the model is trained: the checkpoint is stored in fp16, which is slow on a CPU.
-        clf = pipeline("text-classification", model=model, tokenizer=model, device=-1, dtype=torch.float32)
-        prepared = normalise_all(texts, "light")
-        clf(prepared[:8])
-        started = time.perf_counter()
-        if name == "pipeline-single":
-            for t in prepared:
-                t0 = time.perf_counter()
-                clf(t, truncation=True)
-                latencies.append(time.perf_counter() - t0)
-        else:
-            for i in range(0, len(prepared), 64):
-                t0 = time.perf_counter()
-                clf(prepared[i : i + 64], batch_size=64, truncation=True)
-                latencies.append(time.perf_counter() - t0)
+        elapsed, latencies = _time_pipeline(name, model, texts)
     elif name == "engine":
-        from model_api.predictor import SentimentPredictor
-
-        predictor = SentimentPredictor.from_pretrained(model, precision=precision)
-        predictor.warm_up()
-        started = time.perf_counter()
-        for i in range(0, len(texts), 256):
-            t0 = time.perf_counter()
-            predictor.predict(texts[i : i + 256])
-            latencies.append(time.perf_counter() - t0)
+        elapsed, latencies = _time_engine(model, precision, texts)
     else:
-        import threading
-
-        import requests
-
-        chunks = [texts[i : i + 256] for i in range(0, len(texts), 256)]
-        lock = threading.Lock()
-
-        def client() -> None:
-            with requests.Session() as session:
-                while True:
-                    with lock:
-                        if not chunks:
-                            return
-                        chunk = chunks.pop()
-                    t0 = time.perf_counter()
-                    session.post(f"{url}/predict/batch", json={"texts": chunk}, timeout=300).raise_for_status()
-                    with lock:
-                        latencies.append(time.perf_counter() - t0)
-
-        with requests.Session() as session:
-            for _ in range(2 * clients):  # every worker answers once before the clock starts
-                session.post(f"{url}/predict/batch", json={"texts": texts[:64]}, timeout=60).raise_for_status()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    elapsed = time.perf_counter() - started
+        elapsed, latencies = _time_service(url, clients, texts)
     out.put(
         {
             "phase": name,
@@ -142,7 +162,7 @@ def run_phase(name: str, model: str, n: int, precision: str, url: str | None = N
 
 def _tree_peak_rss_mb(pid: int) -> int:
     """Sum of the peak resident memory (VmHWM) of a process and its descendants."""
-    from benchmarks.processes import process_tree
+    from tests.support.processes import process_tree
 
     total = 0
     for current in process_tree(pid):
@@ -157,8 +177,7 @@ def _tree_peak_rss_mb(pid: int) -> int:
 def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.Popen, str]:
     import os
 
-    from benchmarks.processes import free_port
-    from benchmarks.readiness import wait_for_workers
+    from tests.support.processes import free_port, wait_for_workers
 
     port = free_port()
     env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from benchmarks.service_goals import ROOT, load_average, start_service, stop, wait_ready
 from sentiment.logs import setup_logging
+from tests.support.pipeline import work_env
 
 GOALS = {"later_healthy_s": 15, "later_first_row_s": 30, "first_first_row_s": 60}
 
@@ -51,12 +52,7 @@ def first_row(tree: Path, port: int, env: dict, log: Path, timeout: float = 900)
     env = {
         **os.environ,
         **env,
-        "TWEETSENT_STREAM__OUTPUT": str(out / "tweets"),
-        "TWEETSENT_STREAM__QUARANTINE": str(out / "quarantine"),
-        "TWEETSENT_STREAM__CHECKPOINT": str(out / "checkpoints"),
-        "TWEETSENT_RELAY__SPOOL": str(out / "spool"),
-        "TWEETSENT_TRENDS__OUTPUT": str(out / "trends"),
-        "TWEETSENT_TRENDS__ALERTS": str(out / "alerts"),
+        **work_env(out),
         "TWEETSENT_SERVICE__PORT": str(port),
         "TWEETSENT_RELAY__PORT": str(port + 1),
     }

@@ -15,7 +15,8 @@ import pandas as pd
 
 from sentiment.config import Config
 from sentiment.parquet_folder import FolderReader, latest_rows
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, as_utc, empty_alerts, empty_trends
+from sentiment.schema import ALERTS_COLUMNS, TRENDS_COLUMNS
+from sentiment.trends import as_utc, empty_alerts, empty_trends
 
 # The time ranges offered, counted back from the newest window in the output (not from the clock:
 # a replay keeps its tweets' own times).
@@ -30,6 +31,7 @@ DEFAULT_TIME_RANGE = "Last hour"
 # Newest window older than this (by the clock): a replay with its tweets' own times, or a stream that
 # stopped; the first view then shows everything.
 LIVE_WITHIN = pd.Timedelta(hours=1)
+# The columns of output/tweets (sentiment.schema.OUTPUT_COLUMNS) the page shows, in its order.
 TWEET_COLUMNS = ("created_at", "keyword", "sentiment", "p_positive", "user", "text", "processed_at")
 
 

@@ -342,6 +342,77 @@ def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
+class _Best:
+    """The best validation score so far, its step and the model's weights then; patience left."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.score, self.step, self.stale = -1.0, 0, 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def update(self, model, score: float, step: int) -> bool:
+        """Keep the weights when ``score`` is the best yet; True once ``patience`` evaluations brought no gain."""
+        if score > self.score:
+            self.score, self.step, self.stale = score, step, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+def _optimizer(model, config: TrainConfig, total_steps: int):
+    """AdamW with weight decay on all but biases and layer norms, and a linear schedule with warm-up."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_fraction), total_steps)
+    return optimizer, scheduler
+
+
+def _token_ids(tokenizer, texts: list[str], config: TrainConfig) -> list[list[int]]:
+    """The texts prepared as the service prepares them, as token ids."""
+    prepared = normalise_all(texts, config.preprocessing)
+    return tokenizer(prepared, truncation=True, max_length=config.max_length)["input_ids"]
+
+
+def _step(model, loss: torch.Tensor, optimizer, scheduler) -> None:
+    """One optimisation step on ``loss``, gradients clipped to norm 1."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _batch_loss(model, ids, mask, y, flags, teacher: np.ndarray | None, config: TrainConfig) -> torch.Tensor:
+    """The loss of one batch: the labels' (mixed binary and three-class), blended with the teacher's."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    loss = mixed_loss(logits.float(), y, flags)
+    if teacher is not None:
+        soft = distillation_loss(logits.float(), torch.from_numpy(teacher).float(), config.distill_temperature)
+        loss = config.distill_weight * soft + (1 - config.distill_weight) * loss
+    return loss
+
+
+def _eval_point(metrics: dict, step: int, steps_per_epoch: int, running: float, started: float) -> dict:
+    """One point of the learning curve."""
+    return {
+        "step": step,
+        "epoch": round(step / steps_per_epoch, 3),
+        "train_loss": round(running, 4),
+        "val_loss": round(metrics["loss"], 4),
+        **{f"val_{k}": round(metrics[k], 4) for k in ("accuracy", "macro_f1", "score") if k in metrics},
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
 def fine_tune(
     model,
     tokenizer,
@@ -353,96 +424,51 @@ def fine_tune(
     """The fit loop: train ``model`` in place on length-bucketed batches drawn with ``rng``, score
     the validation rows every ``eval_every`` steps (handing the curve so far to ``on_eval``), stop
     early, and leave the model with its best weights."""
-    teacher_p = (
-        teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
-        if config.teacher
-        else None
-    )
-
-    def encode(texts: list[str]) -> list[list[int]]:
-        prepared = normalise_all(texts, config.preprocessing)
-        return tokenizer(prepared, truncation=True, max_length=config.max_length)["input_ids"]
-
-    train_ids, val_ids = encode(data.train_texts), encode(data.val_texts)
-    train_labels, val_labels = data.train_labels, data.val_labels
+    teacher_p = None
+    if config.teacher:
+        teacher_p = teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
+    train_ids, val_ids = _token_ids(tokenizer, data.train_texts, config), _token_ids(tokenizer, data.val_texts, config)
     train_binary = torch.tensor(data.train_binary) if data.train_binary else None
-    val_binary = data.val_binary or None
     pad_id = tokenizer.pad_token_id
-
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = int(steps_per_epoch * config.epochs)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * config.warmup_fraction), total_steps)
+    optimizer, scheduler = _optimizer(model, config, total_steps)
 
     curve: list[dict] = []
-    best = {"score": -1.0, "step": 0}
-    best_state: dict[str, torch.Tensor] | None = None
-    stale, step, started = 0, 0, time.monotonic()
-    running = 0.0
+    best = _Best(config.patience)
+    step, started, running = 0, time.monotonic(), 0.0
     progress = tqdm(total=total_steps, desc="fine-tune", unit="step", mininterval=5)
     stop = False
     while not stop:
         for batch in bucketed_batches([len(s) for s in train_ids], config.batch_size, rng):
             ids, mask = _pad([train_ids[i] for i in batch], pad_id)
-            y = torch.tensor([train_labels[i] for i in batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                logits = model(input_ids=ids, attention_mask=mask).logits
+            y = torch.tensor([data.train_labels[i] for i in batch])
             flags = None if train_binary is None else train_binary[batch]
-            loss = mixed_loss(logits.float(), y, flags)
-            if teacher_p is not None:
-                soft = distillation_loss(
-                    logits.float(), torch.from_numpy(teacher_p[batch]).float(), config.distill_temperature
-                )
-                loss = config.distill_weight * soft + (1 - config.distill_weight) * loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            teacher = None if teacher_p is None else teacher_p[batch]
+            loss = _batch_loss(model, ids, mask, y, flags, teacher, config)
+            _step(model, loss, optimizer, scheduler)
             step += 1
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             progress.update(1)
-            progress.set_postfix(loss=f"{running:.3f}", best=f"{best['score']:.4f}", refresh=False)
+            progress.set_postfix(loss=f"{running:.3f}", best=f"{best.score:.4f}", refresh=False)
             if step % config.eval_every == 0 or step == total_steps:
-                metrics = evaluate(model, val_ids, val_labels, pad_id, val_binary)
-                point = {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 3),
-                    "train_loss": round(running, 4),
-                    "val_loss": round(metrics["loss"], 4),
-                    **{f"val_{k}": round(metrics[k], 4) for k in ("accuracy", "macro_f1", "score") if k in metrics},
-                    "elapsed_s": round(time.monotonic() - started, 1),
-                }
-                curve.append(point)
-                log.info("eval %s", point)
+                metrics = evaluate(model, val_ids, data.val_labels, pad_id, data.val_binary or None)
+                curve.append(_eval_point(metrics, step, steps_per_epoch, running, started))
+                log.info("eval %s", curve[-1])
                 if on_eval is not None:
                     on_eval(curve)
-                if metrics["score"] > best["score"]:
-                    best = {"score": metrics["score"], "step": step}
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    stale = 0
-                else:
-                    stale += 1
-                    if stale >= config.patience:
-                        log.info("early stop at step %d: no gain for %d evaluations", step, stale)
-                        stop = True
+                if best.update(model, metrics["score"], step):
+                    log.info("early stop at step %d: no gain for %d evaluations", step, best.stale)
+                    stop = True
             if stop or step >= total_steps:
                 stop = True
                 break
     progress.close()
     train_seconds = time.monotonic() - started
 
-    assert best_state is not None  # the last step is always evaluated
-    model.load_state_dict(best_state)
-    return FitResult(curve, best["score"], best["step"], step, train_seconds)
+    assert best.state is not None  # the last step is always evaluated
+    model.load_state_dict(best.state)
+    return FitResult(curve, best.score, best.step, step, train_seconds)
 
 
 def training_metrics(

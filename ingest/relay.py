@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import select
+import signal
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ingest.spool import Record, Spool, SpoolError, SpoolFull
@@ -32,6 +33,13 @@ class RelayStats:
     sent: int = 0
     dropped: int = 0
     clients: int = 0
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event that SIGTERM sets: a run checks it and ends cleanly (call from the main thread)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 class TweetBuffer:
@@ -222,6 +230,16 @@ def feed(
         if stats is not None:
             stats.produced = count
     return count
+
+
+def buffer_emitter(buffer: TweetBuffer, stats: RelayStats) -> Callable[[Tweet], None]:
+    """The callback a live source hands each tweet to: queue its line and count it."""
+
+    def emit(tweet: Tweet) -> None:
+        buffer.put(tweet.to_json_line())
+        stats.produced += 1
+
+    return emit
 
 
 @dataclass

@@ -11,10 +11,7 @@ batches to the archive folder (``cleanSource=archive``). So a restarted query re
 it had not committed, and a relay killed at any point loses nothing it accepted: on the next open,
 the open segment is sealed (a torn last line is cut off) and offsets go on from the last one.
 
-Envelope fields: ``offset`` (int), ``at`` (epoch seconds when accepted), ``line`` (the record as
-received, a JSON object for tweets), ``error`` (why the relay could not take the line as is:
-undecodable bytes, too long, a malformed CSV row; the job quarantines it with that reason),
-``src`` and ``seq`` (which source and how far into it, so a replay resumes where it stopped).
+The layout and the envelope of each line are the job's contract too: :mod:`sentiment.spool_format`.
 
 One writer per folder: :meth:`Spool.open` takes an advisory lock on the folder (``.lock``, see
 :mod:`sentiment.folders`) and a second relay is refused at once. The spool knows its identity: an id
@@ -44,13 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentiment.folders import FolderLock, mark_ours, remove_ours
+from sentiment.spool_format import (
+    COMPLETE_FILE,
+    OPEN_SEGMENT,
+    SEGMENT_GLOB,
+    STATE_FILE,
+    archive_dir,
+    envelope_line,
+    read_complete,
+    segment_name,
+)
 
 log = logging.getLogger(__name__)
-
-OPEN_SEGMENT = ".open.jsonl"
-STATE_FILE = "_state.json"
-COMPLETE_FILE = "_complete.json"
-SEGMENT_GLOB = "seg-*.jsonl"
 
 
 class SpoolError(RuntimeError):
@@ -69,15 +71,6 @@ class Record:
     error: str | None = None
     src: str | None = None
     seq: int | None = None
-
-
-def archive_dir(spool: Path) -> Path:
-    """Where the job moves the segments it has committed (a sibling, so Spark never lists it)."""
-    return spool.with_name(spool.name + "-done")
-
-
-def segment_name(first_offset: int) -> str:
-    return f"seg-{first_offset:012d}.jsonl"
 
 
 class Spool:
@@ -210,15 +203,9 @@ class Spool:
             return self.next_offset
 
     def _write(self, part: list[Record]) -> None:
-        lines = []
-        for i, r in enumerate(part):
-            envelope = {"offset": self.next_offset + i, "at": self.last_at, "line": r.line}
-            if r.error:
-                envelope["error"] = r.error
-            if r.src is not None:
-                envelope["src"], envelope["seq"] = r.src, r.seq
-            lines.append(json.dumps(envelope, ensure_ascii=False) + "\n")
-        text = "".join(lines)
+        text = "".join(
+            envelope_line(self.next_offset + i, self.last_at, r.line, r.error, r.src, r.seq) for i, r in enumerate(part)
+        )
         try:
             self._guard(lambda: (self._file.write(text), self._file.flush()))
         except SpoolError as e:
@@ -332,22 +319,6 @@ class Spool:
                 p.unlink(missing_ok=True)
                 deleted += 1
         return deleted
-
-
-def read_complete(folder: str | Path) -> dict | None:
-    """The completion marker of a finite replay, or None while the log is still being written."""
-    try:
-        return json.loads((Path(folder) / COMPLETE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def spool_id(folder: str | Path) -> str | None:
-    """The identity of the spool in ``folder`` (made with its state), or None before a relay opened it."""
-    try:
-        return json.loads((Path(folder) / STATE_FILE).read_text()).get("spool_id")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _read_complete_records(path: Path) -> list[dict]:

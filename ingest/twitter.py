@@ -362,11 +362,19 @@ def relay_live(
     lang: str | None,
     no_retweets: bool,
     interval: float,
-) -> int:
-    if mode == "stream":
-        return run_stream(token, keywords, emit, stop, lang, no_retweets)
-    client = tweepy.Client(bearer_token=token, wait_on_rate_limit=False)
-    return poll_search(client, keywords, emit, stop, lang, no_retweets, interval)
+) -> None:
+    """Relay live tweets (the filtered stream, or recent search every ``interval`` seconds) to ``emit``
+    until the source ends, Ctrl-C, or ``stop``; ``stop`` is set at the end either way."""
+    try:
+        if mode == "stream":
+            run_stream(token, keywords, emit, stop, lang, no_retweets)
+        else:
+            client = tweepy.Client(bearer_token=token, wait_on_rate_limit=False)
+            poll_search(client, keywords, emit, stop, lang, no_retweets, interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
 
 
 def dedupe(keywords: Iterable[str]) -> list[str]:

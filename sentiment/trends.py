@@ -13,45 +13,10 @@ import numpy as np
 import pandas as pd
 
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
+from sentiment.schema import ALERTS_COLUMNS, TRENDS_COLUMNS
 
 if TYPE_CHECKING:
     from sentiment.config import TrendsConfig
-
-# One row of output/trends: a keyword's tweets whose created_at falls in [window_start, window_end).
-TRENDS_COLUMNS: tuple[str, ...] = (
-    "keyword",
-    "window_start",
-    "window_end",
-    "n",
-    "n_negative",
-    "n_neutral",
-    "n_positive",
-    "mean_p_positive",
-    "negative_share",
-)
-TRENDS_DDL = (
-    "keyword STRING, window_start TIMESTAMP, window_end TIMESTAMP, n BIGINT, n_negative BIGINT, "
-    "n_neutral BIGINT, n_positive BIGINT, mean_p_positive DOUBLE, negative_share DOUBLE"
-)
-
-# One row of output/alerts: a window whose negative share stood z_score baseline deviations above the
-# keyword's baseline (the mean and deviation of its last baseline_windows windows).
-ALERTS_COLUMNS: tuple[str, ...] = (
-    "keyword",
-    "window_start",
-    "window_end",
-    "n",
-    "n_negative",
-    "negative_share",
-    "baseline_mean",
-    "baseline_std",
-    "baseline_windows",
-    "z_score",
-)
-ALERTS_DDL = (
-    "keyword STRING, window_start TIMESTAMP, window_end TIMESTAMP, n BIGINT, n_negative BIGINT, "
-    "negative_share DOUBLE, baseline_mean DOUBLE, baseline_std DOUBLE, baseline_windows BIGINT, z_score DOUBLE"
-)
 
 # Tweets relayed without a keyword (a replay of the plain sample, no --track) are counted under this one.
 NO_KEYWORD = "(no keyword)"

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import urllib3
 
-from sentiment.trends import ALERTS_COLUMNS, describe_alert
+from sentiment.schema import ALERTS_COLUMNS
+from sentiment.trends import describe_alert
 
 if TYPE_CHECKING:
     from sentiment.config import TrendsConfig

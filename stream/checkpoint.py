@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.spool import spool_id
 from sentiment.folders import FolderLock
+from sentiment.spool_format import spool_id
 
 SPOOL_ID_FILE = "spool_id"
 

@@ -34,10 +34,10 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from ingest.spool import read_complete
 from sentiment.config import TRANSPORTS, Config, ConfigError, check_client_limits, load_config, service_token
 from sentiment.folders import FolderBusy, UnsafeDelete, mark_ours, remove_ours
 from sentiment.logs import setup_logging
+from sentiment.spool_format import read_complete
 from stream.checkpoint import SpoolMismatch, check_spool, lock_checkpoint
 from stream.outputs import prepare_outputs
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source

@@ -15,18 +15,14 @@ from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
-from sentiment.trends import ALERTS_DDL, TRENDS_DDL
+from sentiment.schema import ALERTS_DDL, OUTPUT_DDL, QUARANTINE_DDL, TRENDS_DDL
 from stream.query import JobConfig
 from stream.sink import last_committed_batch, sink_for
-from stream.transforms import QUARANTINE_DDL
-from stream.trends import TWEETS_DDL
-
-TWEETS_FILE_DDL = TWEETS_DDL + ", date DATE"  # the partition column too, so an empty folder shows it
 
 
 def _outputs(job: JobConfig) -> Iterator[tuple[str, str, str]]:
     """(folder, checkpoint of the query writing it, columns) of every output of the job."""
-    yield job.output, job.checkpoint, TWEETS_FILE_DDL
+    yield job.output, job.checkpoint, OUTPUT_DDL  # with the partition column, so an empty folder shows it
     yield job.quarantine, job.checkpoint, QUARANTINE_DDL
     if job.trends is not None:
         yield job.trends.output, job.trends.checkpoint, TRENDS_DDL

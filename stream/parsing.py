@@ -19,8 +19,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sentiment.schema import TWEET_FIELDS
+from sentiment.spool_format import ENVELOPE_DDL
 
-ENVELOPE_SCHEMA = "offset BIGINT, at DOUBLE, line STRING, error STRING"
 PARSED_COLUMNS = ("raw", "reason", "offset", *TWEET_FIELDS, "relayed_at")
 
 
@@ -34,7 +34,7 @@ def unwrap(source: DataFrame, transport: str) -> DataFrame:
             F.lit(None).cast("bigint").alias("offset"),
             F.coalesce(F.timestamp_seconds(relayed), F.current_timestamp()).alias("relayed_at"),
         )
-    e = F.from_json("value", ENVELOPE_SCHEMA).alias("e")
+    e = F.from_json("value", ENVELOPE_DDL).alias("e")
     return source.select(e, "value").select(
         F.coalesce(F.col("e.line"), F.col("value")).alias("line"),
         F.when(F.col("e.offset").isNull(), F.lit("not a spool record"))

@@ -21,15 +21,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
-from ingest.spool import archive_dir
 from sentiment.config import StreamConfig
 from sentiment.labels import NeutralBand
+from sentiment.schema import QUARANTINE_COLUMNS
+from sentiment.spool_format import archive_dir
 from stream.checkpoint import check_spool
 from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
 from stream.sink import ParquetSink, sink_for
-from stream.transforms import QUARANTINE_COLUMNS, enrich, score_tweets, track_filter
+from stream.transforms import enrich, score_tweets, track_filter
 from stream.trends import TRENDS_QUERY, TrendsJob
 
 log = logging.getLogger("stream")

@@ -12,25 +12,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from sentiment.labels import NeutralBand
+from sentiment.schema import OUTPUT_COLUMNS
 from stream.cleaning import label_tweets
 from stream.scoring import ScoringOptions, score_partitions
-
-QUARANTINE_COLUMNS = ("raw", "reason", "offset", "batch_id", "received_at")
-QUARANTINE_DDL = "raw STRING, reason STRING, offset BIGINT, batch_id INT, received_at TIMESTAMP"
-OUTPUT_COLUMNS = (
-    "id",
-    "created_at",
-    "user",
-    "keyword",
-    "text",
-    "clean_text",
-    "p_positive",
-    "sentiment",
-    "model_version",
-    "relayed_at",
-    "processed_at",
-    "date",
-)
 
 
 def track_filter(df: DataFrame, track: tuple[str, ...]) -> tuple[DataFrame, DataFrame]:

@@ -29,14 +29,8 @@ from pyspark.sql import functions as F
 from sentiment.config import TrendsConfig
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 from sentiment.parquet_folder import read_folder
-from sentiment.trends import (
-    ALERTS_COLUMNS,
-    ALERTS_DDL,
-    NO_KEYWORD,
-    TRENDS_COLUMNS,
-    TRENDS_DDL,
-    find_alerts,
-)
+from sentiment.schema import ALERTS_COLUMNS, ALERTS_DDL, TRENDS_COLUMNS, TRENDS_DDL, TWEETS_DDL
+from sentiment.trends import NO_KEYWORD, find_alerts
 from sentiment.webhook import notify_alerts
 from stream.sink import ParquetSink, sink_for
 
@@ -44,10 +38,6 @@ log = logging.getLogger(__name__)
 
 TRENDS_QUERY = "tweet_sentiment_trends"
 TICK = "\u0000tick"  # the keyword of tick rows: no real keyword can hold a NUL
-TWEETS_DDL = (
-    "id STRING, created_at TIMESTAMP, user STRING, keyword STRING, text STRING, clean_text STRING, "
-    "p_positive DOUBLE, sentiment STRING, model_version STRING, relayed_at TIMESTAMP, processed_at TIMESTAMP"
-)
 TICK_DDL = "at TIMESTAMP"
 
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
-
 from model_api.app import create_app
 from model_api.asgi import ServiceApp
 from sentiment.config import load_config
-from tests.conftest import ROOT, FakePredictor, stop_process
+from tests.conftest import FakePredictor
+from tests.support.processes import free_port, healthy, start_module, stop_group, stop_process, wait_until
 
 DELAY_ENV = "TWEETSENT_TEST_PREDICT_SECONDS"
 
@@ -46,41 +43,24 @@ def create() -> ServiceApp:
     return ServiceApp(create_app(config, predictor=SlowPredictor(float(os.environ.get(DELAY_ENV, "0")))))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def asgi_service(log: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Serve :func:`create` with one granian worker on 127.0.0.1; yield its URL once ``/health`` answers."""
     port = free_port()
-    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "1"]
+    command = ["granian", "--interface", "asgi", "--factory", "--workers", "1"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-ws", "tests.asgi_service:create"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=out, start_new_session=True
-        )
+    process = start_module(*command, log=log, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited with {process.returncode}: {log.read_text()[-2000:]}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(url + "/health", timeout=1).ok:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the service did not answer /health within {timeout:.0f}s: {log.read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
+        wait_until(lambda: _answers(process, url, log), timeout, f"the service to answer /health: {log}")
         yield url
     finally:
         stop_process(process)
         # A worker busy in one request can outlive its server: end the group this test started.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process)
+
+
+def _answers(process: subprocess.Popen, url: str, log: Path) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"the service exited with {process.returncode}: {log.read_text()[-2000:]}")
+    return healthy(url)

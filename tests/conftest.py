@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +97,20 @@ def predictor():
     return SentimentPredictor.from_pretrained()
 
 
+def tmp_job_config(tmp_path: Path, **fields):
+    """A ``stream.query.JobConfig`` whose spool, outputs and checkpoint are in ``tmp_path``, with
+    micro-batches as fast as they go; ``fields`` set the rest (``scoring``) or override these."""
+    from stream.query import JobConfig
+
+    folders = {
+        "spool": str(tmp_path / "spool"),
+        "output": str(tmp_path / "tweets"),
+        "quarantine": str(tmp_path / "quarantine"),
+        "checkpoint": str(tmp_path / "checkpoint"),
+    }
+    return JobConfig(**{**folders, "trigger_seconds": 0, **fields})
+
+
 def run_job_on_relay(spark, buffer, config, lines: int, timeout: float):
     """Serve ``buffer`` from a relay on a free loopback port, run the job on it until ``lines``
     input lines are handled (or ``timeout``), stop it; return the stopped query and its stats."""
@@ -139,16 +151,6 @@ def run_job_on_spool(spark, records, config, lines: int, timeout: float):
         query.stop()
         spark.streams.removeListener(listener)
     return query, stats
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM ``process`` and wait for it; SIGKILL it after 30 s."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def serve(app) -> Iterator[str]:

@@ -1,8 +1,8 @@
 """The job on a Spark standalone cluster (a master and two workers on 127.0.0.1), and on two
 model-service replicas: every tweet counted, with a worker or a replica SIGKILLed mid-stream.
 
-The scenarios are those of ``python -m benchmarks.faults --scenario kill-worker|kill-replica``,
-which print the same figures. The cluster tests share one cluster; the worker kill comes last.
+The scenarios are those of :mod:`tests.support.scenarios` (``python -m benchmarks.faults --scenario
+kill-worker|kill-replica`` prints the same figures). The cluster tests share one cluster; the worker kill comes last.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import subprocess
 
 import pytest
 
-from benchmarks.faults import Cluster, cluster_replay, run_scenario
-from benchmarks.processes import free_port
 from tests.conftest import ROOT
 from tests.faults.test_faults import check
+from tests.support.pipeline import Cluster, work_env
+from tests.support.processes import free_port
+from tests.support.scenarios import cluster_replay, run_scenario
 
 TWEETS = 800
 RATE = 100.0
@@ -49,10 +50,7 @@ def test_run_pipeline_on_a_master_and_two_workers_with_two_replicas(cluster, tmp
 
     env = {
         **os.environ,
-        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
-        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
-        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
-        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
+        **work_env(tmp_path),
         "TWEETSENT_SERVICE__PORT": str(two_free_ports()),
         "TWEETSENT_SERVICE__PRECISION": "fp32",
         "TWEETSENT_SERVICE__TORCH_THREADS": "1",

@@ -1,15 +1,15 @@
 """Fault tests: the real processes (service, relay, job), one broken on purpose, every tweet counted.
 
-Each scenario is the one of ``python -m benchmarks.faults`` (which prints the same figures): every
-input id exactly once in what ``pandas.read_parquet`` returns, and a reader polling the output all
-along never fails.
+Each scenario is one of :mod:`tests.support.scenarios` (``python -m benchmarks.faults`` prints the
+same figures): every input id exactly once in what ``pandas.read_parquet`` returns, and a reader
+polling the output all along never fails.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.faults import run_scenario
+from tests.support.scenarios import run_scenario
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

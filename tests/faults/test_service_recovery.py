@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,9 +20,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 
-from benchmarks.processes import process_tree
-from tests.conftest import ROOT
 from tests.hostile_requests import check_answer, hostile_requests
+from tests.support.processes import model_processes, start_service, stop_process
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -52,8 +49,7 @@ class Service:
         self.port = loopback_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {
-            **os.environ,
+        settings = {
             "TWEETSENT_SERVICE__PRECISION": "fp32",  # starts in seconds: the restarts are timed here
             "TWEETSENT_SERVICE__TORCH_THREADS": "1",
             "TWEETSENT_SERVICE__WORKERS": "1",  # the tests kill the one worker's model process
@@ -65,13 +61,7 @@ class Service:
             "TWEETSENT_SERVICE__THREADS": "32",
             "TWEETSENT_SERVICE_TOKEN": TOKEN,
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_api", "--server", "granian", "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        self.process, _ = start_service(log, settings, "--server", "granian", port=self.port)
         try:
             self.wait_until_ok(180)
         except AssertionError:
@@ -103,22 +93,15 @@ class Service:
 
     def engine(self) -> int:
         """The pid of the worker's living model process."""
-        for pid in process_tree(self.process.pid)[1:]:
-            with contextlib.suppress(OSError):
-                if b"model_api.engine_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-        raise AssertionError("no model process")
+        engines = model_processes(self.process.pid)
+        assert engines, "no model process"
+        return engines[0]
 
     def predict(self, texts: list[str]) -> requests.Response:
         return requests.post(self.url + "/predict/batch", json={"texts": texts}, headers=self.auth, timeout=60)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,16 @@ a rate-limit wait of 15 minutes), into the spool and over the socket. The X API 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.faults import wait_until
-from benchmarks.processes import free_port, sigterm_and_time
 from tests.conftest import ROOT
 from tests.fake_x_api import fake_x_api
+from tests.support.pipeline import work_env
+from tests.support.processes import free_port, sigterm_and_time, start_module, start_process, stop_group, wait_until
 
 pytestmark = [pytest.mark.faults]
 
@@ -28,15 +26,7 @@ STOP_WITHIN = 10.0
 
 
 def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    log = (tmp_path / "part.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return start_module(*args, log=tmp_path / "part.log", env={**os.environ, **(env or {})})
 
 
 def log_of(tmp_path: Path) -> str:
@@ -92,25 +82,10 @@ def test_the_live_relay_stops_within_10_s_of_sigterm(tmp_path, transport, mode, 
 
 @pytest.mark.slow
 def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
-    env = {
-        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
-        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
-        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
-        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
-        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
-        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
-        "TWEETSENT_SERVICE__PORT": str(free_port()),
-        "TWEETSENT_SERVICE__PRECISION": "fp32",
-    }
-    log = (tmp_path / "part.log").open("ab")
-    proc = subprocess.Popen(
-        ["./run_pipeline.sh", "--loop", "--limit", "100000", "--rate", "20"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = {**os.environ, **work_env(tmp_path)}
+    env |= {"TWEETSENT_SERVICE__PORT": str(free_port()), "TWEETSENT_SERVICE__PRECISION": "fp32"}
+    command = ["./run_pipeline.sh", "--loop", "--limit", "100000", "--rate", "20"]
+    proc = start_process(command, tmp_path / "part.log", env)
     try:
         for ready in ("healthy after", "stream: reading"):  # the service, then the job's Spark session
             wait_until(lambda r=ready: r in log_of(tmp_path) or proc.poll() is not None, 900, ready)
@@ -119,7 +94,7 @@ def test_run_pipeline_stops_every_part_within_10_s_of_sigterm(tmp_path):
         took = sigterm_and_time(proc)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop_group(proc)
     print(f"run_pipeline.sh and all its parts gone {took:.1f}s after SIGTERM")
     assert took < STOP_WITHIN, f"the pipeline took {took:.1f}s to stop:\n{log_of(tmp_path)[-3000:]}"
     # The relay stopped on its own; the job may have needed the escalation (its JVM's Python workers).

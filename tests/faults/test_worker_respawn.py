@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -17,10 +15,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.faults import wait_until
-from benchmarks.processes import free_port, is_model_process, process_tree
-from benchmarks.readiness import wait_for_workers
-from tests.conftest import ROOT, stop_process
+from tests.support.processes import (
+    model_processes,
+    process_tree,
+    start_service,
+    stop_process,
+    wait_for_workers,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -38,29 +40,16 @@ def answering_workers(url: str, seconds: float) -> set[int]:
     return seen
 
 
-def model_processes(worker: int) -> list[int]:
-    return [pid for pid in process_tree(worker)[1:] if is_model_process(pid)]
-
-
 @pytest.fixture
 def service(tmp_path):
-    port = free_port()
     log = tmp_path / "service.log"
-    env = {
-        **os.environ,
+    settings = {
         "TWEETSENT_SERVICE__PRECISION": "fp32",  # starts in seconds
         "TWEETSENT_SERVICE__WORKERS": "2",
         "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
         "TWEETSENT_SERVICE__TORCH_THREADS": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_service(log, settings)
     try:
         yield process, url, log
     finally:

@@ -10,20 +10,17 @@ a Flask app with a fake predictor in the test process, except for the service's 
 from __future__ import annotations
 
 import json
-import resource
-import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from benchmarks.faults import Pipeline, wait_until
-from benchmarks.processes import sigterm_and_time
 from sentiment.folders import read_holder
-from tests.conftest import ROOT, FakePredictor, serve
+from tests.conftest import FakePredictor, serve
 from tests.fake_x_api import fake_x_api
+from tests.support.pipeline import Pipeline
+from tests.support.processes import file_size_limit, run_module, sigterm_and_time, wait_until
 
 pytestmark = [pytest.mark.faults]
 
@@ -45,25 +42,7 @@ def spooled_ids(spool: Path) -> list[str]:
 
 
 def run(p: Pipeline, *args: str, preexec=None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env=p.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=preexec,
-    )
-
-
-def file_size_limit(limit: int):
-    """A ``preexec_fn``: writes past ``limit`` bytes of a file fail with EFBIG, as on a full disk."""
-
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+    return run_module(*args, env=p.env, timeout=timeout, preexec=preexec)
 
 
 def test_a_second_relay_on_the_same_spool_is_refused_at_once(tmp_path):
@@ -99,15 +78,8 @@ def test_a_live_relay_whose_spool_writer_fails_exits_3(tmp_path):
     p = Pipeline(tmp_path)
     with fake_x_api() as api:
         env = {**p.env, "TWITTER_API_URL": api.url, "TWITTER_BEARER_TOKEN": "test-token"}
-        live = subprocess.run(
-            [sys.executable, "-m", "ingest", "twitter", "--track", "coffee"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=file_size_limit(300),  # the spool's first segment cannot take three tweets
-        )
+        # The spool's first segment cannot take three tweets.
+        live = run_module("ingest", "twitter", "--track", "coffee", env=env, timeout=60, preexec=file_size_limit(300))
     assert live.returncode == 3, live.stdout + live.stderr
     assert "the spool writer failed" in live.stderr
 

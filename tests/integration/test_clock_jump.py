@@ -12,10 +12,11 @@ import json
 import pandas as pd
 import pytest
 
-from ingest.spool import Record, Spool, segment_name
-from stream.query import JobConfig, JobStats, ProgressListener, build_query, drive, read_source
+from ingest.spool import Record, Spool
+from sentiment.spool_format import segment_name
+from stream.query import JobStats, ProgressListener, build_query, drive, read_source
 from stream.scoring import ScoringOptions
-from tests.conftest import FakePredictor, serve
+from tests.conftest import FakePredictor, serve, tmp_job_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,12 +35,8 @@ def tweet(i: int) -> str:
 
 
 def run(spark, tmp_path, service: str, lines: int) -> tuple[JobStats, bool]:
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
-        checkpoint=str(tmp_path / "checkpoint"),
-        trigger_seconds=0,
+    config = tmp_job_config(
+        tmp_path,
         max_files_per_trigger=1,  # one segment per batch: the hour-old lines come after the watermark moved
         scoring=ScoringOptions(service_url=service),
         model_version="m",

@@ -11,15 +11,14 @@ import pytest
 from ingest.spool import Record
 from sentiment.config import TrendsConfig
 from sentiment.parquet_folder import read_folder
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS
+from sentiment.schema import ALERTS_COLUMNS, OUTPUT_COLUMNS, QUARANTINE_COLUMNS, TRENDS_COLUMNS
 from stream.job import run
 from stream.outputs import missing_outputs, prepare_outputs
 from stream.query import JobConfig, JobStats
 from stream.scoring import ScoringOptions
 from stream.summary import summary
-from stream.transforms import OUTPUT_COLUMNS, QUARANTINE_COLUMNS
 from stream.trends import TrendsJob
-from tests.conftest import FakePredictor, run_job_on_spool, serve
+from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +38,9 @@ def job_config(tmp_path, service_url: str = "http://127.0.0.1:9") -> JobConfig:
         output=str(tmp_path / "trends"),
         alerts=str(tmp_path / "alerts"),
     )
-    return JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
+    return tmp_job_config(
+        tmp_path,
         checkpoint=str(tmp_path / "ck" / "tweets"),
-        trigger_seconds=0,
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
         trends=trends,

@@ -12,9 +12,8 @@ import pytest
 from ingest.spool import Record
 from model_api.app import create_app
 from sentiment.config import Config
-from stream.query import JobConfig
 from stream.scoring import ScoringOptions
-from tests.conftest import FakePredictor, run_job_on_spool, serve
+from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +30,8 @@ def test_refused_tweets_are_quarantined_with_the_reason_and_the_rest_scored_once
     tweets = [{"id": str(i), "text": "good day" if i % 2 else "bad day"} for i in range(60)]
     big = [{"id": f"big-{i}", "text": "漢" * 2000} for i in range(3)]  # 12 KB of JSON each: over the limit alone
     lines = [json.dumps(t) for t in tweets[:20] + big[:2] + tweets[20:] + big[2:]]
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
-        checkpoint=str(tmp_path / "checkpoint"),
-        trigger_seconds=0,
+    config = tmp_job_config(
+        tmp_path,
         scoring=ScoringOptions(service_url=small_service, batch_size=64, max_request_bytes=1 << 20),
         outage_limit_seconds=15,
     )

@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from benchmarks.processes import free_port
 from tests.conftest import ROOT
+from tests.support.pipeline import spooled, work_env
+from tests.support.processes import free_port, healthy, process_tree, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -19,12 +20,7 @@ def test_run_pipeline_writes_every_relayed_tweet_once_and_exits(tmp_path):
 
     env = {
         **os.environ,
-        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
-        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
-        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
-        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
-        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
-        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
+        **work_env(tmp_path),
         "TWEETSENT_SERVICE__PORT": str(free_port()),
         "TWEETSENT_RELAY__PORT": str(free_port()),
         "TWEETSENT_SERVICE__PRECISION": "fp32",  # ready at once; the engine is not what this tests
@@ -54,25 +50,15 @@ def test_run_pipeline_writes_every_relayed_tweet_once_and_exits(tmp_path):
 
 def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_path):
     """The supervisor in run_pipeline.sh: the relay and then the whole service SIGKILLed mid-stream."""
-    import json
     import signal
     from pathlib import Path
 
     import pandas as pd
-    import requests
-
-    from benchmarks.faults import wait_until
-    from benchmarks.processes import process_tree
 
     port = free_port()
     env = {
         **os.environ,
-        "TWEETSENT_STREAM__OUTPUT": str(tmp_path / "tweets"),
-        "TWEETSENT_STREAM__CHECKPOINT": str(tmp_path / "checkpoints"),
-        "TWEETSENT_STREAM__QUARANTINE": str(tmp_path / "quarantine"),
-        "TWEETSENT_RELAY__SPOOL": str(tmp_path / "spool"),
-        "TWEETSENT_TRENDS__OUTPUT": str(tmp_path / "trends"),
-        "TWEETSENT_TRENDS__ALERTS": str(tmp_path / "alerts"),
+        **work_env(tmp_path),
         "TWEETSENT_SERVICE__PORT": str(port),
         "TWEETSENT_SERVICE__PRECISION": "fp32",
     }
@@ -85,12 +71,6 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
         text=True,
         start_new_session=True,
     )
-
-    def spooled() -> int:
-        try:
-            return json.loads((tmp_path / "spool" / "_state.json").read_text())["next_offset"]
-        except (OSError, ValueError):
-            return 0
 
     def part(word: bytes) -> list[int]:
         """The pipeline's own child running ``python -m <word>`` (not that child's workers)."""
@@ -105,18 +85,16 @@ def test_run_pipeline_restarts_a_killed_relay_and_service_and_loses_nothing(tmp_
                 out.append(pid)
         return out
 
-    def healthy() -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(lambda: spooled() >= 100, 300, "100 tweets in the spool")
+        wait_until(lambda: spooled(tmp_path / "spool") >= 100, 300, "100 tweets in the spool")
         (relay,) = part(b"ingest")
         os.kill(relay, signal.SIGKILL)
         wait_until(lambda: part(b"ingest") and part(b"ingest") != [relay], 60, "a new relay")
-        wait_until(lambda: healthy() and any((tmp_path / "tweets").rglob("part-*.parquet")), 300, "a first row")
+        wait_until(
+            lambda: healthy(f"http://127.0.0.1:{port}") and any((tmp_path / "tweets").rglob("part-*.parquet")),
+            300,
+            "a first row",
+        )
         (service,) = part(b"model_api")
         for pid in process_tree(service):
             os.kill(pid, signal.SIGKILL)

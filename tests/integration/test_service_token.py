@@ -13,9 +13,8 @@ from ingest.spool import Record
 from model_api.app import create_app
 from sentiment.config import TOKEN_ENV, Config
 from stream import health
-from stream.query import JobConfig
 from stream.scoring import ScoringOptions, fetch_model_version
-from tests.conftest import FakePredictor, run_job_on_spool, serve
+from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +39,8 @@ def test_health_command_sends_the_token(closed_service, monkeypatch, capsys):
 def test_the_job_scores_when_every_path_needs_the_token(spark, closed_service, tmp_path):
     lines = [json.dumps({"id": str(i), "text": "good day" if i % 2 else "bad day"}) for i in range(40)]
     scoring = ScoringOptions(service_url=closed_service, batch_size=16, token=TOKEN)
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
-        checkpoint=str(tmp_path / "checkpoint"),
-        trigger_seconds=0,
+    config = tmp_job_config(
+        tmp_path,
         scoring=scoring,
         outage_limit_seconds=15,  # without the token the health wait would hold the batch: fail instead
         model_version_source=lambda: fetch_model_version(closed_service, 15, TOKEN),

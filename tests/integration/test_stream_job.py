@@ -14,7 +14,7 @@ from stream.parsing import parse_lines
 from stream.query import JobConfig
 from stream.scoring import ScoringOptions, fetch_model_version
 from stream.transforms import track_filter
-from tests.conftest import SAMPLE, run_job_on_spool
+from tests.conftest import SAMPLE, run_job_on_spool, tmp_job_config
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +62,8 @@ def test_end_to_end_relay_spark_service_parquet(spark, service_url, tmp_path):
     records[500:500] = [Record(raw) for raw in malformed]
     expected_lines = len(tweets) + len(malformed)
 
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
-        checkpoint=str(tmp_path / "checkpoint"),
-        trigger_seconds=0,
+    config = tmp_job_config(
+        tmp_path,
         scoring=ScoringOptions(service_url=service_url, batch_size=200),
         model_version_source=lambda: asked.append(1) or fetch_model_version(service_url, 30),
     )

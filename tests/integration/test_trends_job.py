@@ -12,9 +12,10 @@ import pytest
 
 from ingest.spool import Record, Spool
 from sentiment.config import TrendsConfig
-from stream.query import JobConfig, JobStats, ProgressListener, build_query, read_source
+from stream.query import JobStats, ProgressListener, build_query, read_source
 from stream.scoring import ScoringOptions
 from stream.trends import TrendsJob, build_trends_query, close_windows
+from tests.conftest import tmp_job_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,12 +57,10 @@ def wait_for(condition, timeout: float = 30.0) -> None:
 
 
 def run(spark, tmp_path, service_url, records: list[Record], webhook: str = "", late: list[Record] = ()):
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
+    config = tmp_job_config(
+        tmp_path,
         quarantine=str(tmp_path / "q"),
         checkpoint=str(tmp_path / "ck" / "tweets"),
-        trigger_seconds=0,
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
     )

@@ -11,9 +11,8 @@ import responses
 from ingest.relay import TweetBuffer
 from ingest.replay import line_record
 from ingest.twitter import run_stream
-from stream.query import JobConfig
 from stream.scoring import ScoringOptions
-from tests.conftest import run_job_on_spool
+from tests.conftest import run_job_on_spool, tmp_job_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +36,8 @@ def test_live_stream_tweets_land_in_parquet_with_their_keyword(spark, service_ur
     lines = buffer.take(100, timeout=1)
     records = [line_record(line.rstrip(b"\n"), "api", 65_536) for line in lines + lines]
 
-    config = JobConfig(
-        spool=str(tmp_path / "spool"),
-        output=str(tmp_path / "tweets"),
-        quarantine=str(tmp_path / "quarantine"),
-        checkpoint=str(tmp_path / "checkpoint"),
-        trigger_seconds=0,
+    config = tmp_job_config(
+        tmp_path,
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
     )

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sentiment.config import TrendsConfig
-from sentiment.trends import ALERTS_COLUMNS
+from sentiment.schema import ALERTS_COLUMNS
 from sentiment.webhook import alerts_payload, notify_alerts, post_json
 
 pytestmark = pytest.mark.integration

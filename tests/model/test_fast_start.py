@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from benchmarks.processes import free_port
-from benchmarks.readiness import wait_for_workers
-from tests.conftest import ROOT, stop_process
+from tests.support.processes import start_service, stop_process, wait_for_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -22,9 +19,7 @@ FAST_MODEL = "model_api/model-fast"
 
 
 def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    url = f"http://127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
+    settings = {
         "TWEETSENT_SERVICE__PRECISION": "int8-static",
         "TWEETSENT_SERVICE__MODEL": FAST_MODEL,
         "TWEETSENT_SERVICE__ENGINE_CACHE": str(cache),
@@ -32,18 +27,8 @@ def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "TWEETSENT_SERVICE__WORKERS": "1",
         "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "model_api", "--port", url.rsplit(":", 1)[1]],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_workers(url, 1, timeout=120)
-    except RuntimeError:
-        stop_process(process)
-        raise RuntimeError(f"the service did not start; its log:\n{log.read_text()[-3000:]}") from None
+    process, url = start_service(log, settings)
+    wait_for_service(process, url, log, timeout=120)
     return process, url
 
 

@@ -3,10 +3,6 @@ of its own, on a loopback port; results must equal the in-process predictor's.""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,60 +10,29 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.processes import free_port, process_tree
-from benchmarks.readiness import wait_for_workers
 from sentiment.sentiment140 import iter_rows
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import SAMPLE
+from tests.support.processes import model_processes, start_service, stop_process, wait_for_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 TEXTS = [r.text for r in iter_rows(SAMPLE)][:48]
 
 
-def engine_processes(worker: int) -> list[int]:
-    """Pids of the living model processes below ``worker``."""
-    found = []
-    for pid in process_tree(worker)[1:]:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"model_api.engine_process" in cmdline:
-            found.append(pid)
-    return found
-
-
 class Service:
     def __init__(self, server: str, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = {
-            **os.environ,
+        settings = {
             "TWEETSENT_SERVICE__PRECISION": "fp32",
             "TWEETSENT_SERVICE__ENGINE_PROCESS": "true",
             "TWEETSENT_SERVICE__WORKERS": "1",  # the tests follow the one worker
             "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
         }
         self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_api", "--server", server, "--port", self.url.rsplit(":", 1)[1]],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            (self.worker,) = wait_for_workers(self.url, 1, timeout=180)
-        except RuntimeError:
-            self.stop()
-            raise RuntimeError(f"the service did not start; its log:\n{log.read_text()[-3000:]}") from None
+        self.process, self.url = start_service(log, settings, "--server", server)
+        (self.worker,) = wait_for_service(self.process, self.url, log, timeout=180)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module", params=["granian", "gunicorn"])
@@ -107,7 +72,7 @@ def test_concurrent_single_requests_share_passes_and_each_gets_its_own_answer(se
 
 
 def test_the_model_runs_in_a_child_of_the_worker(service):
-    assert len(engine_processes(service.worker)) == 1
+    assert len(model_processes(service.worker)) == 1
 
 
 def metric(exposition: str, name: str) -> float:
@@ -119,7 +84,7 @@ def metric(exposition: str, name: str) -> float:
 
 def test_stopping_the_service_stops_its_model_process(tmp_path):
     svc = Service("granian", tmp_path / "service.log")
-    (engine,) = engine_processes(svc.worker)
+    (engine,) = model_processes(svc.worker)
     svc.stop()
     deadline = time.monotonic() + 15
     while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from ingest.spool import archive_dir
 from sentiment.config import Config
+from sentiment.spool_format import archive_dir
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit

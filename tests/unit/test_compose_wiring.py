@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dashboard.__main__ import parse_args as dashboard_args
-from ingest.__main__ import build_parser as ingest_parser
+from ingest.cli import build_parser as ingest_parser
 from model_api.__main__ import build_parser as model_api_parser
 from sentiment.config import PROJECT_ROOT, Config, load_config
 from stream.job import build_parser as stream_parser

@@ -1,5 +1,7 @@
-"""The product's packages import neither the benchmarks nor the experiments, and the Spark job
-reaches the model service only over HTTP: read from every module's imports, without running it."""
+"""The product's packages import neither the benchmarks nor the experiments, the Spark job reaches
+the model service only over HTTP and the spool only through its format in ``sentiment/``, and the
+tests stand on their own (``tests/support``, never the benchmarks): read from every module's
+imports, without running it."""
 
 from __future__ import annotations
 
@@ -53,3 +55,27 @@ def test_product_never_imports_benchmarks_or_experiments(package: str) -> None:
 def test_stream_reaches_the_model_service_only_over_http() -> None:
     offending = [module for module, names in imports_by_module("stream").items() if "model_api" in names]
     assert offending == [], f"stream/ modules import model_api (call it over HTTP instead): {offending}"
+
+
+def test_stream_reads_the_spool_through_its_format_not_the_relay() -> None:
+    offending = [module for module, names in imports_by_module("stream").items() if "ingest" in names]
+    assert offending == [], f"stream/ modules import ingest/ (use sentiment.spool_format instead): {offending}"
+
+
+def is_a_benchmarks_own_test(module: str) -> bool:
+    """``tests/unit/test_bench_<name>.py`` tests a benchmark itself, so it alone may import it."""
+    return Path(module).name.startswith("test_bench_")
+
+
+def test_no_test_imports_the_benchmarks() -> None:
+    offending = {
+        module: sorted(names & {"benchmarks"})
+        for module, names in imports_by_module("tests").items()
+        if "benchmarks" in names and not is_a_benchmarks_own_test(module)
+    }
+    assert offending == {}, f"tests import benchmarks/ (use tests/support instead): {offending}"
+
+
+def test_test_support_never_imports_the_benchmarks() -> None:
+    offending = [module for module, names in imports_by_module("tests/support").items() if "benchmarks" in names]
+    assert offending == [], f"tests/support imports benchmarks/ (benchmarks import it, not the reverse): {offending}"

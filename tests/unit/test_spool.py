@@ -10,8 +10,9 @@ import time
 import pytest
 
 from ingest.replay import jsonl_records, replay_records
-from ingest.spool import OPEN_SEGMENT, Record, Spool, SpoolError, SpoolFull, archive_dir, read_complete
+from ingest.spool import Record, Spool, SpoolError, SpoolFull
 from sentiment.sentiment140 import ReadStats
+from sentiment.spool_format import OPEN_SEGMENT, archive_dir, read_complete
 
 pytestmark = pytest.mark.unit
 
@@ -187,7 +188,7 @@ def test_a_second_writer_is_refused_and_the_first_goes_on(tmp_path):
 
 
 def test_a_spool_made_anew_has_a_new_identity(tmp_path):
-    from ingest.spool import spool_id
+    from sentiment.spool_format import spool_id
 
     with Spool(tmp_path / "s") as spool:
         first = spool.spool_id

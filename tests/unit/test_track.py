@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.__main__ import build_parser as ingest_parser
+from ingest.cli import build_parser as ingest_parser
 from sentiment.config import Config
 from stream.job import build_parser as stream_parser
 from stream.job import job_config_from_args

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from sentiment.config import ConfigError, TrendsConfig, load_config
-from sentiment.trends import ALERTS_COLUMNS, TRENDS_COLUMNS, describe_alert, find_alerts, trends_from_tweets
+from sentiment.schema import ALERTS_COLUMNS, TRENDS_COLUMNS
+from sentiment.trends import describe_alert, find_alerts, trends_from_tweets
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,7 @@
 """Fault scenarios about what a request carries: long posts of non-ASCII text through the whole pipeline.
 
-Usage: python -m benchmarks.faults --scenario long-posts
+Usage: ``run_scenario("long-posts", ...)`` (:mod:`tests.support.scenarios`), or
+``python -m benchmarks.faults --scenario long-posts``
 
 ``long-posts``: ordinary tweets with valid posts of 20,000 CJK characters mixed in (60 KB a line,
 under the relay's line limit; 120 KB each as the JSON of a request): the job packs its requests by
@@ -15,8 +16,8 @@ import random
 import time
 from pathlib import Path
 
-from benchmarks.faults import Outcome, Pipeline, Reader, account, parquet_files
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
+from tests.support.pipeline import Outcome, Pipeline, account, parquet_files, watched
 
 LONG_CHARS = 20_000
 
@@ -38,12 +39,8 @@ def long_posts(work: Path, tweets: int, long: int = 40) -> Outcome:
     lines = work / "long.jsonl"
     work.mkdir(parents=True, exist_ok=True)
     lines.write_text("".join(json.dumps(post, ensure_ascii=False) + "\n" for post in posts), encoding="utf-8")
-    reader = Reader(p.output)
-    try:
-        p.start_service()
-        started = time.monotonic()
-        p.start_relay("lines", "--file", str(lines), "--rate", "0")
-        p.start_job()
+    with watched(p) as reader:
+        started = p.start_lines(lines)
         reader.start()
         status = p.wait("job", 900)
         import pandas as pd
@@ -60,6 +57,3 @@ def long_posts(work: Path, tweets: int, long: int = 40) -> Outcome:
             f"bytes); {quarantined} quarantined",
             quarantined=quarantined,
         )
-    finally:
-        reader.stop()
-        p.stop_all()
