@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import tempfile
 
@@ -59,6 +60,11 @@ def serve_gunicorn(config: Config) -> None:
     Server().run()
 
 
+def _default_stop_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def serve_granian(config: Config, config_file: str | None, overrides: dict[str, object]) -> None:
     from granian import Granian
     from granian.constants import Interfaces
@@ -70,6 +76,11 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
         os.environ[ENV_PREFIX + "CONFIG"] = config_file
     for key, value in overrides.items():
         os.environ[f"{ENV_PREFIX}SERVICE__{key.upper()}"] = str(value)
+    # Granian forks its workers with the main process's signal handlers, which only set a flag in
+    # the worker's copy: a SIGTERM that came while a worker imported and loaded the model was lost,
+    # and the worker served on until killed workers_kill_timeout later. Until granian sets a
+    # worker's own handlers (once its application is loaded), a signal ends it: it has no work yet.
+    os.register_at_fork(after_in_child=_default_stop_signals)
     Granian(
         "model_api.asgi:create",
         factory=True,

@@ -497,7 +497,10 @@ def serve(conn: Connection) -> None:
         log.exception("the model process could not load the model")
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
-    conn.send(("ok", predictor.describe()))
+    try:
+        conn.send(("ok", predictor.describe()))
+    except OSError:  # the worker went while this loaded (stopped during its start): nothing to serve
+        return
     sending = threading.Lock()  # the engine switch reports from a thread of its own
 
     def send(message: tuple) -> None:

@@ -223,18 +223,27 @@ def run_query(spark: SparkSession, query, trends, job: JobConfig, stats: JobStat
     return next((q.exception() for q in queries if q.exception() is not None), None)
 
 
-def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_row: int = 5) -> int:
+def run(
+    spark: SparkSession,
+    job: JobConfig,
+    stats: JobStats,
+    max_failures_in_a_row: int = 5,
+    at_work: threading.Event | None = None,
+) -> int:
     """Run the query; restart it from its checkpoint after a failure, with a growing pause.
 
     Refuses to start (returns 2) when batches the checkpoint has committed are missing from the
     output (:func:`stream.outputs.prepare_outputs`). Gives up (returns 1) when the service stayed
     down longer than ``outage_limit_seconds``, or when the query fails again after
     ``max_failures_in_a_row`` restarts with no batch written in between (on the 6th failure by default).
+    Sets ``at_work`` once the queries are about to start (from then on a stop waits for the batch in hand).
     """
     problem = prepare_outputs(spark, job)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr, flush=True)
         return 2
+    if at_work is not None:
+        at_work.set()
     sinks = Sinks.for_job(job)
     failures = 0
     while True:
@@ -269,10 +278,15 @@ def run(spark: SparkSession, job: JobConfig, stats: JobStats, max_failures_in_a_
 STOP_GRACE_SECONDS = 7.0
 
 
-def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) -> None:
+def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) -> threading.Event:
     """SIGTERM or Ctrl-C: stop after the batch in hand; if that takes longer than ``grace`` seconds,
     or the signal comes again, exit at once. Safe: the checkpoint and the idempotent sink make a cut
-    batch run again on the next start, as after a SIGKILL."""
+    batch run again on the next start, as after a SIGKILL.
+
+    Returns the event to set once the queries start: before that (Spark starting, the outputs'
+    checks, which can take many seconds on a busy machine) there is no batch to finish, and a signal
+    exits at once."""
+    at_work = threading.Event()
 
     def hard_exit(reason: str) -> None:
         print(f"stream: {reason}; exiting now (the next run resumes from the checkpoint)", file=sys.stderr, flush=True)
@@ -284,6 +298,8 @@ def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) ->
     def request_stop(*_: object) -> None:
         if stats.stopping.is_set():
             hard_exit("asked to stop again")
+        if not at_work.is_set():
+            hard_exit("stopped while starting")
         stats.stopping.set()
         timer = threading.Timer(grace, hard_exit, args=(f"not stopped within {grace:.0f}s of the signal",))
         timer.daemon = True
@@ -291,6 +307,7 @@ def install_stop_handlers(stats: JobStats, grace: float = STOP_GRACE_SECONDS) ->
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    return at_work
 
 
 def prepare(args: argparse.Namespace) -> tuple[Config, JobConfig]:
@@ -323,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     stats = JobStats()
-    install_stop_handlers(stats)
+    at_work = install_stop_handlers(stats)
     # Spark starts, and the query reads, parses and plans its first batch, while the service may
     # still be loading its model: the first batch to score waits for it (as in an outage) and then
     # asks which model it serves.
@@ -345,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        status = run(spark, job, stats)
+        status = run(spark, job, stats, at_work=at_work)
     except SpoolMismatch as e:
         print(f"error: {e}", file=sys.stderr)
         status = 2

@@ -137,10 +137,15 @@ def test_relay_start_over_under_a_resumed_job_is_a_clear_error_and_nothing_is_sk
 
 
 @pytest.mark.slow
-def test_the_model_service_stops_within_10_s_of_sigterm(tmp_path):
+@pytest.mark.parametrize("when", ["serving", "loading"])
+def test_the_model_service_stops_within_10_s_of_sigterm(tmp_path, when):
     p = Pipeline(tmp_path)
     try:
-        p.start_service()
+        if when == "serving":
+            p.start_service()
+        else:  # its workers forked and loading the model: a signal then must not be lost
+            p.start("service", "model_api")
+            wait_until(lambda: "Spawning worker-1" in p.log("service"), 60, "the workers to be forked")
         took = sigterm_and_time(p.procs.pop("service"))
         assert took < 10, f"the service took {took:.1f}s to stop:\n{p.log('service')[-2000:]}"
     finally:
