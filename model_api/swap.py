@@ -161,7 +161,8 @@ class ModelSlot:
         """The serving model's description, with ``model`` (where it was loaded from),
         ``model_version``, ``previous`` and, while one loads, ``loading``."""
         current = self.serving
-        info = {**current.info, "model": current.model, "model_version": current.version}
+        # Live, not the snapshot taken at load: the engine may have switched since (fast start).
+        info = {**current.predictor.describe(), "model": current.model, "model_version": current.version}
         info.update(previous=self.previous, generation=self.generation)
         if self.loading is not None:
             info["loading"] = dict(self.loading)

@@ -189,3 +189,15 @@ def test_the_asgi_path_swaps_and_refuses_as_flask_does(monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
     locked = ServiceApp(create_app(Config(), WordsPredictor("0")))
     assert call(locked, admin_request({"model": str(FULL_MODEL_DIR)}))[0] == 401
+
+
+def test_model_shows_the_engine_the_predictor_serves_now_not_the_one_it_started_with():
+    # Fast start: the predictor switches from the eager engine to the compiled one after load.
+    first = WordsPredictor("0")
+    app, slot = service(Builds(), first)
+    client = app.test_client()
+    first.describe = lambda: {**WordsPredictor.describe(first), "engine": "int8", "engine_state": "building"}
+    assert client.get("/model").get_json()["engine"] == "int8"
+    first.describe = lambda: {**WordsPredictor.describe(first), "engine": "int8-static", "engine_state": "ready"}
+    info = client.get("/model").get_json()
+    assert (info["engine"], info["engine_state"], info["model_version"]) == ("int8-static", "ready", "fake@0")
