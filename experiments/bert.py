@@ -16,19 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.bert_config import TrainConfig
+from experiments.bert_fit import FitResult, TrainingData, fine_tune
 from experiments.bert_writer import write_curve, write_metrics, write_model
 from experiments.data import Split
 from experiments.family import FitConfig, Fitted
-from experiments.train_bert import (
-    FitResult,
-    TrainConfig,
-    TrainingData,
-    fine_tune,
-    load_base_model,
-    prepare_data,
-    seed_everything,
-    training_metrics,
-)
+from experiments.train_bert import load_base_model, prepare_data, seed_everything, training_metrics
 from model_api.predictor import SentimentPredictor
 
 

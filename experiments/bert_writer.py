@@ -14,7 +14,7 @@ from experiments.plots import plot_training_curve
 from sentiment.model_dir import METADATA_FILE, ModelInfo, read_model_info, write_calibration_texts, write_model_info
 
 if TYPE_CHECKING:
-    from experiments.train_bert import TrainConfig
+    from experiments.bert_config import TrainConfig
 
 
 def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: Sequence[str]) -> ModelInfo:

@@ -43,7 +43,7 @@ def _wordpiece_tokenizer(name: str):
 
 def default_wordpiece_model() -> str:
     """The packaged MiniLM checkpoint: its tokenizer and word-piece embeddings."""
-    from experiments.train_bert import packaged_base_model
+    from experiments.bert_config import packaged_base_model
 
     return packaged_base_model()
 

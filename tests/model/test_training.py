@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from experiments.bert_config import TrainConfig, packaged_base_model
+from experiments.bert_fit import bucketed_batches
 from experiments.data import SplitSpec, load_split
-from experiments.train_bert import TrainConfig, bucketed_batches, packaged_base_model, train
+from experiments.train_bert import train
 from model_api.predictor import SentimentPredictor
 from tests.conftest import SAMPLE
 

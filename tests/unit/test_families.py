@@ -4,9 +4,9 @@ from dataclasses import fields
 
 import pytest
 
+from experiments.bert_config import TrainConfig, build_parser
 from experiments.data import SplitSpec, load_split
 from experiments.family import ALL_MODELS, FitConfig, get_family
-from experiments.train_bert import TrainConfig, build_parser
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.unit

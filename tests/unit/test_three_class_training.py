@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from experiments.bert_fit import mixed_loss
 from experiments.calibration import band_classes, best_edges, fit_map
 from experiments.data import read_three_class
-from experiments.train_bert import mixed_loss, widen_head
+from experiments.train_bert import widen_head
 from sentiment.labels import ProbabilityMap
 
 pytestmark = pytest.mark.unit
