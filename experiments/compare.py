@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import evaluation
+from experiments.compare_report import REFERENCE, write_results
 from experiments.data import (
     SEED,
     SEMEVAL_FILE,
@@ -39,7 +40,7 @@ from experiments.data import (
     shared_file,
 )
 from experiments.family import ALL_MODELS, Family, FitConfig, get_family
-from experiments.plots import plot_confusion, plot_learning_curve, plot_summary
+from experiments.plots import plot_confusion, plot_learning_curve
 from sentiment.labels import NeutralBand
 from sentiment.logs import setup_logging
 
@@ -47,7 +48,6 @@ log = logging.getLogger("experiments.compare")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Accuracy (%) on a Sentiment140 validation split, as reported by the reference article.
-REFERENCE = {"bert": 86.3, "gru": 83.6, "lstm": 83.3, "logreg": 79.2, "linear_svc": 78.8, "multinomial_nb": 77.5}
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
@@ -141,34 +141,6 @@ def evaluate_family(
     return row
 
 
-def markdown_table(rows: list[dict], three_class_sets: list[str]) -> str:
-    head = ["model", "accuracy %", "reference %", "Δ", "ROC-AUC", "F1 neg", "F1 pos"]
-    for s in three_class_sets:
-        head += [f"{s} 3-class acc", f"{s} macro-F1", f"{s} calibrated acc"]
-    head += ["train s", "tweets/s", "MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        ref = r["reference_accuracy"]
-        cells = [
-            r["model"],
-            f"{100 * r['accuracy']:.1f}",
-            f"{ref:.1f}" if ref else "",
-            f"{100 * r['accuracy'] - ref:+.1f}" if ref else "",
-            f"{r['roc_auc']:.3f}",
-            f"{r['f1_neg']:.3f}",
-            f"{r['f1_pos']:.3f}",
-        ]
-        for s in three_class_sets:
-            cells += [
-                f"{100 * r[f'{s}_accuracy_3class']:.1f}",
-                f"{r[f'{s}_macro_f1_3class']:.3f}",
-                f"{100 * r[f'{s}_calibrated_accuracy_3class']:.1f}",
-            ]
-        cells += [f"{r['train_seconds']:.0f}", f"{r['tweets_per_second']:.0f}", f"{r['size_mb']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def run(
     models: list[str],
     profile_name: str,
@@ -186,13 +158,7 @@ def run(
     """Train and evaluate ``models`` on Sentiment140 (binary), and on ``three_class_train`` when
     given (three classes, :mod:`experiments.three_class`); return the results folder."""
     profile = PROFILES[profile_name]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = out_root / f"{stamp}-{profile_name}"
-    suffix = 1
-    while out.exists():
-        out = out_root / f"{stamp}-{profile_name}-{suffix}"
-        suffix += 1
-    out.mkdir(parents=True)
+    out = _results_folder(out_root, profile_name)
     spec = SplitSpec(seed=seed)
     split = subsample(load_split(files, spec), profile, seed, train_fraction)
     info = {
@@ -230,10 +196,22 @@ def run(
             f"trained in {row['train_seconds']:.0f}s",
             flush=True,
         )
-        _write(out, rows, info, list(three_class))
+        write_results(out, rows, info, list(three_class))
     if three_class_train is not None:
         rows3 = compare_three_class(models, three_class_train, three_class, profile, config, bert_model, out)
-        _write(out, rows, info, list(three_class), rows3)
+        write_results(out, rows, info, list(three_class), rows3)
+    return out
+
+
+def _results_folder(out_root: Path, profile_name: str) -> Path:
+    """A new folder named by the time and the profile (with a suffix if one run already took the name)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_root / f"{stamp}-{profile_name}"
+    suffix = 1
+    while out.exists():
+        out = out_root / f"{stamp}-{profile_name}-{suffix}"
+        suffix += 1
+    out.mkdir(parents=True)
     return out
 
 
@@ -263,42 +241,6 @@ def compare_three_class(
 
 def config_spec(config: FitConfig) -> SplitSpec:
     return SplitSpec(seed=config.seed)
-
-
-def _write(
-    out: Path, rows: list[dict], info: dict, three_class_sets: list[str], three: tuple[list, list] | None = None
-) -> None:
-    import csv
-
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "results.json").write_text(json.dumps({"run": info, "results": rows}, indent=2) + "\n")
-    sizes = info["split"]["sizes"]
-    md = (
-        f"# Model comparison ({info['profile']} profile)\n\n"
-        f"Split (seed {info['seed']}, rows hashed into parts, uniformly random): {sizes['train']:,} train, "
-        f"{sizes['val']:,} validation, {sizes['test']:,} test. Accuracy is binary, on the test split. "
-        f"Three-class columns apply the neutral band {info['band']}; 'calibrated' first applies temperature "
-        f"scaling fitted on the validation split. Reference: the article's figures (trained on 1.6M tweets).\n\n"
-        + markdown_table(rows, three_class_sets)
-        + "\n"
-    )
-    if three is not None:
-        from experiments.three_class import markdown_table as three_class_table
-
-        rows3, sets = three
-        md += (
-            "\n## Three classes\n\nEach family trained on the three-class training split, read as served: a "
-            "probability map fitted on the first set puts the best band edges at 0.4 and 0.6. `semeval_test` "
-            "is held out from every model.\n\n" + three_class_table(rows3, sets) + "\n"
-        )
-        (out / "results.json").write_text(
-            json.dumps({"run": info, "results": rows, "three_class": rows3}, indent=2) + "\n"
-        )
-    (out / "results.md").write_text(md)
-    plot_summary(rows, out / "accuracy_throughput.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,6 +286,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_options(args: argparse.Namespace, models: list[str]) -> None:
+    """Raises ValueError, naming the option, for a model, recipe or fraction the run cannot take."""
+    unknown = sorted(set(models) - set(ALL_MODELS))
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {','.join(ALL_MODELS)}")
+    from experiments.rnn import RECIPES
+
+    if args.rnn_recipe and args.rnn_recipe not in RECIPES:
+        raise ValueError(f"unknown --rnn-recipe {args.rnn_recipe!r}; choose from {','.join(RECIPES)}")
+    if not 0 < args.train_fraction <= 1:
+        raise ValueError(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
+
+
+def _input_files(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path], Path | None]:
+    """The Sentiment140 files, the three-class evaluation files by name and the three-class training
+    file (or None).
+
+    Raises:
+        FileNotFoundError: one of them is not there.
+    """
+    files = args.data or default_training_files()
+    three_class: dict[str, Path] = {}
+    tweeteval = args.tweeteval or (default_data_dir() / "tweeteval" / "val.csv" if default_data_dir() else None)
+    if tweeteval and tweeteval.is_file():
+        three_class["tweeteval"] = tweeteval
+    if args.test_file:
+        three_class["testfile"] = args.test_file
+    three_class_train = None if args.three_class == "none" else shared_file(SEMEVAL_FILE)
+    if args.three_class not in ("auto", "none"):
+        three_class_train = Path(args.three_class)
+    for f in files + list(three_class.values()) + ([three_class_train] if three_class_train else []):
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"no such file: {f}")
+    return files, three_class, three_class_train
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
@@ -355,33 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         plot_learning_curve([json.loads((d / "results.json").read_text()) for d in args.plot_curve], args.out)
         return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(ALL_MODELS))
-    if unknown or not models:
-        print(f"error: unknown model(s) {unknown}; choose from {','.join(ALL_MODELS)}", file=sys.stderr)
-        return 2
-    from experiments.rnn import RECIPES
-
-    if args.rnn_recipe and args.rnn_recipe not in RECIPES:
-        print(f"error: unknown --rnn-recipe {args.rnn_recipe!r}; choose from {','.join(RECIPES)}", file=sys.stderr)
-        return 2
-    if not 0 < args.train_fraction <= 1:
-        print(f"error: --train-fraction must be in (0, 1], got {args.train_fraction}", file=sys.stderr)
-        return 2
     try:
-        files = args.data or default_training_files()
-        three_class: dict[str, Path] = {}
-        tweeteval = args.tweeteval or (default_data_dir() / "tweeteval" / "val.csv" if default_data_dir() else None)
-        if tweeteval and tweeteval.is_file():
-            three_class["tweeteval"] = tweeteval
-        if args.test_file:
-            three_class["testfile"] = args.test_file
-        three_class_train = None if args.three_class == "none" else shared_file(SEMEVAL_FILE)
-        if args.three_class not in ("auto", "none"):
-            three_class_train = Path(args.three_class)
-        for f in files + list(three_class.values()) + ([three_class_train] if three_class_train else []):
-            if not Path(f).is_file():
-                raise FileNotFoundError(f"no such file: {f}")
-    except FileNotFoundError as e:
+        _check_options(args, models)
+        files, three_class, three_class_train = _input_files(args)
+    except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
