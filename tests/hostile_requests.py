@@ -70,74 +70,87 @@ def _dumps(value) -> bytes:
     return json.dumps(value).encode()  # ensure_ascii: lone surrogates travel as \\ud800 escapes
 
 
+def _scoring_texts(draw, limit: int, batch: int) -> dict:
+    texts = draw(st.lists(hostile_text, min_size=1, max_size=min(batch, 20)))
+    return {"path": "/predict/batch", "body": _dumps({"texts": texts}), "texts": len(texts)}
+
+
+def _scoring_text(draw, limit: int, batch: int) -> dict:
+    return {"path": "/predict", "body": _dumps({"text": draw(hostile_text)}), "texts": 1}
+
+
+def _invalid_json(draw, limit: int, batch: int) -> dict:
+    body = draw(st.sampled_from([b"{", b'{"text": }', b"{'text': 'a'}", b"NaN]", b'{"text": "a"}}', b""]))
+    return {"body": body + draw(st.binary(max_size=50)).replace(b"\xff", b"")}
+
+
+def _invalid_utf8(draw, limit: int, batch: int) -> dict:
+    junk = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"]))
+    return {"body": b'{"text": "' + junk + b'"}'}
+
+
+def _deep_nesting(draw, limit: int, batch: int) -> dict:
+    depth = draw(st.integers(min_value=200, max_value=20_000))
+    opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+    return {"body": opener * depth + b"1" + closer * depth}
+
+
+def _crafted_strings(draw, limit: int, batch: int) -> dict:
+    shapes = crafted_bodies(draw(st.integers(min_value=10, max_value=limit)))
+    return {"body": shapes[draw(st.sampled_from(sorted(shapes)))][: limit - 1]}
+
+
+def _method_and_path(draw, limit: int, batch: int) -> dict:
+    return {
+        "method": draw(st.sampled_from(METHODS)),
+        "path": draw(st.sampled_from(PATHS)),
+        "body": draw(st.sampled_from([b"", _dumps({"text": "good"}), draw(st.binary(max_size=100))])),
+        "content_type": draw(st.sampled_from(CONTENT_TYPES)),
+    }
+
+
+# Each kind of request: what it sets of (method, path, body, content type, texts), drawn.
+KINDS = {
+    "texts": _scoring_texts,
+    "text": _scoring_text,
+    "wrong types": lambda draw, limit, batch: {
+        "body": _dumps(draw(st.sampled_from([{"text": draw(json_value)}, {"texts": draw(json_value)}])))
+    },
+    "random json": lambda draw, limit, batch: {"body": _dumps(draw(json_value))},
+    "invalid json": _invalid_json,
+    "invalid utf-8": _invalid_utf8,
+    "deep nesting": _deep_nesting,
+    "crafted strings": _crafted_strings,
+    "oversized body": lambda draw, limit, batch: {"body": _dumps({"text": "x" * (limit + draw(st.integers(1, 4096)))})},
+    "oversized batch": lambda draw, limit, batch: {
+        "path": "/predict/batch",
+        "body": _dumps({"texts": ["a"] * (batch + draw(st.integers(1, 100)))}),
+    },
+    "content type": lambda draw, limit, batch: {
+        "content_type": draw(st.sampled_from(CONTENT_TYPES[3:])),
+        "body": _dumps({"text": "good"}),
+    },
+    "method and path": _method_and_path,
+}
+
+
 @st.composite
 def hostile_requests(draw, max_body_bytes: int, max_batch: int) -> HostileRequest:
-    """One request of a kind drawn from: well-formed scoring, wrong types, random JSON, invalid
-    JSON, invalid UTF-8, deep nesting, strings crafted to make a scan quadratic, oversized bodies
-    (with a length or chunked), oversized batches, wrong content types, odd methods and paths, odd
-    headers."""
-    kind = draw(
-        st.sampled_from(
-            [
-                "texts",
-                "text",
-                "wrong types",
-                "random json",
-                "invalid json",
-                "invalid utf-8",
-                "deep nesting",
-                "crafted strings",
-                "oversized body",
-                "oversized batch",
-                "content type",
-                "method and path",
-            ]
-        )
-    )
-    method, path = "POST", draw(st.sampled_from(["/predict", "/predict/batch"]))
-    content_type = "application/json"
-    texts = None
-    if kind == "texts":
-        path = "/predict/batch"
-        batch = draw(st.lists(hostile_text, min_size=1, max_size=min(max_batch, 20)))
-        body, texts = _dumps({"texts": batch}), len(batch)
-    elif kind == "text":
-        path = "/predict"
-        body, texts = _dumps({"text": draw(hostile_text)}), 1
-    elif kind == "wrong types":
-        body = _dumps(draw(st.sampled_from([{"text": draw(json_value)}, {"texts": draw(json_value)}])))
-    elif kind == "random json":
-        body = _dumps(draw(json_value))
-    elif kind == "invalid json":
-        body = draw(st.sampled_from([b"{", b'{"text": }', b"{'text': 'a'}", b"NaN]", b'{"text": "a"}}', b""]))
-        body += draw(st.binary(max_size=50)).replace(b"\xff", b"")
-    elif kind == "invalid utf-8":
-        junk = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"]))
-        body = b'{"text": "' + junk + b'"}'
-    elif kind == "deep nesting":
-        depth = draw(st.integers(min_value=200, max_value=20_000))
-        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
-        body = opener * depth + b"1" + closer * depth
-    elif kind == "crafted strings":
-        shapes = crafted_bodies(draw(st.integers(min_value=10, max_value=max_body_bytes)))
-        body = shapes[draw(st.sampled_from(sorted(shapes)))][: max_body_bytes - 1]
-    elif kind == "oversized body":
-        body = _dumps({"text": "x" * (max_body_bytes + draw(st.integers(1, 4096)))})
-    elif kind == "oversized batch":
-        path = "/predict/batch"
-        body = _dumps({"texts": ["a"] * (max_batch + draw(st.integers(1, 100)))})
-    elif kind == "content type":
-        content_type = draw(st.sampled_from(CONTENT_TYPES[3:]))
-        body = _dumps({"text": "good"})
-    else:
-        method, path = draw(st.sampled_from(METHODS)), draw(st.sampled_from(PATHS))
-        body = draw(st.sampled_from([b"", _dumps({"text": "good"}), draw(st.binary(max_size=100))]))
-        content_type = draw(st.sampled_from(CONTENT_TYPES))
+    """One request of a kind drawn from :data:`KINDS`: well-formed scoring, wrong types, random
+    JSON, invalid JSON, invalid UTF-8, deep nesting, strings crafted to make a scan quadratic,
+    oversized bodies (with a length or chunked), oversized batches, wrong content types, odd
+    methods and paths, odd headers."""
+    kind = draw(st.sampled_from(list(KINDS)))
+    request = {"method": "POST", "path": draw(st.sampled_from(["/predict", "/predict/batch"]))}
+    request.update(content_type="application/json", texts=None)
+    request.update(KINDS[kind](draw, max_body_bytes, max_batch))
+    content_type = request["content_type"]
     headers = {"Content-Type": content_type} if content_type else {}
     extra = draw(
         st.sampled_from([{}, {"Accept": "text/html"}, {"X-Forwarded-For": "1.2.3.4"}, {"Authorization": "Bearer nope"}])
     )
-    return HostileRequest(kind, method, path, body, {**headers, **extra}, draw(st.booleans()), texts)
+    method, path, body = request["method"], request["path"], request["body"]
+    return HostileRequest(kind, method, path, body, {**headers, **extra}, draw(st.booleans()), request["texts"])
 
 
 def check_answer(request: HostileRequest, status: int, headers, body: bytes, paths: dict) -> None:
