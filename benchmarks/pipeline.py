@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def run(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.split("\n")[0])
     p.add_argument("--tweets", type=int, default=6000, help="tweets through the whole pipeline")
     p.add_argument("--trigger", type=float, default=1.0, help="seconds between micro-batches")
@@ -335,6 +335,31 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--replicas", type=int, action="append", help="model-service replicas (default 1); repeatable")
     p.add_argument("--floor", action="store_true", help="also run each master against a server with no model")
     p.add_argument("--json", action="store_true")
+    return p
+
+
+def one_service(args: argparse.Namespace, texts: list[str]) -> dict:
+    """The service's ``/predict/batch`` figure and, unless ``--service-only``, the end-to-end one."""
+    results = {}
+    port = free_port()
+    service = start_service(port, model=args.model)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        results["service_predict_batch"] = bench_service(url, texts)
+        print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
+        if not args.service_only:
+            results["end_to_end"] = bench_end_to_end(
+                url, args.tweets, args.trigger, args.rate, args.warm_up, trends=args.trends, steady=steady(args)
+            )
+            print(f"end to end: {results['end_to_end']}", flush=True)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    return results
+
+
+def run(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     setup_logging()
     if any(r < 1 for r in args.replicas or []):
@@ -352,20 +377,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.master or args.replicas or args.floor:
         results["runs"] = scaling(args, texts)
     else:
-        port = free_port()
-        service = start_service(port, model=args.model)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            results["service_predict_batch"] = bench_service(url, texts)
-            print(f"service /predict/batch: {results['service_predict_batch']}", flush=True)
-            if not args.service_only:
-                results["end_to_end"] = bench_end_to_end(
-                    url, args.tweets, args.trigger, args.rate, args.warm_up, trends=args.trends, steady=steady(args)
-                )
-                print(f"end to end: {results['end_to_end']}", flush=True)
-        finally:
-            service.terminate()
-            service.wait(timeout=30)
+        results.update(one_service(args, texts))
     if args.first_row:
         results["first_row"] = bench_first_row()
         print(f"run_pipeline.sh: {results['first_row']}", flush=True)
