@@ -10,20 +10,11 @@ and ``python -m stream.health`` use; it imports no model code, so it runs in a s
 
 from __future__ import annotations
 
-import argparse
-
-from sentiment.health import check_command
-from sentiment.logs import setup_logging
+from sentiment.health import health_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_api.healthcheck", description=__doc__.splitlines()[0])
-    p.add_argument("--url", help="the service's base URL (default: http://127.0.0.1:<service.port>)")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default: 2)")
-    p.add_argument("--config", help="TOML configuration file")
-    args = p.parse_args(argv)
-    setup_logging()
-    return check_command(args.url, args.timeout, args.config)
+    return health_command(argv, prog="python -m model_api.healthcheck")
 
 
 if __name__ == "__main__":

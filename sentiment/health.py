@@ -3,7 +3,7 @@
 Usage::
 
     problem = service_health("http://127.0.0.1:8000", timeout=2, token=token)  # None when healthy
-    exit_status = check_command("http://127.0.0.1:8000", timeout=2)  # 0, 1 or 2, for a command line
+    exit_status = health_command(argv, prog="python -m stream.health")  # 0, 1 or 2, for a command line
 
 The job's wait for the service (``stream.scoring``), ``python -m stream.health`` (run_pipeline.sh)
 and ``python -m model_api.healthcheck`` (the containers' health checks) all ask through here, so a
@@ -12,9 +12,11 @@ healthy service means the same thing to each of them. Imports no model code and 
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from sentiment.config import ConfigError, load_config, service_token
+from sentiment.logs import setup_logging
 
 
 def auth_headers(token: str) -> dict[str, str]:
@@ -53,3 +55,18 @@ def check_command(url: str | None, timeout: float, config_file: str | None = Non
         print(f"{url.rstrip('/')}/health: {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def health_command(argv: list[str] | None, prog: str, url_first: bool = False) -> int:
+    """A health check's command line (``--url`` or, with ``url_first``, the URL given first, as
+    ``run_pipeline.sh`` calls it; ``--timeout``; ``--config``) run: :func:`check_command`."""
+    p = argparse.ArgumentParser(prog=prog, description="Exit 0 when the model service answers GET /health with 200.")
+    if url_first:
+        p.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8000")
+    else:
+        p.add_argument("--url", help="the service's base URL (default: http://127.0.0.1:<service.port>)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default: 2)")
+    p.add_argument("--config", help="TOML configuration file (for service.port and service.token_file)")
+    args = p.parse_args(argv)
+    setup_logging()
+    return check_command(args.url, args.timeout, args.config)

@@ -5,26 +5,17 @@ Usage: python -m stream.health URL [--timeout SECONDS] [--config FILE]
 Exits 0 when it answers 200, else 1 (and names the problem on stderr), 2 on a configuration error.
 Sends the service's bearer token (``$TWEETSENT_SERVICE_TOKEN`` or ``service.token_file``), so that
 it works with ``service.open_paths = ""`` too. The same check as the containers'
-``python -m model_api.healthcheck`` (both are :func:`sentiment.health.check_command`), with the URL
+``python -m model_api.healthcheck`` (both are :func:`sentiment.health.health_command`), with the URL
 given first, as ``run_pipeline.sh`` calls it.
 """
 
 from __future__ import annotations
 
-import argparse
-
-from sentiment.health import check_command
-from sentiment.logs import setup_logging
+from sentiment.health import health_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stream.health", description="Exit 0 when the model service is healthy.")
-    p.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8000")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default: 2)")
-    p.add_argument("--config", help="TOML configuration file (for service.token_file)")
-    args = p.parse_args(argv)
-    setup_logging()
-    return check_command(args.url, args.timeout, args.config)
+    return health_command(argv, prog="python -m stream.health", url_first=True)
 
 
 if __name__ == "__main__":
