@@ -225,27 +225,6 @@ class BandConfig:
         return NeutralBand(self.low, self.high)
 
 
-def check_client_limits(config: Config) -> None:
-    """The job's requests fit the service of the same configuration: a body below its limit, and a
-    timeout longer than its longest wait (a request given up while the service still works on it
-    would be sent again and scored twice).
-
-    Raises:
-        ConfigError: naming both settings.
-    """
-    stream, service = config.stream, config.service
-    _check(
-        stream.request_max_bytes < service.max_body_bytes,
-        f"stream.request_max_bytes ({stream.request_max_bytes}) must be below service.max_body_bytes "
-        f"({service.max_body_bytes})",
-    )
-    _check(
-        stream.request_timeout_seconds > service.timeout_seconds,
-        f"stream.request_timeout_seconds ({stream.request_timeout_seconds:g}) must be longer than "
-        f"service.timeout_seconds ({service.timeout_seconds}), the service's longest wait for a prediction",
-    )
-
-
 def service_token(service: ServiceConfig, env: Mapping[str, str] | None = None) -> str:
     """The service's bearer token: ``$TWEETSENT_SERVICE_TOKEN``, else the first line of
     ``service.token_file``, else "" (no token). The service and its clients read it the same way.

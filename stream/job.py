@@ -34,14 +34,14 @@ if __package__ in (None, ""):  # run as a script by spark-submit: make the proje
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from sentiment.config import TRANSPORTS, Config, ConfigError, check_client_limits, load_config, service_token
+from sentiment.config import TRANSPORTS, Config, ConfigError, load_config, service_token
 from sentiment.folders import FolderBusy, UnsafeDelete, mark_ours, remove_ours
 from sentiment.logs import setup_logging
 from sentiment.spool_format import read_complete
 from stream.checkpoint import SpoolMismatch, check_spool, lock_checkpoint
 from stream.outputs import prepare_outputs
 from stream.query import JobConfig, JobStats, ProgressListener, Sinks, build_query, read_source
-from stream.scoring import ScoringOptions, fetch_model_version
+from stream.scoring import ScoringOptions, check_client_limits, fetch_model_version
 from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query, close_windows
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sentiment.config import StreamConfig
+from sentiment.config import Config, ConfigError, StreamConfig
 from sentiment.health import auth_headers, service_health
 from stream.replicas import Replicas, parse_urls, replicas_for
 
@@ -30,6 +30,27 @@ if TYPE_CHECKING:  # pandas only for the annotations: a health check need not lo
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+
+def check_client_limits(config: Config) -> None:
+    """The job's requests fit the service of the same configuration: a body below its limit, and a
+    timeout longer than its longest wait (a request given up while the service still works on it
+    would be sent again and scored twice).
+
+    Raises:
+        ConfigError: naming both settings.
+    """
+    stream, service = config.stream, config.service
+    if stream.request_max_bytes >= service.max_body_bytes:
+        raise ConfigError(
+            f"stream.request_max_bytes ({stream.request_max_bytes}) must be below service.max_body_bytes "
+            f"({service.max_body_bytes})"
+        )
+    if stream.request_timeout_seconds <= service.timeout_seconds:
+        raise ConfigError(
+            f"stream.request_timeout_seconds ({stream.request_timeout_seconds:g}) must be longer than "
+            f"service.timeout_seconds ({service.timeout_seconds}), the service's longest wait for a prediction"
+        )
 
 
 class ServiceError(RuntimeError):

@@ -144,7 +144,7 @@ def test_workers_and_their_model_processes_share_the_cores(monkeypatch, cores, w
 
 
 def test_the_job_refuses_limits_that_outgrow_the_service():
-    from sentiment.config import check_client_limits
+    from stream.scoring import check_client_limits
 
     check_client_limits(Config())  # the shipped defaults fit
     env = {"TWEETSENT_STREAM__REQUEST_TIMEOUT_SECONDS": "30"}
