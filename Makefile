@@ -36,7 +36,7 @@ browser:
 	@bash scripts/install_chromium.sh
 
 test: install install-experiments browser
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 $(VENV)/.bench: $(VENV)/.installed requirements-bench.lock
 	$(PY) -m pip install --quiet -r requirements-bench.lock
