@@ -3,9 +3,9 @@
 Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
 
 Each worker process loads the model once. ``granian`` reads and writes HTTP in Rust and runs the
-ASGI application of ``model_api.asgi.create``: the prediction routes on an event loop, the others
-in the Flask app. ``gunicorn`` runs the Flask app alone (``model_api.wsgi.create``) in gthread
-workers, a thread per request in flight.
+ASGI application of ``model_api.asgi.create``: the scoring routes on an event loop, the others
+in the Flask app. ``gunicorn`` runs the Flask app alone in gthread workers, a thread per request
+in flight. Both serve the routes of :mod:`model_api.routes`.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ def serve_gunicorn(config: Config) -> None:
             self.cfg.set("accesslog", None)
 
         def load(self):
-            from model_api.wsgi import create
+            from model_api.app import create_app
+            from model_api.worker import create_service
 
-            return create(config)  # in each worker, after the fork
+            return create_app(predictor=create_service(config))  # in each worker, after the fork
 
     Server().run()
 

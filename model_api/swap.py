@@ -108,8 +108,8 @@ class ModelSlot:
     """The served model of one worker, replaceable while it serves (see the module docstring).
 
     Args:
-        build: builds a predictor from a configuration (default
-            :func:`model_api.runtime.build_predictor`); tests pass a fake.
+        build: builds a predictor from a configuration (the service passes
+            :func:`model_api.runtime.build_predictor`; tests pass a fake); without one, every swap is refused.
         generation: the swap this model came from (0: the configured one).
     """
 
@@ -213,8 +213,10 @@ class ModelSlot:
         self.loading = {"model": location, "since": time.time()}
         self._changed(None, None)
         log.warning("loading the model %s beside %s", location, self.serving.version)
+        if self._build is None:
+            raise ModelRefused("this service was started without a way to load models (no build function)")
         try:
-            new = self._builder()(config)
+            new = self._build(config)
         except Exception as e:
             raise ModelRefused(f"{location} did not load: {type(e).__name__}: {str(e)[:500]}") from None
         try:
@@ -241,13 +243,6 @@ class ModelSlot:
             "generation": self.generation,
             "seconds": round(time.monotonic() - started, 2),
         }
-
-    def _builder(self) -> Callable[[Config], Predictor]:
-        if self._build is not None:
-            return self._build
-        from model_api.runtime import build_predictor
-
-        return build_predictor
 
     def _changed(self, old: Serving | None, new: Serving | None) -> None:
         if self.on_change is not None:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from model_api.app import create_app
 from model_api.asgi import ServiceApp
+from model_api.routes import Service
 from sentiment.config import load_config
 from tests.conftest import FakePredictor
 from tests.support.processes import free_port, healthy, start_module, stop_group, stop_process, wait_until
@@ -40,7 +40,7 @@ class SlowPredictor(FakePredictor):
 def create() -> ServiceApp:
     """One granian worker's application."""
     config = load_config()
-    return ServiceApp(create_app(config, predictor=SlowPredictor(float(os.environ.get(DELAY_ENV, "0")))))
+    return ServiceApp(Service(config, SlowPredictor(float(os.environ.get(DELAY_ENV, "0")))))
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import pytest
 from model_api.app import create_app
 from model_api.asgi import ServiceApp
 from model_api.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
+from model_api.routes import Service
 from model_api.swap import ModelSlot
 from sentiment.config import TOKEN_ENV, Config
 from tests.conftest import FakePrediction, FakePredictor
@@ -177,7 +178,7 @@ def admin_request(body: dict, token: str | None = None) -> HostileRequest:
 
 def test_the_asgi_path_swaps_and_refuses_as_flask_does(monkeypatch):
     app, _ = service(Builds(WordsPredictor("1")))
-    asgi = ServiceApp(app)
+    asgi = ServiceApp(app.extensions["tweetsent.service"])
     status, headers, body = call(asgi, admin_request({"model": "/no/such/model"}))
     assert status == 422 and "no such model directory" in json.loads(body)["error"]
     status, headers, body = call(asgi, admin_request({"model": str(FULL_MODEL_DIR)}))
@@ -187,7 +188,7 @@ def test_the_asgi_path_swaps_and_refuses_as_flask_does(monkeypatch):
     )
     assert status == 200 and json.loads(body)["model_version"] == "fake@1" and headers["x-model-version"] == "fake@1"
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
-    locked = ServiceApp(create_app(Config(), WordsPredictor("0")))
+    locked = ServiceApp(Service(Config(), WordsPredictor("0")))
     assert call(locked, admin_request({"model": str(FULL_MODEL_DIR)}))[0] == 401
 
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from model_api.app import create_app
 from model_api.asgi import ServiceApp
 from model_api.interface import ModelUnavailable
+from model_api.routes import Service
 from sentiment.config import Config
 from tests.hostile_requests import HostileRequest, check_answer, hostile_requests
 from tests.unit.test_hostile_requests import MAX_BATCH, MAX_BODY, TokenizerLikePredictor
@@ -128,10 +129,10 @@ def flask_call(app, request: HostileRequest) -> tuple[int, dict, bytes]:
 
 
 FLASK = create_app(config(), predictor=TokenizerLikePredictor())
-PATHS = FLASK.extensions["tweetsent.openapi"]["paths"]
+PATHS = FLASK.extensions["tweetsent.service"].openapi["paths"]
 APPS = {
-    "model processes": ServiceApp(create_app(config(), predictor=ProcessLikePredictor())),
-    "in-process model": ServiceApp(create_app(config(), predictor=TokenizerLikePredictor())),
+    "model processes": ServiceApp(Service(config(), ProcessLikePredictor())),
+    "in-process model": ServiceApp(Service(config(), TokenizerLikePredictor())),
 }
 
 
@@ -157,7 +158,7 @@ def scoring(body: bytes, path: str = "/predict/batch", **headers: str) -> Hostil
 
 def test_the_scoring_routes_are_answered_on_the_event_loop_and_counted():
     predictor = ProcessLikePredictor()
-    app = ServiceApp(create_app(config(), predictor=predictor))
+    app = ServiceApp(Service(config(), predictor))
     status, _, body = call(app, scoring(b'{"texts": ["good", "bad", "meh", "good good"]}'))
     assert status == 200
     assert [r["sentiment"] for r in json.loads(body)["results"]] == [
@@ -167,7 +168,7 @@ def test_the_scoring_routes_are_answered_on_the_event_loop_and_counted():
         "Positive",
     ]
     assert len(predictor.sent) == 2  # both parts, in order
-    metrics = app.metrics.exposition()[0].decode()
+    metrics = app.service.metrics.exposition()[0].decode()
     assert 'tweetsent_requests_total{endpoint="/predict/batch",status="200"} 1.0' in metrics
     assert "tweetsent_texts_total 4.0" in metrics  # reported by the predictor, as the model processes do
 
@@ -175,7 +176,7 @@ def test_the_scoring_routes_are_answered_on_the_event_loop_and_counted():
 def test_a_prediction_that_does_not_come_in_time_is_a_503_and_forgotten():
     predictor = ProcessLikePredictor()
     predictor.hang = True
-    app = ServiceApp(create_app(config(timeout_seconds=1), predictor=predictor))
+    app = ServiceApp(Service(config(timeout_seconds=1), predictor))
     status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
     assert status == 503 and headers["retry-after"] == str(Config().service.retry_after_seconds)
     assert b"model overloaded: no prediction within service.timeout_seconds = 1 s" in body
@@ -185,7 +186,7 @@ def test_a_prediction_that_does_not_come_in_time_is_a_503_and_forgotten():
 def test_a_model_that_is_gone_is_a_503_with_its_retry_after():
     predictor = ProcessLikePredictor()
     predictor.gone = ModelUnavailable("the model process killed by SIGKILL; a new one is starting", 7)
-    app = ServiceApp(create_app(config(), predictor=predictor))
+    app = ServiceApp(Service(config(), predictor))
     status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
     assert status == 503 and headers["retry-after"] == "7"
     assert b"model unavailable: the model process killed by SIGKILL" in body
@@ -193,7 +194,7 @@ def test_a_model_that_is_gone_is_a_503_with_its_retry_after():
 
 def test_a_bearer_token_guards_the_scoring_routes_as_every_other(monkeypatch):
     monkeypatch.setenv("TWEETSENT_SERVICE_TOKEN", "s3cret")
-    app = ServiceApp(create_app(config(), predictor=ProcessLikePredictor()))
+    app = ServiceApp(Service(config(), ProcessLikePredictor()))
     status, headers, body = call(app, scoring(b'{"text": "good"}', "/predict"))
     assert status == 401 and headers["www-authenticate"].startswith("Bearer")
     assert b"s3cret" not in body

@@ -32,7 +32,7 @@ class TokenizerLikePredictor(FakePredictor):
 
 
 APP = create_app(CONFIG, predictor=TokenizerLikePredictor())
-PATHS = APP.extensions["tweetsent.openapi"]["paths"]
+PATHS = APP.extensions["tweetsent.service"].openapi["paths"]
 KINDS: Counter[str] = Counter()
 
 
