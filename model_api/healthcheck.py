@@ -11,9 +11,11 @@ and ``python -m stream.health`` use; it imports no model code, so it runs in a s
 from __future__ import annotations
 
 from sentiment.health import health_command
+from sentiment.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     return health_command(argv, prog="python -m model_api.healthcheck")
 
 

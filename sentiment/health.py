@@ -16,7 +16,6 @@ import argparse
 import sys
 
 from sentiment.config import ConfigError, load_config, service_token
-from sentiment.logs import setup_logging
 
 
 def auth_headers(token: str) -> dict[str, str]:
@@ -68,5 +67,4 @@ def health_command(argv: list[str] | None, prog: str, url_first: bool = False) -
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer (default: 2)")
     p.add_argument("--config", help="TOML configuration file (for service.port and service.token_file)")
     args = p.parse_args(argv)
-    setup_logging()
     return check_command(args.url, args.timeout, args.config)

@@ -12,9 +12,11 @@ given first, as ``run_pipeline.sh`` calls it.
 from __future__ import annotations
 
 from sentiment.health import health_command
+from sentiment.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     return health_command(argv, prog="python -m stream.health", url_first=True)
 
 
