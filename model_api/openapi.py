@@ -87,103 +87,98 @@ def _admin_path(token: bool) -> dict:
     return {"post": operation}
 
 
-def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
-    """The document for this configuration (its limits; the bearer scheme when a token is set)."""
-    open_paths = set(service.open_path_list)
-    prediction = {
-        "type": "object",
-        "required": ["sentiment", "p_positive", "confidence"],
-        "properties": {
-            "sentiment": {"type": "string", "enum": ["Negative", "Neutral", "Positive"]},
-            "p_positive": {"type": "number", "minimum": 0, "maximum": 1},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "probabilities": {
-                "type": "object",
-                "description": "a three-class model's own class probabilities (absent for a two-class model); "
-                "p_positive is P(positive) + P(neutral) / 2, mapped by the model's probability map",
-                "required": ["negative", "neutral", "positive"],
-                "properties": {
-                    k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("negative", "neutral", "positive")
-                },
+PREDICTION = {
+    "type": "object",
+    "required": ["sentiment", "p_positive", "confidence"],
+    "properties": {
+        "sentiment": {"type": "string", "enum": ["Negative", "Neutral", "Positive"]},
+        "p_positive": {"type": "number", "minimum": 0, "maximum": 1},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "probabilities": {
+            "type": "object",
+            "description": "a three-class model's own class probabilities (absent for a two-class model); "
+            "p_positive is P(positive) + P(neutral) / 2, mapped by the model's probability map",
+            "required": ["negative", "neutral", "positive"],
+            "properties": {
+                k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("negative", "neutral", "positive")
             },
         },
-    }
+    },
+}
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "switching"]},
+            "reason": {"type": "string"},
+            "restarts": {"type": "integer"},
+            "worker": {"type": "integer"},
+            "version": {"type": "string"},
+            "model_version": MODEL_VERSION,
+        },
+    },
+}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _scored(schema: dict) -> dict:
+    return {**_ok(schema), "headers": _VERSION_HEADERS}
+
+
+def _scoring_paths(service: ServiceConfig) -> dict:
+    """``POST /predict`` and ``POST /predict/batch``, with this configuration's limits."""
     text = {
         "type": "string",
         "description": f"cut to {service.max_text_chars} characters; lone surrogates become U+FFFD",
     }
-
-    def json_body(schema: dict) -> dict:
-        return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-    def ok(schema: dict, description: str = "OK") -> dict:
-        return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-    def scored(schema: dict) -> dict:
-        return {**ok(schema), "headers": _VERSION_HEADERS}
-
-    def secured(path: str, operation: dict) -> dict:
-        if token and path not in open_paths:
-            operation["security"] = [{"bearer": []}]
-            operation["responses"].update({"401": _error("missing or wrong bearer token")})
-        return operation
-
-    paths = {
+    one = {**PREDICTION, "properties": {**PREDICTION["properties"], "model_version": MODEL_VERSION}}
+    batch = {"type": "array", "items": text, "minItems": 1, "maxItems": service.max_batch}
+    results = {"results": {"type": "array", "items": PREDICTION}, "model_version": MODEL_VERSION}
+    return {
         "/predict": {
             "post": {
                 "summary": "Score one text",
-                "requestBody": json_body({"type": "object", "required": ["text"], "properties": {"text": text}}),
-                "responses": {
-                    "200": scored(
-                        {**prediction, "properties": {**prediction["properties"], "model_version": MODEL_VERSION}}
-                    ),
-                    **_client_errors(),
-                },
+                "requestBody": _json_body({"type": "object", "required": ["text"], "properties": {"text": text}}),
+                "responses": {"200": _scored(one), **_client_errors()},
             }
         },
         "/predict/batch": {
             "post": {
                 "summary": f"Score up to {service.max_batch} texts, answered in order",
-                "requestBody": json_body(
-                    {
-                        "type": "object",
-                        "required": ["texts"],
-                        "properties": {
-                            "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": service.max_batch}
-                        },
-                    }
-                ),
-                "responses": {
-                    "200": scored(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "results": {"type": "array", "items": prediction},
-                                "model_version": MODEL_VERSION,
-                            },
-                        }
-                    ),
-                    **_client_errors(),
-                },
+                "requestBody": _json_body({"type": "object", "required": ["texts"], "properties": {"texts": batch}}),
+                "responses": {"200": _scored({"type": "object", "properties": results}), **_client_errors()},
             }
         },
+    }
+
+
+def _reading_paths() -> dict:
+    """The GET routes: health, model, metrics and this document."""
+    health = {"$ref": "#/components/schemas/Health"}
+    return {
         "/health": {
             "get": {
                 "summary": "ok (200); degraded while the model process restarts, or switching while a "
                 "rolling roll-out loads another model here (503)",
                 "responses": {
-                    "200": ok({"$ref": "#/components/schemas/Health"}),
-                    "503": {
-                        "description": "degraded: the model cannot answer now",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-                    },
+                    "200": _ok(health),
+                    "503": _ok(health, "degraded: the model cannot answer now"),
                 },
             }
         },
         "/model": {
             "get": {
                 "summary": "The served model (model_version, previous; loading: the one being loaded beside it)",
-                "responses": {"200": ok({"type": "object"})},
+                "responses": {"200": _ok({"type": "object"})},
             }
         },
         "/metrics": {
@@ -192,44 +187,37 @@ def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
                 "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}},
             }
         },
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok({"type": "object"})}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok({"type": "object"})}}},
     }
+
+
+def openapi_document(service: ServiceConfig, token: bool = False) -> dict:
+    """The document for this configuration (its limits; the bearer scheme when a token is set)."""
+    open_paths = set(service.open_path_list)
+    paths = {**_scoring_paths(service), **_reading_paths()}
     for path, operations in paths.items():
         for operation in operations.values():
-            secured(path, operation)
+            if token and path not in open_paths:
+                operation["security"] = [{"bearer": []}]
+                operation["responses"].update({"401": _error("missing or wrong bearer token")})
     paths["/admin/model"] = _admin_path(token)
+    description = (
+        f"Bodies of at most {service.max_body_bytes} bytes, at most {service.max_batch} texts per "
+        f"request, each read up to {service.max_text_chars} characters (x-limits, and GET /model's "
+        "limits). Beyond service.max_queued_texts texts held by a worker, a request gets 503 with "
+        'Retry-After. Every error is a JSON object {"error": message}; a 500 means a fault of the '
+        "service, never of the request."
+    )
     document: dict = {
         "openapi": "3.1.0",
         "info": {
             "title": "tweet-sentiment model service",
             "version": "1",
-            "description": (
-                f"Bodies of at most {service.max_body_bytes} bytes, at most {service.max_batch} texts per "
-                f"request, each read up to {service.max_text_chars} characters (x-limits, and GET /model's "
-                "limits). Beyond service.max_queued_texts texts held by a worker, a request gets 503 with "
-                'Retry-After. Every error is a JSON object {"error": message}; a 500 means a fault of the '
-                "service, never of the request."
-            ),
+            "description": description,
             "x-limits": limits(service),
         },
         "paths": paths,
-        "components": {
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "Health": {
-                    "type": "object",
-                    "required": ["status"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["ok", "degraded", "switching"]},
-                        "reason": {"type": "string"},
-                        "restarts": {"type": "integer"},
-                        "worker": {"type": "integer"},
-                        "version": {"type": "string"},
-                        "model_version": MODEL_VERSION,
-                    },
-                },
-            }
-        },
+        "components": {"schemas": dict(SCHEMAS)},
     }
     if token:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
