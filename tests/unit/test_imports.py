@@ -91,3 +91,29 @@ def test_the_app_needs_neither_torch_nor_the_model_process():
     edges = graph()
     for http in ("model_api.app", "model_api.routes"):
         assert not edges[http] & {"model_api.engine_process", "model_api.predictor", "model_api.runtime"}
+
+
+def longest_chain(edges: dict[str, set[str]], inside: str) -> list[str]:
+    """The longest chain of imports among the modules of package ``inside`` (the graph has no cycle)."""
+    members = {m for m in edges if m.startswith(inside + ".")}
+    best: dict[str, list[str]] = {}
+
+    def chain(node: str) -> list[str]:
+        if node not in best:
+            below = [chain(m) for m in sorted(edges[node] & members)]
+            best[node] = [node, *max(below, key=len, default=[])]
+        return best[node]
+
+    return max((chain(m) for m in sorted(members)), key=len)
+
+
+def test_the_longest_chain_finder_follows_the_deepest_path():
+    edges = {"p.a": {"p.b", "p.c"}, "p.b": {"p.c"}, "p.c": {"q.x"}, "q.x": set()}
+    assert longest_chain(edges, "p") == ["p.a", "p.b", "p.c"]
+
+
+def test_the_model_service_is_at_most_six_modules_deep():
+    # The HTTP layer, the worker that joins it to the model, the model runtime and engines: a
+    # reader follows any request or any model load through at most six modules of model_api/.
+    chain = longest_chain(graph(), "model_api")
+    assert len(chain) <= 6, " -> ".join(chain)
