@@ -3,7 +3,7 @@
 :func:`take_batch` is the rule: take the first waiting request, then more until ``max_texts``
 texts or ``max_wait`` seconds after the first. :class:`MicroBatcher` applies it inside one process
 (request threads call :meth:`MicroBatcher.submit`; one thread runs one prediction for the batch
-and hands each caller its own results); the model process (:mod:`model_api.engine_process`)
+and hands each caller its own results); the model process (:mod:`model_api.model_process`)
 applies it to the requests its worker sends.
 """
 

@@ -11,16 +11,14 @@ from sentiment.config import Config
 
 def build_predictor(config: Config) -> Predictor:
     """The configured model, ready to serve concurrent calls: in child processes that batch them
-    (``service.engine_process``; several: :class:`~model_api.engine_pool.EnginePool`), else loaded
+    (``service.engine_process``; several: :class:`~model_api.pool.EnginePool`), else loaded
     here behind a :class:`~model_api.batching.MicroBatcher`."""
     service = config.service
-    if service.engine_process and service.engines_per_worker > 1:
-        from model_api.engine_pool import EnginePool
-
-        return EnginePool(config, service.engines_per_worker)
     if service.engine_process:
-        from model_api.engine_process import PredictorProcess
+        from model_api.pool import EnginePool, PredictorProcess
 
+        if service.engines_per_worker > 1:
+            return EnginePool(config, service.engines_per_worker)
         return PredictorProcess(config)
     import torch
 

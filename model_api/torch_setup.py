@@ -1,6 +1,6 @@
 """Torch settings of a process that runs the model: its threads, and quiet logs.
 
-Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.engine_process`)
+Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.model_process`)
 use these.
 """
 

@@ -10,8 +10,7 @@ from collections import Counter
 
 import pytest
 
-from model_api.engine_pool import SPLIT_AT, EnginePool
-from model_api.engine_process import PredictorProcess
+from model_api.pool import SPLIT_AT, EnginePool, PredictorProcess
 from sentiment.config import load_config
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -100,7 +100,7 @@ def test_take_batch_waits_for_more_after_the_first():
 
 
 def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates_a_bad_one():
-    from model_api.engine_process import answer
+    from model_api.model_process import answer
 
     calls = []
 

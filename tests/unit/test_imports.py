@@ -90,4 +90,5 @@ def test_no_import_cycle_in_the_project():
 def test_the_app_needs_neither_torch_nor_the_model_process():
     edges = graph()
     assert "model_api.engine_process" not in edges["model_api.app"]
+    assert "model_api.pool" not in edges["model_api.app"]
     assert "model_api.predictor" not in edges["model_api.app"]
