@@ -112,7 +112,7 @@ def load(config: Config):
     """The configured model with its engine, warmed up, on this process's share of the cores."""
     import torch
 
-    from model_api.predictor import load_predictor
+    from model_api.engine_setup import load_predictor
     from model_api.torch_setup import quiet_torch_logs, torch_threads
 
     quiet_torch_logs()
@@ -158,7 +158,7 @@ def serve(conn: Connection) -> None:
             conn.send(message)
 
     # A new engine (the compiled one replacing the fast-starting one): the worker's /model says so.
-    predictor.on_engine_change = lambda: send(EngineChanged(predictor.describe()))
+    predictor.engine.on_change = lambda: send(EngineChanged(predictor.describe()))
     waiting = BudgetQueue()
     threading.Thread(target=read_requests, args=(conn, waiting), name="worker-requests", daemon=True).start()
     service = config.service

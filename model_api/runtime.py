@@ -23,7 +23,7 @@ def build_predictor(config: Config) -> Predictor:
     import torch
 
     from model_api.batching import MicroBatcher
-    from model_api.predictor import load_predictor
+    from model_api.engine_setup import load_predictor
 
     quiet_torch_logs()
     torch.set_num_threads(torch_threads(config))
