@@ -65,19 +65,11 @@ def exit_reason(returncode: int | None) -> str:
 
 
 class ModelProcess:
-    """One model process and the two threads that talk to it."""
+    """One model process and the two threads that talk to it (from :meth:`start` on)."""
 
     def __init__(self, config: Config, start_timeout: float, on_batch: Callable[[int, float], None]) -> None:
-        parent, child = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_api.model_process", str(child.fileno())],
-            pass_fds=(child.fileno(),),
-            env=env,
-        )
-        child.close()
-        self.conn = Connection(parent.detach())
+        self.config = config
+        self.start_timeout = start_timeout
         self.on_batch = on_batch
         self.retry_after = config.service.retry_after_seconds
         self.started = time.monotonic()
@@ -93,11 +85,31 @@ class ModelProcess:
         self._waiting: dict[int, tuple[Future, float]] = {}
         self._ids = itertools.count()
         self._gone: EngineProcessError | None = None
-        self.conn.send(config)
-        self.info: dict = self._wait_until_ready(start_timeout)
+        self.info: dict = {}
+
+    def start(self) -> ModelProcess:
+        """Start the process, wait until it has loaded the model, then start the threads that talk to it.
+
+        Raises:
+            EngineProcessError: it failed, exited or did not start within ``start_timeout`` seconds.
+        """
+        parent, child = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "model_api.model_process", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            env=env,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.started = time.monotonic()
+        self.conn.send(self.config)
+        self.info = self._wait_until_ready(self.start_timeout)
         self.last_heard = time.monotonic()
         threading.Thread(target=self._receive, name="model-process-replies", daemon=True).start()
         threading.Thread(target=self._send_queued, name="model-process-requests", daemon=True).start()
+        return self
 
     def _wait_until_ready(self, start_timeout: float) -> dict:
         """The child's description once it has loaded and warmed up (for compiled engines: compiled).

@@ -48,7 +48,7 @@ class PredictorProcess:
     a child that dies or hangs is replaced (see the module docstring).
 
     Raises:
-        EngineProcessError: (from the constructor) the first child did not start.
+        EngineProcessError: (from :meth:`start`) the first child did not start.
     """
 
     def __init__(self, config: Config, start_timeout: float = 900.0) -> None:
@@ -66,12 +66,18 @@ class PredictorProcess:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._degraded = ""  # why, while there is no child to ask
+        self._child: ModelProcess | None = None
+        self._supervisor: threading.Thread | None = None
+
+    def start(self) -> PredictorProcess:
+        """Start the model process and wait until it is ready, then supervise it."""
         self._child = self._start()
         self._supervisor = threading.Thread(target=self._supervise, name="model-process-supervisor", daemon=True)
         self._supervisor.start()
+        return self
 
     def _start(self) -> ModelProcess:
-        return ModelProcess(self._config, self._start_timeout, self._report_batch)
+        return ModelProcess(self._config, self._start_timeout, self._report_batch).start()
 
     def _report_batch(self, texts: int, seconds: float) -> None:
         if self.on_batch is not None:
@@ -209,37 +215,43 @@ class PredictorProcess:
 
     def close(self) -> None:
         self._closed.set()
-        self._child.close()
-        self._supervisor.join(timeout=10)
+        if self._child is not None:
+            self._child.close()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=10)
 
 
 class EnginePool:
     """``size`` model processes (:class:`PredictorProcess`), started together, as one predictor.
 
     Raises:
-        EngineProcessError: (from the constructor) a model process did not start.
+        EngineProcessError: (from :meth:`start`) a model process did not start.
     """
 
     def __init__(self, config: Config, size: int, start_timeout: float = 900.0) -> None:
         if size < 1:
             raise ValueError(f"a pool needs at least one model process, got {size}")
         self.timeout: float = config.service.timeout_seconds
-        with ThreadPoolExecutor(size) as starting:  # each loads the model: start them side by side
-            futures = [starting.submit(PredictorProcess, config, start_timeout) for _ in range(size)]
-        members, failed = [], None
-        for future in futures:
-            try:
-                members.append(future.result())
-            except EngineProcessError as e:
-                failed = e
-        if failed is not None:
-            for member in members:
-                member.close()
-            raise failed
-        self.members: list[PredictorProcess] = members
+        self.members = [PredictorProcess(config, start_timeout) for _ in range(size)]
         self._waiting = [0] * size  # texts sent to each member and not yet answered
         self._lock = threading.Lock()
         self._turn = itertools.count()
+
+    def start(self) -> EnginePool:
+        """Start the model processes side by side (each loads the model) and wait until all are ready;
+        if one fails, stop the others."""
+        with ThreadPoolExecutor(len(self.members)) as starting:
+            futures = [starting.submit(member.start) for member in self.members]
+        failed = None
+        for future in futures:
+            try:
+                future.result()
+            except EngineProcessError as e:
+                failed = e
+        if failed is not None:
+            self.close()
+            raise failed
+        return self
 
     @property
     def on_batch(self) -> Callable[[int, float], None] | None:

@@ -18,8 +18,8 @@ def build_predictor(config: Config) -> Predictor:
         from model_api.pool import EnginePool, PredictorProcess
 
         if service.engines_per_worker > 1:
-            return EnginePool(config, service.engines_per_worker)
-        return PredictorProcess(config)
+            return EnginePool(config, service.engines_per_worker).start()
+        return PredictorProcess(config).start()
     import torch
 
     from model_api.batching import MicroBatcher
@@ -35,4 +35,4 @@ def build_predictor(config: Config) -> Predictor:
         max_batch=service.micro_batch_max,
         max_wait_ms=service.micro_batch_wait_ms,
         timeout=service.timeout_seconds,
-    )
+    ).start()

@@ -39,7 +39,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def pool(config):
-    pool = EnginePool(config, 2)
+    pool = EnginePool(config, 2).start()
     yield pool
     pool.close()
 
@@ -50,7 +50,7 @@ def test_a_large_request_is_shared_and_scored_as_by_one_process(pool, config):
     for i, member in enumerate(pool.members):
         member.on_batch = lambda n, _seconds, i=i: scored.update({i: n})
     shared = pool.predict(texts)
-    alone = PredictorProcess(config)
+    alone = PredictorProcess(config).start()
     try:
         expected = alone.predict(texts)
     finally:

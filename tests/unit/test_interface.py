@@ -25,7 +25,7 @@ def test_the_model_processes_have_everything_the_http_layer_calls():
 
 
 def test_the_in_worker_batcher_is_a_predictor_without_pending():
-    batcher = MicroBatcher(lambda texts: list(texts))
+    batcher = MicroBatcher(lambda texts: list(texts)).start()
     assert batcher.predict(["a", "b"]) == ["a", "b"]
     assert all(callable(getattr(batcher, name, None)) for name in CALLS)
     assert not isinstance(batcher, ProcessPredictor)
