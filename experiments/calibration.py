@@ -88,10 +88,10 @@ def calibrate(
 ) -> dict:
     """Fit the map of ``model_dir`` on three-class rows (and binary rows, labels 1 = positive),
     store it in the directory's ``tweet_sentiment.json``, and return what was found."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.engine_setup import load_model
 
     info = read_model_info(model_dir)
-    predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128)
+    predictor = load_model(model_dir, batch_size=128)
     predictor.calibrate = ProbabilityMap()  # fit on the raw probabilities, whatever map the directory holds
     p3 = predictor.predict_proba(val_texts)
     p2 = predictor.predict_proba(list(binary_texts)) if len(binary_texts) else None

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model_api.predictor import SentimentPredictor
+from model_api.engine_setup import load_model
 
 
 def kept_layers(total: int, keep: int) -> list[int]:
@@ -62,7 +62,7 @@ def teacher_probabilities(
     ``precision`` (int8-static by default: as accurate as fp32, and faster; see
     docs/performance.md), with progress. The positive-probability is the teacher's own,
     before any probability map."""
-    predictor = SentimentPredictor.from_pretrained(teacher, batch_size=128, precision=precision)
+    predictor = load_model(teacher, batch_size=128, precision=precision)
     out = np.empty((len(texts), 3))
     with tqdm(total=len(texts), desc="teacher", unit="tweet", mininterval=5) as progress:
         for start in range(0, len(texts), chunk):

@@ -2,9 +2,9 @@
 
 :func:`take_batch` is the rule: take the first waiting request, then more until ``max_texts``
 texts or ``max_wait`` seconds after the first. :class:`MicroBatcher` applies it inside one process
-(request threads call :meth:`MicroBatcher.submit`; one thread runs one prediction for the batch
-and hands each caller its own results); the model process (:mod:`model_api.engine_process`)
-applies it to the requests its worker sends.
+(request threads call :meth:`MicroBatcher.submit`; one thread, from :meth:`MicroBatcher.start`,
+runs one prediction for the batch and hands each caller its own results); the model process
+(:mod:`model_api.model_process`) applies it to the requests its worker sends.
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ class MicroBatcher:
         self.on_batch = on_batch
         self.timeout = timeout
         self._queue: queue.Queue[tuple[list[str], Future]] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
-        self._thread.start()
+
+    def start(self) -> MicroBatcher:
+        """Start the thread that runs the batches; calls wait in the queue until then."""
+        threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
+        return self
 
     def submit(self, texts: Sequence[str], timeout: float | None = None) -> list[Any]:
         """Predict ``texts`` (sharing a forward pass with concurrent callers) and return the results."""

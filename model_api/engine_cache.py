@@ -1,8 +1,9 @@
 """Compiled engines kept on disk, so that only the first start of a model on a machine compiles.
 
 The compiled int8 engines (:class:`model_api.engines.CompiledInt8Engine`) take a minute or more to
-quantize and compile. Here the quantized model is compiled ahead of time by AOTInductor into one
-package file, which a later start loads in well under a second. An entry is keyed by everything
+quantize and compile. :mod:`model_api.engine_setup` compiles the quantized model ahead of time by
+AOTInductor into one package file and keeps it here, where a later start finds it and loads it
+(:class:`model_api.engines.PackagedEngine`) in well under a second. An entry is keyed by everything
 the compiled code depends on: the model's files (weights, config, calibration tweets), the torch
 version, the CPU's features and the engine settings (precision, packing, maximum length, mixed
 bf16), so a new model, a torch upgrade or another machine builds its own entry.
@@ -22,8 +23,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -179,50 +177,3 @@ class EngineCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.entry(key) / PACKAGE_FILE
-
-
-class PackagedEngine:
-    """A compiled engine loaded from an AOTInductor package: no compiling, ready in a second."""
-
-    def __init__(self, package: Path) -> None:
-        self.model = torch._inductor.aoti_load_package(str(package))
-        self.package = package
-
-    @torch.no_grad()
-    def logits(self, *arrays: np.ndarray) -> np.ndarray:
-        return self.model(*(torch.from_numpy(a) for a in arrays)).float().numpy()
-
-
-def compile_package(
-    model: torch.nn.Module,
-    calibration: list[tuple[np.ndarray, ...]],
-    path: Path,
-    static: bool,
-    max_length: int,
-    packed: bool,
-    mixed_bf16: bool,
-) -> None:
-    """Quantize ``model`` as the compiled int8 engine does and compile it ahead of time to ``path``.
-    With ``mixed_bf16`` the floating-point ops are captured under bf16 autocast."""
-    from torch.export import export
-
-    from model_api.engines import quantized_int8
-
-    converted, example, dynamic = quantized_int8(model, calibration, static, max_length, packed)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_bf16):
-        program = export(converted, example, dynamic_shapes=dynamic)
-    torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs={"freezing": True})
-
-
-def build_command(model_path: str, precision: str, folder: Path, packed: bool, batch_size: int) -> list[str]:
-    """The command that builds one entry in a process of its own (:mod:`model_api.build_engine`)."""
-    command = [sys.executable, "-m", "model_api.build_engine", "--model", model_path]
-    command += ["--precision", precision, "--cache", str(folder), "--batch-size", str(batch_size)]
-    return command + ([] if packed else ["--no-pack"])
-
-
-def build_in_background(command: list[str]) -> subprocess.Popen:
-    """Start a build at low CPU priority, so that the engine serving meanwhile keeps the cores."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen(command, env=env, preexec_fn=lambda: os.nice(10))

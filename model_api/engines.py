@@ -73,6 +73,19 @@ class TorchEngine:
         return self.model(*(torch.from_numpy(a) for a in arrays)).float().numpy()
 
 
+class PackagedEngine:
+    """A compiled engine loaded from an AOTInductor package (:mod:`model_api.engine_cache`): no
+    compiling, ready in a second."""
+
+    def __init__(self, package: Path) -> None:
+        self.model = torch._inductor.aoti_load_package(str(package))
+        self.package = package
+
+    @torch.no_grad()
+    def logits(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.model(*(torch.from_numpy(a) for a in arrays)).float().numpy()
+
+
 def quantized_int8(
     model: torch.nn.Module,
     calibration: list[tuple[np.ndarray, ...]],
@@ -123,8 +136,8 @@ def quantized_int8(
 
 class CompiledInt8Engine:
     """PT2E int8 quantization (x86 Inductor quantizer, :func:`quantized_int8`) compiled by
-    Inductor in this process (just in time). :mod:`model_api.engine_cache` compiles the same
-    model ahead of time and keeps it on disk.
+    Inductor in this process (just in time). :mod:`model_api.engine_setup` compiles the same
+    model ahead of time and keeps it on disk (:mod:`model_api.engine_cache`).
 
     Args:
         model, calibration, static, max_length, packed: as for :func:`quantized_int8`.

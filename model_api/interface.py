@@ -1,16 +1,18 @@
-"""What the app asks of a predictor, and the error that means "not now, try again".
+"""What the HTTP layer asks of a predictor, and the error that means "not now, try again".
 
 The app (:mod:`model_api.app`) stores one :class:`Predictor` and calls it. The model itself
-(:class:`model_api.predictor.SentimentPredictor`), the micro-batcher that wraps it in the worker
-(:class:`model_api.batching.MicroBatcher`) and the model in a child process
-(:class:`model_api.engine_process.PredictorProcess`) and a pool of those
-(:class:`model_api.engine_pool.EnginePool`) all have this interface.
+(:class:`model_api.predictor.SentimentPredictor`) and the micro-batcher that wraps it in the worker
+(:class:`model_api.batching.MicroBatcher`) have this interface. The model in child processes
+(:class:`model_api.pool.PredictorProcess`, and :class:`model_api.pool.EnginePool` for several)
+has :class:`ProcessPredictor`: the same, plus what lets the HTTP layer await predictions without a
+thread (``pending``), count them (``on_batch``) and retire the model (``in_flight``, ``close``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol, runtime_checkable
 
 
 class Predictor(Protocol):
@@ -28,6 +30,36 @@ class Predictor(Protocol):
 
     def warm_up(self) -> None:
         """Run a first prediction (for compiled engines: compile) before serving."""
+        ...
+
+
+class PendingPart(Protocol):
+    """Predictions on their way (:class:`model_api.engine_process.Pending`)."""
+
+    future: Future
+
+    def forget(self) -> None:
+        """Give up waiting: the answer, when it comes, is dropped."""
+        ...
+
+
+@runtime_checkable
+class ProcessPredictor(Predictor, Protocol):
+    """A predictor whose model runs in other processes, which batch and time the predictions."""
+
+    # Called with (texts, seconds) after each prediction in a model process; None: nobody counts.
+    on_batch: Callable[[int, float], None] | None
+
+    def pending(self, texts: Sequence[str]) -> list[PendingPart]:
+        """Send ``texts`` and return at once: the parts of the answer, in order (``future`` each)."""
+        ...
+
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (a model being retired waits for 0)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the model processes."""
         ...
 
 

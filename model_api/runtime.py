@@ -11,21 +11,19 @@ from sentiment.config import Config
 
 def build_predictor(config: Config) -> Predictor:
     """The configured model, ready to serve concurrent calls: in child processes that batch them
-    (``service.engine_process``; several: :class:`~model_api.engine_pool.EnginePool`), else loaded
+    (``service.engine_process``; several: :class:`~model_api.pool.EnginePool`), else loaded
     here behind a :class:`~model_api.batching.MicroBatcher`."""
     service = config.service
-    if service.engine_process and service.engines_per_worker > 1:
-        from model_api.engine_pool import EnginePool
-
-        return EnginePool(config, service.engines_per_worker)
     if service.engine_process:
-        from model_api.engine_process import PredictorProcess
+        from model_api.pool import EnginePool, PredictorProcess
 
-        return PredictorProcess(config)
+        if service.engines_per_worker > 1:
+            return EnginePool(config, service.engines_per_worker).start()
+        return PredictorProcess(config).start()
     import torch
 
     from model_api.batching import MicroBatcher
-    from model_api.predictor import load_predictor
+    from model_api.engine_setup import load_predictor
 
     quiet_torch_logs()
     torch.set_num_threads(torch_threads(config))
@@ -37,4 +35,4 @@ def build_predictor(config: Config) -> Predictor:
         max_batch=service.micro_batch_max,
         max_wait_ms=service.micro_batch_wait_ms,
         timeout=service.timeout_seconds,
-    )
+    ).start()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from model_api.interface import Predictor
+from model_api.interface import Predictor, ProcessPredictor
 from model_api.locations import check_model, model_location
 from sentiment.config import Config
 
@@ -49,7 +49,7 @@ class Serving:
     model: str
     version: str
     info: dict
-    waits: bool  # it has ``pending`` and reports its own batches (model processes): awaited on the loop
+    waits: bool  # a ProcessPredictor (model processes): awaited on the loop, reporting its own batches
 
 
 def version_of(info: dict) -> str:
@@ -59,7 +59,7 @@ def version_of(info: dict) -> str:
 
 def serving(predictor: Predictor, model: str) -> Serving:
     info = predictor.describe()
-    waits = hasattr(predictor, "pending") and hasattr(predictor, "on_batch")
+    waits = isinstance(predictor, ProcessPredictor)
     return Serving(predictor, model, version_of(info), info, waits)
 
 

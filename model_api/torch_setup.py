@@ -1,6 +1,6 @@
-"""Torch settings of a process that runs the model: its threads, and quiet logs.
+"""Torch settings of a process that runs the model: its threads, quiet logs, Inductor's cache folder.
 
-Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.engine_process`)
+Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.model_process`)
 use these.
 """
 
@@ -24,3 +24,17 @@ def quiet_torch_logs() -> None:
     # torchao notes at import that its optional CUDA kernels do not load; nothing to act on here.
     logging.getLogger("torchao").setLevel(logging.ERROR)
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+
+def fresh_inductor_cache() -> str:
+    """Point Inductor at a new, empty on-disk cache for the rest of this process, and return its
+    folder: a process killed while Inductor wrote its cache can leave a damaged file there ("file
+    too short") that fails every later compile."""
+    import tempfile
+
+    from torch._inductor.utils import clear_caches
+
+    fresh = tempfile.mkdtemp(prefix="tweetsent-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = fresh  # Inductor reads its folder from here only
+    clear_caches()  # Inductor's in-memory caches still point into the old folder
+    return fresh

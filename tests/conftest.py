@@ -92,9 +92,9 @@ def fake_predictor() -> FakePredictor:
 @pytest.fixture(scope="session")
 def predictor():
     """The bundled model, loaded once for the whole session."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.engine_setup import load_model
 
-    return SentimentPredictor.from_pretrained()
+    return load_model()
 
 
 def tmp_job_config(tmp_path: Path, **fields):

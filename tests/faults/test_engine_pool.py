@@ -10,8 +10,7 @@ from collections import Counter
 
 import pytest
 
-from model_api.engine_pool import SPLIT_AT, EnginePool
-from model_api.engine_process import PredictorProcess
+from model_api.pool import SPLIT_AT, EnginePool, PredictorProcess
 from sentiment.config import load_config
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -40,7 +39,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def pool(config):
-    pool = EnginePool(config, 2)
+    pool = EnginePool(config, 2).start()
     yield pool
     pool.close()
 
@@ -51,7 +50,7 @@ def test_a_large_request_is_shared_and_scored_as_by_one_process(pool, config):
     for i, member in enumerate(pool.members):
         member.on_batch = lambda n, _seconds, i=i: scored.update({i: n})
     shared = pool.predict(texts)
-    alone = PredictorProcess(config)
+    alone = PredictorProcess(config).start()
     try:
         expected = alone.predict(texts)
     finally:

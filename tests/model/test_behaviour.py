@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from model_api.engine_setup import load_model
 from model_api.predictor import DEFAULT_MODEL_DIR, FULL_MODEL_DIR, SentimentPredictor
 from sentiment.cleaning import normalise_all
 from sentiment.model_dir import METADATA_FILE
@@ -25,7 +26,7 @@ MIN_MACRO_F1 = 0.68
 @pytest.fixture(scope="module", params=["default", "full"])
 def bundled(request, predictor):
     """Each bundled model in turn (the session's predictor is the default one)."""
-    return predictor if request.param == "default" else SentimentPredictor.from_pretrained(FULL_MODEL_DIR)
+    return predictor if request.param == "default" else load_model(FULL_MODEL_DIR)
 
 
 @pytest.mark.parametrize("text", ["I love this", "what a wonderful day, so happy!", "best concert ever :)"])
@@ -100,18 +101,22 @@ def test_accuracy_on_the_held_out_sample(bundled):
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("onnx", 1e-4), ("bf16", 0.02)])
 def test_engines_agree_with_fp32(predictor, precision, tolerance):
-    from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+    from model_api.engine_setup import load_model
+    from model_api.predictor import DEFAULT_MODEL_DIR
 
     texts = ["I love this", "worst day ever", "meh", "a long tweet that goes on and on about the weather " * 4]
-    other = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision=precision)
+    other = load_model(DEFAULT_MODEL_DIR, precision=precision)
     assert other.predict_proba(texts) == pytest.approx(predictor.predict_proba(texts), abs=tolerance)
 
 
 def padded(predictor, batch_size=64):
     """The same model and engine, one text per row."""
-    from model_api.predictor import SentimentPredictor
 
-    return SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=batch_size, pack=False)
+    from model_api.engine_setup import prepare_engine
+
+    model = SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=batch_size, pack=False)
+    prepare_engine(model)
+    return model
 
 
 def test_unpacked_batches_are_sorted_by_token_count_and_padded_to_their_longest(predictor):
@@ -129,11 +134,13 @@ def test_unpacked_batches_are_sorted_by_token_count_and_padded_to_their_longest(
 
 def test_packed_passes_score_like_padded_ones(predictor):
     # The bundled models are BERT classifiers, so the service packs several tweets per row.
-    from model_api.predictor import SentimentPredictor
 
     texts, _ = read_labelled(SAMPLE)
     texts = texts[:600]
+    from model_api.engine_setup import prepare_engine
+
     packed = SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=8)
+    prepare_engine(packed)
     assert packed.packed and len(list(packed._batches(packed.preprocess(texts)))) > 1
     assert packed.predict_proba(texts) == pytest.approx(padded(predictor).predict_proba(texts), abs=1e-4)
 
@@ -141,11 +148,12 @@ def test_packed_passes_score_like_padded_ones(predictor):
 @pytest.mark.slow
 def test_compiled_int8_engine_keeps_the_labels(predictor):
     # The service's default engine: static int8 compiled by Inductor, calibrated on training tweets.
-    from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+    from model_api.engine_setup import load_model
+    from model_api.predictor import DEFAULT_MODEL_DIR
 
     texts, polarities = read_labelled(SAMPLE)
     texts, truth = texts[:1000], np.array(polarities[:1000]) == 4
-    int8 = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision="int8-static")
+    int8 = load_model(DEFAULT_MODEL_DIR, precision="int8-static")
     p32, p8 = predictor.predict_proba(texts), int8.predict_proba(texts)
     assert float(np.mean((p8 > 0.5) == (p32 > 0.5))) >= 0.97
     assert abs(float(np.mean((p8 > 0.5) == truth)) - float(np.mean((p32 > 0.5) == truth))) <= 0.015

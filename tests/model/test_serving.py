@@ -44,9 +44,9 @@ def service(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference():
-    from model_api.predictor import SentimentPredictor
+    from model_api.engine_setup import load_model
 
-    return SentimentPredictor.from_pretrained(precision="fp32").predict(TEXTS)
+    return load_model(precision="fp32").predict(TEXTS)
 
 
 def test_batch_results_equal_the_in_process_predictor(service, reference):
@@ -104,9 +104,10 @@ def fp32_config(**service):
 
 
 def test_a_failed_prediction_is_reported_and_the_model_process_serves_on(reference):
-    from model_api.engine_process import PredictorProcess, RemotePredictionError
+    from model_api.engine_process import RemotePredictionError
+    from model_api.pool import PredictorProcess
 
-    process = PredictorProcess(fp32_config())
+    process = PredictorProcess(fp32_config()).start()
     try:
         with pytest.raises(RemotePredictionError, match="in the model process"):
             process.predict([None])
@@ -118,16 +119,18 @@ def test_a_failed_prediction_is_reported_and_the_model_process_serves_on(referen
 
 
 def test_a_model_that_cannot_load_fails_the_start_with_the_reason(tmp_path):
-    from model_api.engine_process import EngineProcessError, PredictorProcess
+    from model_api.engine_process import EngineProcessError
+    from model_api.pool import PredictorProcess
 
     with pytest.raises(EngineProcessError, match="no-such-model"):
-        PredictorProcess(fp32_config(model=str(tmp_path / "no-such-model")))
+        PredictorProcess(fp32_config(model=str(tmp_path / "no-such-model"))).start()
 
 
 def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(reference):
-    from model_api.engine_process import PredictorProcess, RemotePredictionError
+    from model_api.engine_process import RemotePredictionError
+    from model_api.pool import PredictorProcess
 
-    process = PredictorProcess(fp32_config())
+    process = PredictorProcess(fp32_config()).start()
     batches: list[int] = []
     process.on_batch = lambda texts, seconds: batches.append(texts)
     try:
@@ -148,10 +151,10 @@ def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(re
 
 
 def test_a_request_given_up_before_the_model_process_begins_it_is_never_scored():
-    from model_api.engine_process import PredictorProcess
+    from model_api.pool import PredictorProcess
 
     # Passes of 16 texts, no watchdog: a slow machine only makes the test slower.
-    process = PredictorProcess(fp32_config(micro_batch_max=16, engine_watchdog_seconds=0))
+    process = PredictorProcess(fp32_config(micro_batch_max=16, engine_watchdog_seconds=0)).start()
     scored: list[int] = []
     process.on_batch = lambda texts, seconds: scored.append(texts)
     try:

@@ -8,7 +8,7 @@ from experiments.bert_config import TrainConfig, packaged_base_model
 from experiments.bert_fit import bucketed_batches
 from experiments.data import SplitSpec, load_split
 from experiments.train_bert import train
-from model_api.predictor import SentimentPredictor
+from model_api.engine_setup import load_model
 from tests.conftest import SAMPLE
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -60,7 +60,7 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
     assert (out / "model.safetensors").stat().st_size < 50 * 1024 * 1024
     assert (out / "learning_curve.csv").read_text().count("\n") >= 2
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    predictor = SentimentPredictor.from_pretrained(out)
+    predictor = load_model(out)
     assert predictor.info.preprocessing == "seed"
     assert predictor.preprocess(["@a Hi THERE http://x"]) == ["hi there"]
 
@@ -83,8 +83,8 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     assert meta["name"] == "MiniLM-L6-H384-uncased-sentiment140-2-layers-distilled"
     assert "--layers 2 --teacher" in (out / "README.md").read_text()
 
-    student = SentimentPredictor.from_pretrained(out)
-    teacher = SentimentPredictor.from_pretrained(FULL_MODEL_DIR)
+    student = load_model(out)
+    teacher = load_model(FULL_MODEL_DIR)
     assert student.model.config.num_hidden_layers == 2
     assert len(student.model.bert.encoder.layer) == 2
     # Halving the layers halves the stored encoder: the file shrinks by two layers' weights.
@@ -119,5 +119,5 @@ def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(
         "2": "positive",
     }
     assert metrics["classes"] == 3 and 0.0 <= metrics["test_macro_f1_3class"] <= 1.0
-    prediction = SentimentPredictor.from_pretrained(out).predict(["lovely day 7"])[0]
+    prediction = load_model(out).predict(["lovely day 7"])[0]
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)

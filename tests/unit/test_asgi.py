@@ -73,6 +73,12 @@ class ProcessLikePredictor(TokenizerLikePredictor):
                     pending.future.set_exception(e)
         return sent
 
+    def in_flight(self) -> int:
+        return sum(not part.future.done() for part in self.sent)
+
+    def close(self) -> None:
+        self.gone = ModelUnavailable("closed")
+
 
 def call(app: ServiceApp, request: HostileRequest) -> tuple[int, dict, bytes]:
     """Send ``request`` to the ASGI ``app`` as a server would (a chunked body in pieces, without

@@ -17,7 +17,7 @@ def test_concurrent_calls_share_forward_passes_and_get_their_own_results():
 
     # A pass waits (up to its generous deadline, which only a broken batcher reaches) until it holds
     # max_batch texts: 48 concurrent one-text calls make exactly three full passes.
-    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=10_000)
+    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=10_000).start()
     results: dict[int, list[str]] = {}
     barrier = threading.Barrier(48)
 
@@ -41,7 +41,7 @@ def test_a_failing_pass_fails_its_callers_only():
             raise RuntimeError("model exploded")
         return texts
 
-    batcher = MicroBatcher(predict, max_batch=4, max_wait_ms=0)
+    batcher = MicroBatcher(predict, max_batch=4, max_wait_ms=0).start()
     with pytest.raises(RuntimeError, match="model exploded"):
         batcher.submit(["boom"], timeout=5)
     assert batcher.submit(["fine"], timeout=5) == ["fine"]
@@ -50,6 +50,7 @@ def test_a_failing_pass_fails_its_callers_only():
 def test_batch_observer_sees_sizes():
     seen = []
     batcher = MicroBatcher(lambda texts: texts, max_batch=8, max_wait_ms=0, on_batch=lambda n, s: seen.append(n))
+    batcher.start()
     batcher.submit(["a", "b", "c"], timeout=5)
     assert seen == [3]
 
@@ -100,7 +101,7 @@ def test_take_batch_waits_for_more_after_the_first():
 
 
 def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates_a_bad_one():
-    from model_api.engine_process import answer
+    from model_api.model_process import answer
 
     calls = []
 
@@ -142,7 +143,7 @@ def test_a_bad_call_in_a_shared_batch_fails_alone():
             raise ValueError("cannot score boom")
         return [t.upper() for t in texts]
 
-    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=0)
+    batcher = MicroBatcher(predict, max_batch=16, max_wait_ms=0).start()
     results: dict[str, object] = {}
 
     def call(text: str) -> None:
@@ -167,7 +168,7 @@ def test_a_bad_call_in_a_shared_batch_fails_alone():
 
 
 def test_the_batcher_is_a_predictor_around_a_predictor(fake_predictor):
-    batcher = MicroBatcher(fake_predictor, max_batch=8, max_wait_ms=0, timeout=5)
+    batcher = MicroBatcher(fake_predictor, max_batch=8, max_wait_ms=0, timeout=5).start()
     assert [p.to_dict()["sentiment"] for p in batcher.predict(["good", "bad"])] == ["Positive", "Negative"]
     assert batcher.describe()["name"] == "fake" and batcher.health() == {"status": "ok"}
 

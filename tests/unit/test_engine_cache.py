@@ -92,9 +92,9 @@ def test_a_damaged_entry_is_removed_and_built_again(tmp_path, damage):
 
 
 def test_a_package_torch_cannot_load_is_removed(tmp_path):
-    from model_api.predictor import SentimentPredictor
+    from model_api.engine_setup import load_package
 
     cache = EngineCache(tmp_path)
     cache.store(key(), write_package)  # checksum right, but not an AOTInductor package
-    assert SentimentPredictor._load_package(None, cache, key()) is None
+    assert load_package(cache, key()) is None
     assert not cache.entry(key()).exists()

@@ -3,7 +3,7 @@ from collections import deque
 import pytest
 
 from model_api.batching import BudgetQueue, PassCost, shape_batch, texts_within
-from model_api.engine_process import Assembler
+from model_api.model_process import Assembler
 
 pytestmark = pytest.mark.unit
 
