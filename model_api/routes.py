@@ -46,7 +46,7 @@ from model_api.protocol import (
     retry_after,
     single_text,
 )
-from model_api.swap import ModelSlot
+from model_api.swap import ModelSlot, cannot_load
 from sentiment.config import Config, service_token
 
 log = logging.getLogger("model_api.app")  # the request log, under the name operators filter on
@@ -79,13 +79,13 @@ class Service:
 
     Args:
         predictor: the served model; a :class:`~model_api.swap.ModelSlot`, or a predictor put in one
-            (which then cannot swap: it has no way to load another model).
+            that cannot swap (:func:`~model_api.swap.cannot_load`: it has no way to load another model).
     """
 
     def __init__(self, config: Config, predictor: Predictor | ModelSlot) -> None:
         self.config = config
         self.settings = config.service
-        self.slot = predictor if isinstance(predictor, ModelSlot) else ModelSlot(config, predictor)
+        self.slot = predictor if isinstance(predictor, ModelSlot) else ModelSlot(config, predictor, build=cannot_load)
         self.metrics = ServiceMetrics()
         self.slot.observe = self.metrics.observe_batch
         self.slot.on_change = self.metrics.model_changed

@@ -104,12 +104,22 @@ def quick_check(predictor: Predictor) -> None:
             raise ModelRefused(f"the quick check: {text!r} scored p_positive {p:.3f}, expected {side}")
 
 
+def cannot_load(config: Config) -> Predictor:
+    """The ``build`` of a slot that serves the one predictor it was given and loads no other.
+
+    Raises:
+        ModelRefused: always.
+    """
+    raise ModelRefused("this service was started without a way to load models (no build function)")
+
+
 class ModelSlot:
     """The served model of one worker, replaceable while it serves (see the module docstring).
 
     Args:
-        build: builds a predictor from a configuration (the service passes
-            :func:`model_api.runtime.build_predictor`; tests pass a fake); without one, every swap is refused.
+        build: builds a predictor from a configuration (the worker passes
+            :func:`model_api.runtime.build_predictor`; tests pass a fake; :func:`cannot_load` refuses
+            every swap).
         generation: the swap this model came from (0: the configured one).
     """
 
@@ -117,7 +127,7 @@ class ModelSlot:
         self,
         config: Config,
         predictor: Predictor,
-        build: Callable[[Config], Predictor] | None = None,
+        build: Callable[[Config], Predictor],
         generation: int = 0,
         previous: str | None = None,
     ) -> None:
@@ -213,10 +223,10 @@ class ModelSlot:
         self.loading = {"model": location, "since": time.time()}
         self._changed(None, None)
         log.warning("loading the model %s beside %s", location, self.serving.version)
-        if self._build is None:
-            raise ModelRefused("this service was started without a way to load models (no build function)")
         try:
             new = self._build(config)
+        except ModelRefused:
+            raise
         except Exception as e:
             raise ModelRefused(f"{location} did not load: {type(e).__name__}: {str(e)[:500]}") from None
         try:

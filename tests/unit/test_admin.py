@@ -104,6 +104,16 @@ def test_a_refused_model_is_a_clear_answer_and_the_old_one_serves_on(model, buil
     assert not re.search(r"tweetsent_model_loading\{[^}]*\} 1\.0", client.get("/metrics").text)
 
 
+def test_an_app_made_of_a_bare_predictor_refuses_to_swap_and_serves_on():
+    # create_app(config, predictor) puts the predictor in a slot that loads no other model.
+    config = dataclasses.replace(Config(), service=dataclasses.replace(Config().service, model=str(FAST_MODEL_DIR)))
+    client = create_app(config, WordsPredictor("0")).test_client()
+    r = client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)})
+    assert r.status_code == 422 and "without a way to load models" in r.get_json()["error"], r.get_json()
+    assert client.post("/predict", json={"text": "love"}).get_json()["model_version"] == "fake@0"
+    assert client.get("/health").status_code == 200
+
+
 def test_labels_that_cannot_be_read_are_refused(tmp_path):
     config = json.loads((FAST_MODEL_DIR / "config.json").read_text())
     config["id2label"], config["label2id"] = {"0": "foo", "1": "bar", "2": "baz"}, {}

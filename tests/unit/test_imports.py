@@ -98,6 +98,28 @@ def test_the_app_needs_neither_torch_nor_the_model_process():
         }
 
 
+def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in edges[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_the_http_modules_do_not_pull_the_model_stack_in():
+    # Only the worker (model_api/worker.py) joins the routes to the model runtime.
+    edges = graph()
+    model_stack = {m for m in edges if m.startswith("model_api.")} & {
+        f"model_api.{name}"
+        for name in ("runtime", "pool", "engine_process", "model_process", "engine_setup", "predictor", "engines")
+    }
+    for http in ("app", "routes", "swap", "admin", "protocol", "openapi", "metrics", "errorlog", "model_share"):
+        pulled = reachable(edges, f"model_api.{http}") & model_stack
+        assert not pulled, f"model_api.{http} imports {sorted(pulled)}"
+
+
 def longest_chain(edges: dict[str, set[str]], inside: str) -> list[str]:
     """The longest chain of imports among the modules of package ``inside`` (the graph has no cycle)."""
     members = {m for m in edges if m.startswith(inside + ".")}
