@@ -110,13 +110,10 @@ class Assembler:
 
 def load(config: Config):
     """The configured model with its engine, warmed up, on this process's share of the cores."""
-    import torch
-
     from model_api.engine_setup import load_predictor
-    from model_api.torch_setup import quiet_torch_logs, torch_threads
+    from model_api.torch_setup import model_process_torch
 
-    quiet_torch_logs()
-    torch.set_num_threads(torch_threads(config))
+    model_process_torch(config)
     predictor = load_predictor(config)
     predictor.warm_up()
     return predictor

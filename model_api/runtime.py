@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from model_api.interface import Predictor
-from model_api.torch_setup import quiet_torch_logs, torch_threads
+from model_api.torch_setup import model_process_torch
 from sentiment.config import Config
 
 
@@ -20,13 +20,10 @@ def build_predictor(config: Config) -> Predictor:
         if service.engines_per_worker > 1:
             return EnginePool(config, service.engines_per_worker).start()
         return PredictorProcess(config).start()
-    import torch
-
     from model_api.batching import MicroBatcher
     from model_api.engine_setup import load_predictor
 
-    quiet_torch_logs()
-    torch.set_num_threads(torch_threads(config))
+    model_process_torch(config)
     # The engine thread gives up the GIL inside every kernel and must win it back from the
     # request threads after each one; a short switch interval keeps that wait small.
     sys.setswitchinterval(0.0005)

@@ -20,6 +20,14 @@ def torch_threads(config: Config) -> int:
     return service.torch_threads or max(1, (os.cpu_count() or 1) // models)
 
 
+def model_process_torch(config: Config) -> None:
+    """Set up torch in a process that runs the model: quiet logs, its share of the cores."""
+    import torch
+
+    quiet_torch_logs()
+    torch.set_num_threads(torch_threads(config))
+
+
 def quiet_torch_logs() -> None:
     # torchao notes at import that its optional CUDA kernels do not load; nothing to act on here.
     logging.getLogger("torchao").setLevel(logging.ERROR)
