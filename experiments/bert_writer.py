@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +38,16 @@ def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: S
 
 
 def model_name(config: TrainConfig) -> str:
-    """The base model's name with ``-sentiment140``, and the layers kept and distillation if any."""
-    name = base_name(config.base_model)
-    for suffix in ("-sentiment140-semeval", "-sentiment140"):
-        name = name.removesuffix(suffix)
+    """The base model's name with ``-sentiment140`` (``-semeval``), and the layers kept and
+    distillation if any; retraining a model of this tool's names its data and layers once."""
+    name = re.sub(r"-sentiment140(-semeval)?", "", base_name(config.base_model))
+    kept = re.search(r"-(\d+)-layers(-distilled)?$", name)
+    name = name[: kept.start()] if kept else name
     name += "-sentiment140" + ("-semeval" if config.three_class != "none" else "")
-    if config.layers:
-        name += f"-{config.layers}-layers" + ("-distilled" if config.teacher else "")
+    layers = config.layers or (int(kept.group(1)) if kept else None)
+    if layers:
+        distilled = bool(config.teacher) or bool(kept and kept.group(2))
+        name += f"-{layers}-layers" + ("-distilled" if distilled else "")
     return name
 
 
@@ -138,7 +142,9 @@ def _smaller_model(c: dict) -> tuple[str, str]:
         )
         flags += f" --teacher {c['teacher']}"
     if c.get("binary_teacher"):
-        smaller += f"\n- On the Sentiment140 rows, the soft target is the positive-probability of `{c['binary_teacher']}`."
+        smaller += (
+            f"\n- On the Sentiment140 rows, the soft target is the positive-probability of `{c['binary_teacher']}`."
+        )
         flags += f" --binary-teacher {c['binary_teacher']}"
     return smaller, flags
 

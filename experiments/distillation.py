@@ -100,7 +100,9 @@ def _class_probabilities(teacher: str, texts: list[str], precision: str, chunk: 
 
         pipeline = joblib.load(Path(teacher))
         if len(pipeline.classes_) != 3:
-            raise ValueError(f"teacher {teacher}: a scikit-learn teacher must have three classes, not {pipeline.classes_}")
+            raise ValueError(
+                f"teacher {teacher}: a scikit-learn teacher must have three classes, not {pipeline.classes_}"
+            )
         return pipeline.predict_proba(texts)
     predictor = load_model(teacher, batch_size=128, precision=precision)
     out = np.empty((len(texts), 3))

@@ -7,6 +7,7 @@ import torch
 
 from experiments.bert_config import TrainConfig
 from experiments.bert_fit import _batch_loss, mixed_loss
+from experiments.bert_writer import model_name
 from experiments.calibration import band_classes, best_edges, fit_map
 from experiments.data import read_three_class
 from experiments.train_bert import widen_head
@@ -114,3 +115,45 @@ def test_where_the_binary_teacher_speaks_it_replaces_the_teachers_class_probabil
     # The binary teacher's 0.5 on row 1 is what the student reads: no divergence left there.
     assert loss(sure_negative, np.array([np.nan, 0.5])) == pytest.approx(labels_only, abs=1e-5)
     assert loss(uniform, np.array([np.nan, 0.95])) > labels_only + 0.1
+
+
+@pytest.mark.parametrize(
+    ("base", "three_class", "layers", "teacher", "expected"),
+    [
+        ("MiniLM-L6-H384-uncased", "none", None, None, "MiniLM-L6-H384-uncased-sentiment140"),
+        ("MiniLM-L6-H384-uncased-sentiment140", "SEMEVAL", None, None, "MiniLM-L6-H384-uncased-sentiment140-semeval"),
+        (
+            "MiniLM-L6-H384-uncased-sentiment140-semeval",
+            "SEMEVAL",
+            3,
+            "t",
+            "MiniLM-L6-H384-uncased-sentiment140-semeval-3-layers-distilled",
+        ),
+        # Retraining a cut, distilled model keeps what it is, named once.
+        (
+            "MiniLM-L6-H384-uncased-sentiment140-semeval-3-layers-distilled",
+            "SEMEVAL",
+            None,
+            "t",
+            "MiniLM-L6-H384-uncased-sentiment140-semeval-3-layers-distilled",
+        ),
+        (
+            "MiniLM-L6-H384-uncased-sentiment140-3-layers-distilled",
+            "SEMEVAL",
+            None,
+            None,
+            "MiniLM-L6-H384-uncased-sentiment140-semeval-3-layers-distilled",
+        ),
+    ],
+)
+def test_a_retrained_model_names_its_data_and_layers_once(tmp_path, base, three_class, layers, teacher, expected):
+    semeval = tmp_path / "semeval.csv"
+    semeval.write_text("label,text\n1,a tweet\n")
+    config = TrainConfig(
+        out=str(tmp_path / "out"),
+        base_model=base,
+        three_class=str(semeval) if three_class == "SEMEVAL" else "none",
+        layers=layers,
+        teacher=teacher,
+    )
+    assert model_name(config) == expected
