@@ -16,7 +16,12 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from experiments.bert_config import TrainConfig
-from experiments.distillation import binary_distillation_loss, distillation_loss, teacher_probabilities
+from experiments.distillation import (
+    binary_distillation_loss,
+    distillation_loss,
+    positive_probability,
+    teacher_probabilities,
+)
 from experiments.evaluation import macro_f1
 from model_api.packing import padded_arrays
 from sentiment.cleaning import normalise_all
@@ -59,8 +64,7 @@ def mixed_loss(logits: torch.Tensor, labels: torch.Tensor, binary: torch.Tensor 
     log-loss of the positive-probability ``P(positive) + P(neutral) / 2`` the service reads."""
     if logits.shape[1] == 2 or binary is None or not bool(binary.any()):
         return torch.nn.functional.cross_entropy(logits, labels)
-    probs = torch.softmax(logits, dim=1)
-    p = (probs[:, 2] + probs[:, 1] / 2).clamp(1e-6, 1 - 1e-6)
+    p = positive_probability(logits)
     binary_loss = torch.nn.functional.binary_cross_entropy(p, (labels == 2).float(), reduction="none")
     three_loss = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     return torch.where(binary, binary_loss, three_loss).mean()
@@ -194,17 +198,23 @@ def _batch_loss(
 
 
 def _teachers(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The teacher's probabilities of every training row, and the binary teacher's
-    positive-probability of the Sentiment140 rows (NaN elsewhere), each scored once."""
+    """The teacher's probabilities of the training rows, and the binary teacher's
+    positive-probability of the Sentiment140 rows (NaN elsewhere). Each row is scored by the one
+    teacher that speaks for it: with a binary teacher, the teacher scores the three-class rows
+    alone (the others hold a uniform row, never read)."""
     if not config.teacher:
         return None, None
-    teacher = teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes)
     if not config.binary_teacher:
-        return teacher, None
-    rows = [i for i, binary in enumerate(data.train_binary) if binary]
-    binary = np.full(len(data.train_texts), np.nan)
-    binary[rows] = teacher_probabilities(
-        config.binary_teacher, [data.train_texts[i] for i in rows], config.teacher_precision, classes=2
+        return teacher_probabilities(config.teacher, data.train_texts, config.teacher_precision, data.classes), None
+    binary_rows = np.array(data.train_binary)
+    texts = np.array(data.train_texts, dtype=object)
+    teacher = np.full((len(texts), 3), 1 / 3)
+    teacher[~binary_rows] = teacher_probabilities(
+        config.teacher, list(texts[~binary_rows]), config.teacher_precision, classes=3
+    )
+    binary = np.full(len(texts), np.nan)
+    binary[binary_rows] = teacher_probabilities(
+        config.binary_teacher, list(texts[binary_rows]), config.teacher_precision, classes=2
     )
     return teacher, binary
 

@@ -65,11 +65,17 @@ def distillation_loss(
     return rows if per_row else rows.mean()
 
 
+def positive_probability(logits: torch.Tensor) -> torch.Tensor:
+    """A three-class head's positive-probability ``P(positive) + P(neutral) / 2``, the one the
+    service reads, kept off 0 and 1 for the logarithms of the losses."""
+    probs = torch.softmax(logits, dim=1)
+    return (probs[:, 2] + probs[:, 1] / 2).clamp(1e-6, 1 - 1e-6)
+
+
 def binary_distillation_loss(logits: torch.Tensor, teacher_p: torch.Tensor) -> torch.Tensor:
     """Per row, the divergence KL(teacher || student) of the two-sided reading: the student's
     positive-probability ``P(positive) + P(neutral) / 2`` against the teacher's ``teacher_p``."""
-    probs = torch.softmax(logits, dim=1)
-    p = (probs[:, 2] + probs[:, 1] / 2).clamp(1e-6, 1 - 1e-6)
+    p = positive_probability(logits)
     t = teacher_p.clamp(1e-6, 1 - 1e-6)
     return t * torch.log(t / p) + (1 - t) * torch.log((1 - t) / (1 - p))
 
