@@ -64,7 +64,32 @@ class TrainConfig:
     )
     binary_rows: int | None = field(
         default=None,
-        metadata=_help("Sentiment140 training rows mixed with the three-class ones (default: as many as those)"),
+        metadata=_help(
+            "Sentiment140 training rows mixed with the three-class ones (default: as many as those; 0: none, "
+            "the three-class rows alone)"
+        ),
+    )
+    class_weight: str = field(
+        default="none",
+        metadata=_help(
+            "weights of the three classes in the cross-entropy: 'balanced' weighs each by the inverse of its "
+            "share of the training rows",
+            choices=["none", "balanced"],
+        ),
+    )
+    select_on: str | None = field(
+        default=None,
+        metadata=_help(
+            "label,text files joined by ',' on which the best step is chosen (mean macro-F1 of the most likely "
+            "class) instead of the validation split; keep the set of the final check out of them"
+        ),
+    )
+    select_rows: int = field(
+        default=800, metadata=_help("score the first N rows (seeded shuffle) of each --select-on file")
+    )
+    resume: bool = field(
+        default=False,
+        metadata=_help("continue from OUT/checkpoint.pt (written at every evaluation) instead of starting afresh"),
     )
     threads: int | None = field(default=None, metadata=_help("torch threads (default: torch's choice)"))
     layers: int | None = field(default=None, metadata=_help("keep N evenly spaced encoder layers of the base model"))
@@ -80,6 +105,13 @@ class TrainConfig:
         metadata=_help(
             "a model directory whose positive-probability is the soft target of the Sentiment140 rows "
             "(default: the teacher's class probabilities there)"
+        ),
+    )
+    soft_labels: str | None = field(
+        default=None,
+        metadata=_help(
+            "a soft-label file of experiments.soft_labels: every training row is distilled from it (it replaces "
+            "--teacher), and the Sentiment140 rows, read without their emoticon labels, learn from it alone"
         ),
     )
     distill_temperature: float = 2.0
@@ -102,6 +134,17 @@ class TrainConfig:
             raise ValueError(f"bad training configuration: {self}")
         if self.layers is not None and self.layers < 1:
             raise ValueError(f"--layers must be at least 1, got {self.layers}")
+        if self.binary_rows is not None and self.binary_rows < 0:
+            raise ValueError(f"--binary-rows must be 0 or more, got {self.binary_rows}")
+        if self.binary_rows == 0 and self.three_class == "none":
+            raise ValueError("--binary-rows 0 leaves no training rows without a three-class file")
+        for path in (self.select_on or "").split(","):
+            if path and not Path(path).is_file():
+                raise ValueError(f"--select-on: no file {path}")
+        if self.soft_labels and (self.teacher or self.binary_teacher):
+            raise ValueError("--soft-labels replaces --teacher and --binary-teacher; give one or the other")
+        if self.soft_labels and not Path(self.soft_labels).is_file():
+            raise ValueError(f"--soft-labels: no file {self.soft_labels}")
         if self.binary_teacher and (not self.teacher or self.three_class == "none"):
             raise ValueError("--binary-teacher needs a --teacher and a three-class run")
         if self.distill_temperature <= 0 or not 0 <= self.distill_weight <= 1:

@@ -23,6 +23,7 @@ from experiments.distillation import (
     teacher_probabilities,
 )
 from experiments.evaluation import macro_f1
+from experiments.fit_state import BestWeights, Checkpoint, LoopState
 from model_api.packing import padded_arrays
 from sentiment.cleaning import normalise_all
 
@@ -45,6 +46,8 @@ class TrainingData:
     classes: int = 2
     train_binary: list[bool] = field(default_factory=list)
     val_binary: list[bool] = field(default_factory=list)
+    # Sets the best step is chosen on (name -> texts, three-class labels), instead of the validation rows.
+    select: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,29 +61,37 @@ class FitResult:
     train_seconds: float
 
 
-def mixed_loss(logits: torch.Tensor, labels: torch.Tensor, binary: torch.Tensor | None) -> torch.Tensor:
+def mixed_loss(
+    logits: torch.Tensor, labels: torch.Tensor, binary: torch.Tensor | None, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """The loss of a batch: cross-entropy on a two-class head; on a three-class head,
-    cross-entropy for the three-class rows and, for the Sentiment140 rows (``binary``), the
-    log-loss of the positive-probability ``P(positive) + P(neutral) / 2`` the service reads."""
-    if logits.shape[1] == 2 or binary is None or not bool(binary.any()):
+    cross-entropy for the three-class rows (each class weighed by ``weight`` when given) and, for
+    the Sentiment140 rows (``binary``), the log-loss of the positive-probability
+    ``P(positive) + P(neutral) / 2`` the service reads."""
+    if logits.shape[1] == 2:
         return torch.nn.functional.cross_entropy(logits, labels)
+    three_loss = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    if weight is not None:
+        three_loss = three_loss * weight[labels]
+    if binary is None or not bool(binary.any()):
+        return three_loss.mean()
     p = positive_probability(logits)
     binary_loss = torch.nn.functional.binary_cross_entropy(p, (labels == 2).float(), reduction="none")
-    three_loss = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     return torch.where(binary, binary_loss, three_loss).mean()
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
-    """Shuffle, sort by length within pools of ``pool`` batches, cut batches, shuffle batches."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    batches: list[list[int]] = []
-    span = batch_size * pool
-    for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
+def class_weights(labels: list[int], binary: list[bool], classes: int = 3) -> torch.Tensor:
+    """Weights of the classes inverse to their shares among the three-class rows, with mean 1
+    over those rows (so the loss keeps its scale).
+
+    Raises:
+        ValueError: when a class has no row.
+    """
+    own = np.array([y for y, b in zip(labels, binary or [False] * len(labels), strict=True) if not b])
+    counts = np.bincount(own, minlength=classes).astype(float)
+    if (counts == 0).any():
+        raise ValueError(f"--class-weight balanced: a class has no training row (counts {counts.tolist()})")
+    return torch.tensor(len(own) / (classes * counts), dtype=torch.float32)
 
 
 def evaluate(
@@ -129,24 +140,6 @@ def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-class _Best:
-    """The best validation score so far, its step and the model's weights then; patience left."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.score, self.step, self.stale = -1.0, 0, 0
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def update(self, model, score: float, step: int) -> bool:
-        """Keep the weights when ``score`` is the best yet; True once ``patience`` evaluations brought no gain."""
-        if score > self.score:
-            self.score, self.step, self.stale = score, step, 0
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            return False
-        self.stale += 1
-        return self.stale >= self.patience
-
-
 def _optimizer(model, config: TrainConfig, total_steps: int):
     """AdamW with weight decay on all but biases and layer norms, and a linear schedule with warm-up."""
     no_decay = ("bias", "LayerNorm.weight", "layer_norm")
@@ -178,7 +171,15 @@ def _step(model, loss: torch.Tensor, optimizer, scheduler) -> None:
 
 
 def _batch_loss(
-    model, ids, mask, y, flags, teacher: np.ndarray | None, binary_teacher: np.ndarray | None, config: TrainConfig
+    model,
+    ids,
+    mask,
+    y,
+    flags,
+    teacher: np.ndarray | None,
+    binary_teacher: np.ndarray | None,
+    config: TrainConfig,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The loss of one batch: the labels' (mixed binary and three-class), blended with the
     teacher's; where ``binary_teacher`` has a positive-probability (not NaN), that is the row's
@@ -186,7 +187,11 @@ def _batch_loss(
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
         logits = model(input_ids=ids, attention_mask=mask).logits
     logits = logits.float()
-    loss = mixed_loss(logits, y, flags)
+    if config.soft_labels and flags is not None:  # the Sentiment140 rows have no label to learn from
+        labelled = ~flags
+        loss = mixed_loss(logits[labelled], y[labelled], None, weight) if bool(labelled.any()) else logits.sum() * 0
+    else:
+        loss = mixed_loss(logits, y, flags, weight)
     if teacher is not None:
         soft = distillation_loss(logits, torch.from_numpy(teacher).float(), config.distill_temperature, per_row=True)
         if binary_teacher is not None:
@@ -202,6 +207,10 @@ def _teachers(data: TrainingData, config: TrainConfig) -> tuple[np.ndarray | Non
     positive-probability of the Sentiment140 rows (NaN elsewhere). Each row is scored by the one
     teacher that speaks for it: with a binary teacher, the teacher scores the three-class rows
     alone (the others hold a uniform row, never read)."""
+    if config.soft_labels:
+        from experiments.soft_labels import SoftLabels
+
+        return SoftLabels(config.soft_labels).lookup(data.train_texts), None
     if not config.teacher:
         return None, None
     if not config.binary_teacher:
@@ -225,10 +234,34 @@ def _eval_point(metrics: dict, step: int, steps_per_epoch: int, running: float, 
         "step": step,
         "epoch": round(step / steps_per_epoch, 3),
         "train_loss": round(running, 4),
-        "val_loss": round(metrics["loss"], 4),
+        "val_loss": round(metrics["loss"], 4) if "loss" in metrics else None,
         **{f"val_{k}": round(metrics[k], 4) for k in ("accuracy", "macro_f1", "score") if k in metrics},
         "elapsed_s": round(time.monotonic() - started, 1),
     }
+
+
+def _selection_scores(model, tokenizer, data: TrainingData, config: TrainConfig) -> dict[str, float]:
+    """Macro-F1 of the most likely class on each selection set."""
+    out = {}
+    for name, (texts, labels) in data.select.items():
+        ids = _token_ids(tokenizer, texts, config)
+        out[name] = evaluate(model, ids, labels, tokenizer.pad_token_id)["macro_f1"]
+    return out
+
+
+def _evaluation(
+    model, tokenizer, data: TrainingData, val_ids, config: TrainConfig, loop: LoopState, steps_per_epoch, started
+):
+    """Score the validation rows and the selection sets; return the curve's new point and the
+    score that picks the best step (the selection sets' mean macro-F1 when there are any)."""
+    pad_id = tokenizer.pad_token_id
+    metrics = evaluate(model, val_ids, data.val_labels, pad_id, data.val_binary or None) if val_ids else {}
+    selected = _selection_scores(model, tokenizer, data, config)
+    if selected:
+        metrics["score"] = float(np.mean(list(selected.values())))
+    point = _eval_point(metrics, loop.step, steps_per_epoch, loop.running, started)
+    point.update({f"select_{name}_macro_f1": round(v, 4) for name, v in selected.items()})
+    return point, metrics["score"]
 
 
 def fine_tune(
@@ -240,49 +273,50 @@ def fine_tune(
     on_eval: Callable[[list[dict]], None] | None = None,
 ) -> FitResult:
     """The fit loop: train ``model`` in place on length-bucketed batches drawn with ``rng``, score
-    the validation rows every ``eval_every`` steps (handing the curve so far to ``on_eval``), stop
-    early, and leave the model with its best weights."""
+    the validation rows (and the selection sets) every ``eval_every`` steps, handing the curve so
+    far to ``on_eval`` and writing a checkpoint, stop early, and leave the model with its best
+    weights. The best step is the one of the best mean macro-F1 on the selection sets when there
+    are any, else of the best validation score."""
     teacher_p, binary_p = _teachers(data, config)
     train_ids, val_ids = _token_ids(tokenizer, data.train_texts, config), _token_ids(tokenizer, data.val_texts, config)
     train_binary = torch.tensor(data.train_binary) if data.train_binary else None
-    pad_id = tokenizer.pad_token_id
+    weight = (
+        class_weights(data.train_labels, data.train_binary, data.classes) if config.class_weight == "balanced" else None
+    )
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = int(steps_per_epoch * config.epochs)
     optimizer, scheduler = _optimizer(model, config, total_steps)
-
-    curve: list[dict] = []
-    best = _Best(config.patience)
-    step, started, running = 0, time.monotonic(), 0.0
-    progress = tqdm(total=total_steps, desc="fine-tune", unit="step", mininterval=5)
-    stop = False
+    checkpoint, best = Checkpoint(config), BestWeights(config.patience)
+    loop = checkpoint.restore(model, optimizer, scheduler, rng, best) if config.resume else LoopState()
+    started = time.monotonic() - loop.spent
+    progress = tqdm(total=total_steps, initial=loop.step, desc="fine-tune", unit="step", mininterval=5)
+    stop = loop.step >= total_steps
     while not stop:
-        for batch in bucketed_batches([len(s) for s in train_ids], config.batch_size, rng):
-            ids, mask = _pad([train_ids[i] for i in batch], pad_id)
-            y = torch.tensor([data.train_labels[i] for i in batch])
-            flags = None if train_binary is None else train_binary[batch]
-            teacher = None if teacher_p is None else teacher_p[batch]
-            binary_teacher = None if binary_p is None else binary_p[batch]
-            loss = _batch_loss(model, ids, mask, y, flags, teacher, binary_teacher, config)
-            _step(model, loss, optimizer, scheduler)
-            step += 1
-            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-            progress.update(1)
-            progress.set_postfix(loss=f"{running:.3f}", best=f"{best.score:.4f}", refresh=False)
-            if step % config.eval_every == 0 or step == total_steps:
-                metrics = evaluate(model, val_ids, data.val_labels, pad_id, data.val_binary or None)
-                curve.append(_eval_point(metrics, step, steps_per_epoch, running, started))
-                log.info("eval %s", curve[-1])
-                if on_eval is not None:
-                    on_eval(curve)
-                if best.update(model, metrics["score"], step):
-                    log.info("early stop at step %d: no gain for %d evaluations", step, best.stale)
-                    stop = True
-            if stop or step >= total_steps:
-                stop = True
-                break
+        batch = loop.next_batch(train_ids, config, rng)
+        ids, mask = _pad([train_ids[i] for i in batch], tokenizer.pad_token_id)
+        y = torch.tensor([data.train_labels[i] for i in batch])
+        flags = None if train_binary is None else train_binary[batch]
+        teacher = None if teacher_p is None else teacher_p[batch]
+        binary_teacher = None if binary_p is None else binary_p[batch]
+        loss = _batch_loss(model, ids, mask, y, flags, teacher, binary_teacher, config, weight)
+        _step(model, loss, optimizer, scheduler)
+        loop.step += 1
+        loop.running = 0.98 * loop.running + 0.02 * loss.item() if loop.step > 1 else loss.item()
+        progress.update(1)
+        progress.set_postfix(loss=f"{loop.running:.3f}", best=f"{best.score:.4f}", refresh=False)
+        if loop.step % config.eval_every == 0 or loop.step >= total_steps:
+            point, score = _evaluation(model, tokenizer, data, val_ids, config, loop, steps_per_epoch, started)
+            loop.curve.append(point)
+            log.info("eval %s", point)
+            if on_eval is not None:
+                on_eval(loop.curve)
+            stop = best.update(model, score, loop.step) or loop.step >= total_steps
+            if not stop:
+                checkpoint.save(model, optimizer, scheduler, rng, loop, best, started)
     progress.close()
-    train_seconds = time.monotonic() - started
-
-    assert best.state is not None  # the last step is always evaluated
+    checkpoint.remove()
+    log.info("stopped at step %d (best %.4f at step %d)", loop.step, best.score, best.step)
+    if best.state is None:  # resumed past the last step: the checkpoint's best stands
+        raise RuntimeError("no evaluation was made; run with more --epochs")
     model.load_state_dict(best.state)
-    return FitResult(curve, best.score, best.step, step, train_seconds)
+    return FitResult(loop.curve, best.score, best.step, loop.step, time.monotonic() - started)

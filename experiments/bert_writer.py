@@ -40,10 +40,13 @@ def write_model(model, tokenizer, out: Path, config: TrainConfig, train_texts: S
 def model_name(config: TrainConfig) -> str:
     """The base model's name with ``-sentiment140`` (``-semeval``), and the layers kept and
     distillation if any; retraining a model of this tool's names its data and layers once."""
-    name = re.sub(r"-sentiment140(-semeval)?", "", base_name(config.base_model))
+    name = re.sub(r"-(sentiment140-semeval|sentiment140|semeval)(?=-|$)", "", base_name(config.base_model))
     kept = re.search(r"-(\d+)-layers(-distilled)?$", name)
     name = name[: kept.start()] if kept else name
-    name += "-sentiment140" + ("-semeval" if config.three_class != "none" else "")
+    if config.three_class == "none":
+        name += "-sentiment140"
+    else:
+        name += "-semeval" if config.binary_rows == 0 else "-sentiment140-semeval"
     layers = config.layers or (int(kept.group(1)) if kept else None)
     if layers:
         distilled = bool(config.teacher) or bool(kept and kept.group(2))
@@ -153,9 +156,11 @@ def _test_result(metrics: dict) -> str:
     """The card's line on Sentiment140's test accuracy."""
     if metrics.get("test_accuracy") is None:
         return f"- Best validation accuracy: {metrics['best_val_accuracy']:.2%} (test split scored elsewhere)."
+    best = metrics.get("best_val_accuracy")
+    seen = "" if best is None else f"; best validation accuracy {best:.2%}"
     return (
         f"- **Test accuracy: {metrics['test_accuracy']:.2%}** on Sentiment140's held-out split "
-        f"(`p_positive > 0.5`; best validation accuracy {metrics['best_val_accuracy']:.2%})."
+        f"(`p_positive > 0.5`{seen})."
     )
 
 

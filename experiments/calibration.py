@@ -79,6 +79,36 @@ def fit_map(
     return tuple((round(x, 6), y) for x, y in knots), {**found, "val_macro_f1": round(score, 4)}
 
 
+def agreement_map(probs: np.ndarray) -> ProbabilityMap:
+    """A probability map fitted without labels: the raw edges between which the band's Neutral
+    agrees best with the most likely of the three classes (``probs``: negative, neutral, positive
+    rows of unlabelled tweets) go to 0.4 and 0.6, and 0.5 stays 0.5 (above it, P(positive) >
+    P(negative)). The map then labels as the model's own most likely class as closely as one
+    positive-probability can.
+
+    Raises:
+        ValueError: when ``probs`` has no rows.
+    """
+    if not len(probs):
+        raise ValueError("agreement_map needs at least one row of probabilities")
+    p = probs[:, 2] + probs[:, 1] / 2
+    top = probs.argmax(1)
+    eps = 1e-4
+    # Agreement splits into a part that depends on the low edge alone and one on the high edge alone.
+    lows = np.unique(np.concatenate([[eps], p[p < 0.5], [0.5 - eps]]))
+    low_hits = [np.sum((p < t) & (top == 0)) + np.sum((p >= t) & (p <= 0.5) & (top == 1)) for t in _grid(lows)]
+    highs = np.unique(np.concatenate([[0.5 + eps], p[p > 0.5], [1 - eps]]))
+    high_hits = [np.sum((p > t) & (top == 2)) + np.sum((p > 0.5) & (p <= t) & (top == 1)) for t in _grid(highs)]
+    low = float(np.clip(_grid(lows)[int(np.argmax(low_hits))], eps, 0.5 - eps))
+    high = float(np.clip(_grid(highs)[int(np.argmax(high_hits))], 0.5 + eps, 1 - eps))
+    return ProbabilityMap(((0.0, 0.0), (round(low, 6), BAND_LOW), (0.5, 0.5), (round(high, 6), BAND_HIGH), (1.0, 1.0)))
+
+
+def _grid(values: np.ndarray, size: int = 400) -> np.ndarray:
+    """At most ``size`` candidates spread over sorted ``values``."""
+    return values if len(values) <= size else values[np.linspace(0, len(values) - 1, size).astype(int)]
+
+
 def calibrate(
     model_dir: Path,
     val_texts: list[str],

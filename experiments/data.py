@@ -136,12 +136,23 @@ def read_three_class(path: Path) -> tuple[list[str], list[int]]:
     return [r.text for r in rows], [r.polarity // 2 for r in rows]
 
 
-def load_three_class_split(path: Path, spec: SplitSpec = SplitSpec()) -> Split:
-    """A three-class file split by a hash of each text, as :func:`load_split` splits Sentiment140."""
-    texts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    labels: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-    for text, label in zip(*read_three_class(path), strict=True):
-        part = spec.assign(text)
+# The share of the three-class tweets held out by topic (:mod:`experiments.topics`).
+TOPIC_FRACTION = 0.12
+
+
+def load_three_class_split(path: Path, spec: SplitSpec = SplitSpec(), topic_fraction: float = TOPIC_FRACTION) -> Split:
+    """A three-class file split as :func:`load_split` splits Sentiment140 (by a hash of each text),
+    after the tweets of held-out topics are set apart as the part ``"topic"``: whole topics drawn
+    with the split's seed until ``topic_fraction`` of the tweets (0: none), so that no training,
+    validation or test tweet names one of them (:mod:`experiments.topics`)."""
+    from experiments.topics import TopicSplit
+
+    all_texts, all_labels = read_three_class(path)
+    topics = TopicSplit.of(all_texts, topic_fraction, spec.seed) if topic_fraction else None
+    texts: dict[str, list[str]] = {"train": [], "val": [], "test": [], "topic": []}
+    labels: dict[str, list[int]] = {"train": [], "val": [], "test": [], "topic": []}
+    for text, label in zip(all_texts, all_labels, strict=True):
+        part = "topic" if topics is not None and topics.is_held_out(text) else spec.assign(text)
         texts[part].append(text)
         labels[part].append(label)
     return Split(texts, labels, spec, classes=3)

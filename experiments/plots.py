@@ -101,14 +101,19 @@ def plot_training_curve(curve: list[dict], path: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [p["epoch"] for p in curve]
-    ax.plot(epochs, [p["val_accuracy"] for p in curve], marker="o", label="validation accuracy (binary)")
+    if all("val_accuracy" in p for p in curve):
+        ax.plot(epochs, [p["val_accuracy"] for p in curve], marker="o", label="validation accuracy (binary)")
     if all("val_macro_f1" in p for p in curve):
         ax.plot(epochs, [p["val_macro_f1"] for p in curve], marker="s", label="validation macro-F1 (3 classes)")
+    for key in sorted(k for k in curve[-1] if k.startswith("select_")):
+        name = key.removeprefix("select_").removesuffix("_macro_f1")
+        ax.plot(epochs, [p.get(key) for p in curve], marker="^", label=f"{name} macro-F1 (selection)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy / macro-F1")
     ax2 = ax.twinx()
     ax2.plot([p["epoch"] for p in curve], [p["train_loss"] for p in curve], color="grey", alpha=0.6, label="train loss")
-    ax2.plot([p["epoch"] for p in curve], [p["val_loss"] for p in curve], color="red", alpha=0.6, label="val loss")
+    if all(p.get("val_loss") is not None for p in curve):
+        ax2.plot(epochs, [p["val_loss"] for p in curve], color="red", alpha=0.6, label="val loss")
     ax2.set_ylabel("loss")
     fig.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

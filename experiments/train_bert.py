@@ -93,7 +93,18 @@ def prepare_data(split: Split, config: TrainConfig, rng: random.Random, three: S
     if three is None:
         return TrainingData(binary[0], binary[1], val_texts, val_labels)
     own = _sample(three.texts["train"], three.labels["train"], config.max_train_rows, rng)
-    binary = _sample(*binary, config.binary_rows or len(own[0]), rng)
+    wanted = len(own[0]) if config.binary_rows is None else config.binary_rows
+    if config.soft_labels:  # only the Sentiment140 texts the soft labels cover
+        from experiments.soft_labels import SoftLabels
+
+        known = SoftLabels(config.soft_labels)
+        binary = tuple(map(list, zip(*[(t, y) for t, y in zip(*binary, strict=True) if t in known], strict=True))) or (
+            [],
+            [],
+        )
+    binary = _sample(*binary, wanted, rng) if wanted else ([], [])
+    if not wanted:
+        val_texts, val_labels = [], []
     own_val = three.texts["val"], three.labels["val"]
     if config.max_eval_rows:
         own_val = own_val[0][: config.max_eval_rows], own_val[1][: config.max_eval_rows]
@@ -105,7 +116,22 @@ def prepare_data(split: Split, config: TrainConfig, rng: random.Random, three: S
         classes=3,
         train_binary=[False] * len(own[0]) + [True] * len(binary[0]),
         val_binary=[False] * len(own_val[0]) + [True] * len(val_texts),
+        select=selection_sets(config),
     )
+
+
+def selection_sets(config: TrainConfig) -> dict[str, tuple[list[str], list[int]]]:
+    """The ``--select-on`` sets: per file, its first ``select_rows`` rows after a seeded shuffle."""
+    out = {}
+    for path in (config.select_on or "").split(","):
+        if not path:
+            continue
+        texts, labels = read_three_class(Path(path))
+        order = list(range(len(texts)))
+        random.Random(config.seed).shuffle(order)
+        keep = order[: config.select_rows]
+        out[Path(path).stem] = ([texts[i] for i in keep], [labels[i] for i in keep])
+    return out
 
 
 def _sample(texts: list[str], labels: list[int], count: int | None, rng: random.Random) -> tuple[list, list]:

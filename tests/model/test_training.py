@@ -5,8 +5,8 @@ import json
 import pytest
 
 from experiments.bert_config import TrainConfig, packaged_base_model
-from experiments.bert_fit import bucketed_batches
 from experiments.data import SplitSpec, load_split
+from experiments.fit_state import bucketed_batches
 from experiments.train_bert import train
 from model_api.engine_setup import load_model
 from tests.conftest import SAMPLE
