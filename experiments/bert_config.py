@@ -114,6 +114,14 @@ class TrainConfig:
             "--teacher), and the Sentiment140 rows, read without their emoticon labels, learn from it alone"
         ),
     )
+    calibration: str = field(
+        default="labels",
+        metadata=_help(
+            "the probability map of a three-class model: 'labels' (the band edges of best macro-F1 on TweetEval "
+            "val), 'agreement' (fitted without labels: the band labels TweetEval val's texts as the most likely class)",
+            choices=["labels", "agreement"],
+        ),
+    )
     distill_temperature: float = 2.0
     distill_weight: float = field(default=0.7, metadata=_help("share of the distillation term in the loss"))
     teacher_precision: str = field(default="int8-static", metadata=_help("the engine that scores the teacher"))

@@ -49,7 +49,7 @@ def model_name(config: TrainConfig) -> str:
         name += "-semeval" if config.binary_rows == 0 else "-sentiment140-semeval"
     layers = config.layers or (int(kept.group(1)) if kept else None)
     if layers:
-        distilled = bool(config.teacher) or bool(kept and kept.group(2))
+        distilled = bool(config.teacher or config.soft_labels) or bool(kept and kept.group(2))
         name += f"-{layers}-layers" + ("-distilled" if distilled else "")
     return name
 
@@ -104,6 +104,10 @@ def model_card(out: Path, metrics: dict) -> str:
     )
     data = _data_line(metrics, three)
     criterion = "score (mean of binary accuracy and three-class macro-F1)" if three else "accuracy"
+    recipe, recipe_flags = _generalising_recipe(c)
+    smaller, flags = smaller + recipe, flags + recipe_flags
+    if c.get("select_on"):
+        criterion = f"mean macro-F1 on {', '.join(f'`{Path(p).name}`' for p in c['select_on'].split(','))}"
     name = read_model_info(out).name
     return f"""# {name}
 
@@ -129,6 +133,28 @@ python -m experiments.train_bert --out {out} --preprocessing {c["preprocessing"]
 
 The learning curve is in `learning_curve.csv` and `learning_curve.png`.
 """
+
+
+def _generalising_recipe(c: dict) -> tuple[str, str]:
+    """The card's lines on soft labels, class weights and Sentiment140 rows, and their flags."""
+    lines, flags = "", ""
+    if c.get("binary_rows") is not None:
+        flags += f" --binary-rows {c['binary_rows']}"
+    if c.get("class_weight", "none") != "none":
+        lines += "\n- Cross-entropy with class weights inverse to the classes' shares of the three-class rows."
+        flags += f" --class-weight {c['class_weight']}"
+    if c.get("soft_labels"):
+        lines += (
+            f"\n- Distilled from the soft labels in `{c['soft_labels']}` (loss = {c['distill_weight']} x divergence at "
+            f"temperature {c['distill_temperature']} + {1 - c['distill_weight']:.2g} x cross-entropy on the "
+            "three-class labels); the Sentiment140 rows learn from the soft labels alone, their emoticon labels unread."
+        )
+        flags += f" --soft-labels {c['soft_labels']} --distill-weight {c['distill_weight']}"
+    if c.get("select_on"):
+        flags += f" --select-on {c['select_on']} --select-rows {c['select_rows']}"
+    if c.get("eval_every") != 500:
+        flags += f" --eval-every {c['eval_every']}"
+    return lines, flags
 
 
 def _smaller_model(c: dict) -> tuple[str, str]:
@@ -177,6 +203,7 @@ def _data_line(metrics: dict, three: bool) -> str:
         data += (
             f"; with the human-labelled three-class tweets of `{c['three_class']}`, split the same way: "
             f"{t['train']:,} train, {t['val']:,} validation, {t['test']:,} test rows"
+            + (f", after {t['topic']:,} tweets of held-out topics were set apart" if t.get("topic") else "")
         )
     return data + f". {metrics['train_rows']:,} rows used for training."
 
@@ -191,7 +218,14 @@ def three_class_lines(metrics: dict) -> str:
             "(mapped probability, band 0.4–0.6)."
         )
     cal = metrics.get("calibration")
-    if cal:
+    if cal and cal.get("method") == "agreement":
+        lines += (
+            f"\n- Probability map fitted without labels on the texts of `{cal['fitted_on']}`: raw {cal['raw_low']:.3f}"
+            f" → 0.4, 0.5 → 0.5, {cal['raw_high']:.3f} → 0.6, the edges where the band's label is the model's most "
+            f"likely class most often ({cal['served_is_most_likely']:.1%} of those texts); refit with "
+            "`python -m experiments.calibration --method agreement --model DIR`."
+        )
+    elif cal:
         lines += (
             f"\n- Probability map fitted on `{cal['fitted_on']}`: raw {cal['raw_low']:.3f} → 0.4, "
             f"{cal['raw_middle']:.3f} → 0.5, {cal['raw_high']:.3f} → 0.6 (macro-F1 there "

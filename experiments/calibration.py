@@ -131,6 +131,31 @@ def calibrate(
     return {**found, "knots": [list(k) for k in knots]}
 
 
+def calibrate_by_agreement(model_dir: Path, texts: list[str]) -> dict:
+    """Fit the map of ``model_dir`` without labels (:func:`agreement_map` of its probabilities on
+    ``texts``), store it, and return it with the share of ``texts`` whose served label is the
+    most likely class."""
+    from model_api.engine_setup import load_model
+
+    info = read_model_info(model_dir)
+    predictor = load_model(model_dir, batch_size=128)
+    probs = predictor.class_proba(texts)
+    mapping = agreement_map(probs)
+    served = band_classes(mapping(probs[:, 2] + probs[:, 1] / 2), BAND_LOW, BAND_HIGH)
+    agree = float((served == probs.argmax(1)).mean())
+    write_model_info(model_dir, dataclasses.replace(info, probability_map=mapping.knots))
+    log.info("probability map of %s: %s (served = most likely class on %.1f%%)", model_dir, mapping.knots, 100 * agree)
+    (low, _), (middle, _), (high, _) = mapping.knots[1:4]
+    return {
+        "method": "agreement",
+        "raw_low": low,
+        "raw_middle": middle,
+        "raw_high": high,
+        "served_is_most_likely": round(agree, 4),
+        "knots": [list(k) for k in mapping.knots],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="model directory whose map to fit")
@@ -140,12 +165,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--binary-val", type=Path, default=None, help="Sentiment140-format file of binary rows for the 0.5 point"
     )
+    p.add_argument(
+        "--method",
+        choices=["labels", "agreement"],
+        default="labels",
+        help="labels: the best band edges for macro-F1 on --val; agreement: without labels, the edges that label "
+        "--val's texts as the model's most likely class",
+    )
     args = p.parse_args(argv)
     setup_logging()
     val = args.val or shared_file(TWEETEVAL_VAL)
     if val is None:
         p.error("no --val file and no shared TweetEval val.csv")
     texts, labels = read_three_class(val)
+    if args.method == "agreement":
+        print(json.dumps(calibrate_by_agreement(args.model, texts)))
+        return 0
     binary: tuple[list[str], list[int]] = ([], [])
     if args.binary_val:
         b_texts, b_labels = read_three_class(args.binary_val)

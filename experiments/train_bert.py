@@ -41,7 +41,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from experiments.bert_config import TrainConfig, build_parser
 from experiments.bert_fit import FitResult, TrainingData, fine_tune
 from experiments.bert_writer import write_curve, write_metrics, write_model
-from experiments.calibration import band_classes, calibrate
+from experiments.calibration import band_classes, calibrate, calibrate_by_agreement
 from experiments.data import (
     TWEETEVAL_VAL,
     Split,
@@ -270,8 +270,11 @@ def train(
     calibration = None
     if three is not None:
         texts, labels, source = calibration_rows(three)
-        binary_val = split.texts["val"][: config.max_eval_rows], split.labels["val"][: config.max_eval_rows]
-        calibration = {**calibrate(out, texts, labels, *binary_val), "fitted_on": source}
+        if config.calibration == "agreement":
+            calibration = {**calibrate_by_agreement(out, texts), "fitted_on": source}
+        else:
+            binary_val = split.texts["val"][: config.max_eval_rows], split.labels["val"][: config.max_eval_rows]
+            calibration = {**calibrate(out, texts, labels, *binary_val), "fitted_on": source}
     test = score_test(out, split, config.max_test_rows, three)
     metrics = training_metrics(fit, data, split, config, info.version, test, three)
     metrics["calibration"] = calibration

@@ -121,3 +121,69 @@ def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(
     assert metrics["classes"] == 3 and 0.0 <= metrics["test_macro_f1_3class"] <= 1.0
     prediction = load_model(out).predict(["lovely day 7"])[0]
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
+
+
+def _three_class_file(path, repeats: int = 40):
+    rows = ["label,text"] + [
+        f"{label},{text} {i}"
+        for i in range(repeats)
+        for label, text in (("negative", "awful day"), ("neutral", "the bus leaves at"), ("positive", "lovely day"))
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_fit_stopped_by_a_crash_resumes_to_the_weights_of_an_unbroken_one(tmp_path):
+    """Three-class rows alone, class-balanced, the best step chosen on a selection set; a run that
+    dies after its first evaluation and is resumed ends with the weights of a run that never died."""
+    import torch
+
+    from experiments.bert_fit import fine_tune
+    from experiments.data import load_three_class_split
+    from experiments.train_bert import load_base_model, prepare_data, seed_everything
+    from model_api.predictor import FAST_MODEL_DIR
+
+    three = _three_class_file(tmp_path / "three.csv")
+    select = _three_class_file(tmp_path / "select.csv", repeats=4)
+    split = load_split([SAMPLE], SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1))
+    three_split = load_three_class_split(three, SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1))
+
+    def run(out, on_eval=None, resume=False):
+        config = tiny_config(
+            base_model=str(FAST_MODEL_DIR),
+            out=str(out),
+            three_class=str(three),
+            binary_rows=0,
+            class_weight="balanced",
+            select_on=str(select),
+            eval_every=2,
+            bf16=False,
+            resume=resume,
+        )
+        rng = seed_everything(config)
+        data = prepare_data(split, config, rng, three_split)
+        assert not any(data.train_binary) and len(data.select["select"][0]) == 12
+        model, tokenizer = load_base_model(config, 3)
+        fit = fine_tune(model, tokenizer, data, config, rng, on_eval=on_eval)
+        return fit, model
+
+    whole, unbroken = run(tmp_path / "whole")
+    assert [p["step"] for p in whole.curve] == list(range(2, whole.steps + 1, 2))
+    assert all("select_select_macro_f1" in p for p in whole.curve)
+    assert not (tmp_path / "whole" / "checkpoint.pt").exists()  # removed once the fit ends
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_second_evaluation(curve):
+        if len(curve) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run(tmp_path / "broken", on_eval=crash_at_second_evaluation)
+    assert (tmp_path / "broken" / "checkpoint.pt").is_file()
+    resumed, model = run(tmp_path / "broken", resume=True)
+    assert resumed.steps == whole.steps and resumed.best_step == whole.best_step
+    assert [p["step"] for p in resumed.curve] == [p["step"] for p in whole.curve]
+    for (name, a), b in zip(unbroken.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name

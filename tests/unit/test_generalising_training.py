@@ -85,7 +85,9 @@ def test_the_agreement_map_labels_as_the_most_likely_class():
 def test_a_model_of_the_three_class_rows_alone_is_named_for_them(tmp_path):
     semeval = tmp_path / "semeval.csv"
     semeval.write_text("label,text\nneutral,a tweet\n")
-    config = TrainConfig(out=str(tmp_path / "o"), base_model="all-mpnet-base-v2", three_class=str(semeval), binary_rows=0)
+    config = TrainConfig(
+        out=str(tmp_path / "o"), base_model="all-mpnet-base-v2", three_class=str(semeval), binary_rows=0
+    )
     assert model_name(config) == "all-mpnet-base-v2-semeval"
     with pytest.raises(ValueError, match="--binary-rows 0 leaves no training rows"):
         TrainConfig(out=str(tmp_path / "o"), base_model="x", three_class="none", binary_rows=0)
