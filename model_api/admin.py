@@ -34,11 +34,13 @@ def admin_swap(slot: ModelSlot, body: dict, workers: int, errors: ErrorLog) -> t
         BadRequest: the body does not name a model.
     """
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if not isinstance(model, str) or not model:
         raise BadRequest('field "model" must be a model directory or hub name (a non-empty string)')
     route_around = body.get("route_around", False)
     if not isinstance(route_around, bool):
         raise BadRequest('field "route_around" must be true or false')
+    if not model.strip():  # valid by the document (a non-empty string) but names no model
+        return 422, {"error": f"model refused, {slot.serving.version} serves on: {model!r} names no model"}
     errors.report("model swap", f"loading {model} (route around: {route_around})", logging.WARNING)
     try:
         result = _swap(slot, model.strip(), route_around, workers)

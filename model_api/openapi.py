@@ -20,9 +20,10 @@ def _error(description: str, retry_after: bool = False) -> dict:
 def _client_errors() -> dict:
     errors = {
         "400": _error(
-            "the body is not valid UTF-8 JSON, is nested too deeply, or a field is missing or of the wrong type"
+            "the body is not valid UTF-8 JSON, is nested too deeply, or breaks its schema: a field is missing or of "
+            "the wrong type, or a batch holds more texts than maxItems"
         ),
-        "413": _error("the body or the batch is larger than the limit"),
+        "413": _error("the body is larger than the service's limit in bytes"),
         "415": _error("the Content-Type is not application/json"),
         "503": _error("the model is restarting or overloaded; retry after Retry-After seconds", retry_after=True),
     }
@@ -58,7 +59,11 @@ def _admin_path(token: bool) -> dict:
         "type": "object",
         "required": ["model"],
         "properties": {
-            "model": {"type": "string", "description": "a model directory (on the service's machine) or hub name"},
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "description": "a model directory (on the service's machine) or hub name",
+            },
             "route_around": {
                 "type": "boolean",
                 "default": False,
@@ -72,11 +77,13 @@ def _admin_path(token: bool) -> dict:
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
             "200": {"description": "it serves", "content": {"application/json": {"schema": swap}}},
-            "400": _error("the body does not name a model"),
+            "400": _error("the body is not a JSON object naming a model (a string) or breaks its schema"),
             "403": _error("no service token is set and the client is not on loopback"),
             "409": _error("another model is loading"),
+            "413": _error("the body is larger than the service's limit in bytes"),
+            "415": _error("the Content-Type is not application/json (or there is no body)"),
             "422": _error(
-                "the model was refused (not found, labels unreadable, did not load, failed the quick "
+                "the model was refused (names nothing, not found, labels unreadable, did not load, failed the quick "
                 "check); the served one serves on"
             ),
         },

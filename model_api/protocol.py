@@ -138,7 +138,9 @@ def batch_texts(body: dict, service: ServiceConfig) -> list[str]:
     if not texts:
         raise BadRequest('"texts" is empty; send at least one text')
     if len(texts) > service.max_batch:
-        raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {service.max_batch} per request', 413)
+        # A batch over the limit breaks the document's maxItems: a 400 as any body that breaks its
+        # schema (413 is for a body over service.max_body_bytes).
+        raise BadRequest(f'"texts" holds {len(texts)} texts; the limit is {service.max_batch} per request')
     return [_text(t, f'"texts"[{i}]', service.max_text_chars) for i, t in enumerate(texts)]
 
 

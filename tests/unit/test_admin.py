@@ -91,7 +91,8 @@ def test_swap_answers_the_new_version_and_serves_it_with_the_previous_named():
         (".", Builds(), 422, "not a model directory (no config.json)"),
         (str(FULL_MODEL_DIR), Builds(OSError("out of memory")), 422, "did not load: OSError: out of memory"),
         (str(FULL_MODEL_DIR), Builds(WordsPredictor("1", p_love=0.5)), 422, "expected > 0.6"),
-        ("", Builds(), 400, 'field "model" must be'),
+        ("", Builds(), 400, 'field "model" must be'),  # the document's minLength 1
+        ("  ", Builds(), 422, "names no model"),  # a string the document allows, naming nothing
     ],
 )
 def test_a_refused_model_is_a_clear_answer_and_the_old_one_serves_on(model, build, status, message):

@@ -61,7 +61,7 @@ def test_health_and_model(client):
         ("/predict/batch", {"json": {"texts": []}}, 400, "is empty"),
         ("/predict/batch", {"json": {"texts": "abc"}}, 400, "must be a list"),
         ("/predict/batch", {"json": {"texts": ["a", None]}}, 400, '"texts"[1] must be a string'),
-        ("/predict/batch", {"json": {"texts": ["a"] * 4}}, 413, "limit is 3"),
+        ("/predict/batch", {"json": {"texts": ["a"] * 4}}, 400, "limit is 3"),
         ("/predict/batch", {"json": {"texts": ["x" * 3000]}}, 413, "larger than the limit of 2048 bytes"),
     ],
 )
