@@ -152,6 +152,8 @@ def _generalising_recipe(c: dict) -> tuple[str, str]:
         flags += f" --soft-labels {c['soft_labels']} --distill-weight {c['distill_weight']}"
     if c.get("select_on"):
         flags += f" --select-on {c['select_on']} --select-rows {c['select_rows']}"
+    if c.get("calibration", "labels") != "labels":
+        flags += f" --calibration {c['calibration']}"
     if c.get("eval_every") != 500:
         flags += f" --eval-every {c['eval_every']}"
     return lines, flags

@@ -1,8 +1,8 @@
 """Behaviour of the bundled models: direction, neutral statements, negation, invariance to mentions
-and URLs, accuracy on Sentiment140 and on human-labelled three-class tweets.
+and URLs, accuracy on Sentiment140, on human-labelled three-class tweets and on out-of-domain ones.
 
-The direction, negation, invariance and accuracy checks run on both bundled models: the 3-layer
-default (``model_api/model-fast``) and the 6-layer one it was distilled from (``model_api/model``).
+The direction, negation, invariance and accuracy checks run on both bundled models: the 6-layer
+default (``model_api/model``) and the 3-layer one cut from it (``model_api/model-fast``).
 """
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model_api.engine_setup import load_model
-from model_api.predictor import DEFAULT_MODEL_DIR, FULL_MODEL_DIR, SentimentPredictor
+from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, SentimentPredictor
 from sentiment.cleaning import normalise_all
 from sentiment.model_dir import METADATA_FILE
 from sentiment.sentiment140 import read_labelled
@@ -19,14 +19,24 @@ from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.model
 
-# Both bundled models on TweetEval's validation split, as served (docs/experiments.md has the figures).
-MIN_MACRO_F1 = 0.68
+# Both bundled models on TweetEval's validation split, as served (docs/experiments.md has the figures:
+# 0.657 and 0.645; the models are chosen on out-of-domain tweets, not on this split).
+MIN_MACRO_F1 = 0.63
+# Binary accuracy (p_positive > 0.5) on Sentiment140 rows: the models learn no emoticon label, and
+# score 74.8% and 73.7% on the test split (docs/experiments.md).
+MIN_SENTIMENT140_ACCURACY = 0.72
+# Macro-F1 as served on 3,000-tweet samples of the out-of-domain sets; on the whole sets the default
+# scores 0.563, 0.675 and 0.576 and the 3-layer 0.535, 0.656 and 0.528 (docs/experiments.md).
+OOD_FLOORS = {
+    "default": {"gop_debate_2015": 0.53, "apple_2014": 0.64, "coachella_2015": 0.54},
+    "fast": {"gop_debate_2015": 0.50, "apple_2014": 0.62, "coachella_2015": 0.49},
+}
 
 
-@pytest.fixture(scope="module", params=["default", "full"])
+@pytest.fixture(scope="module", params=["default", "fast"])
 def bundled(request, predictor):
     """Each bundled model in turn (the session's predictor is the default one)."""
-    return predictor if request.param == "default" else load_model(FULL_MODEL_DIR)
+    return predictor if request.param == "default" else load_model(FAST_MODEL_DIR)
 
 
 @pytest.mark.parametrize("text", ["I love this", "what a wonderful day, so happy!", "best concert ever :)"])
@@ -96,7 +106,7 @@ def test_accuracy_on_the_held_out_sample(bundled):
     texts, polarities = read_labelled(SAMPLE)
     probs = bundled.predict_proba(texts)
     accuracy = float(np.mean((probs > 0.5) == (np.array(polarities) == 4)))
-    assert accuracy >= 0.80, f"accuracy {accuracy:.3f} on {len(texts)} held-out tweets"
+    assert accuracy >= MIN_SENTIMENT140_ACCURACY, f"accuracy {accuracy:.3f} on {len(texts)} held-out tweets"
 
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("onnx", 1e-4), ("bf16", 0.02)])
@@ -174,3 +184,24 @@ def test_three_class_quality_on_human_labelled_tweets(bundled):
 
     macro_f1 = f1_score(labels, predicted, average="macro")
     assert macro_f1 >= MIN_MACRO_F1, f"macro-F1 {macro_f1:.3f} on {len(texts)} tweets"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["default", "fast"])
+@pytest.mark.parametrize("name", ["gop_debate_2015", "apple_2014", "coachella_2015"])
+def test_labels_hold_up_on_out_of_domain_tweets(predictor, kind, name):
+    """Crowd-labelled tweets of topics and years the models never saw, labelled as served."""
+    from sklearn.metrics import f1_score
+
+    from experiments.evaluation import read_three_class
+    from tests.conftest import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None or not (data / "ood" / f"{name}.csv").is_file():
+        pytest.skip("needs the shared out-of-domain sets")
+    texts, labels = read_three_class(data / "ood" / f"{name}.csv")
+    keep = np.random.default_rng(13).permutation(len(texts))[:3000]
+    model = predictor if kind == "default" else load_model(FAST_MODEL_DIR)
+    predicted = [p.sentiment for p in model.predict([texts[i] for i in keep])]
+    macro_f1 = f1_score([labels[i] for i in keep], predicted, average="macro")
+    assert macro_f1 >= OOD_FLOORS[kind][name], f"macro-F1 {macro_f1:.3f} on {len(keep)} tweets of {name}"
