@@ -187,3 +187,37 @@ def test_a_fit_stopped_by_a_crash_resumes_to_the_weights_of_an_unbroken_one(tmp_
     assert [p["step"] for p in resumed.curve] == [p["step"] for p in whole.curve]
     for (name, a), b in zip(unbroken.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
+
+
+def test_a_student_distilled_from_soft_labels_serves_through_a_map_fitted_without_labels(tmp_path):
+    """The path the bundled models were made by: soft labels for every row (the Sentiment140 rows
+    among them read without their labels), class weights, the map fitted by agreement."""
+    import numpy as np
+
+    from experiments.soft_labels import write_soft_labels
+    from model_api.predictor import FAST_MODEL_DIR
+
+    three = _three_class_file(tmp_path / "three.csv")
+    spec = SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1)
+    sentiment140 = load_split([SAMPLE], spec).texts["train"][:40]
+    texts = [line.split(",", 1)[1] for line in three.read_text().splitlines()[1:]] + sentiment140
+    probs = np.random.default_rng(0).dirichlet([1, 1, 1], len(texts))
+    soft = write_soft_labels(tmp_path / "soft.parquet", texts, probs, {"teacher": "test"})
+    out = tmp_path / "student"
+    config = tiny_config(
+        base_model=str(FAST_MODEL_DIR),
+        out=str(out),
+        three_class=str(three),
+        binary_rows=20,
+        soft_labels=str(soft),
+        class_weight="balanced",
+        calibration="agreement",
+        max_test_rows=32,
+    )
+    metrics = train(config, [SAMPLE], spec)
+    assert metrics["train_rows"] <= 120 + 20 and metrics["calibration"]["method"] == "agreement"
+    knots = json.loads((out / "tweet_sentiment.json").read_text())["probability_map"]
+    assert knots[2] == [0.5, 0.5] and [k[1] for k in knots] == [0.0, 0.4, 0.5, 0.6, 1.0]
+    card = (out / "README.md").read_text()
+    assert f"--soft-labels {soft}" in card and "--calibration agreement" in card and "--binary-rows 20" in card
+    assert 0.0 <= load_model(out).predict_proba(["lovely day 3"])[0] <= 1.0

@@ -37,3 +37,33 @@ def test_a_parquet_file_of_something_else_is_refused(tmp_path):
     pd.DataFrame({"text": ["a"]}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(ValueError, match="not a soft-label file"):
         SoftLabels(tmp_path / "other.parquet")
+
+
+def test_the_transfer_set_holds_no_held_out_tweet(tmp_path):
+    """Training and validation tweets of the three-class file and Sentiment140 training texts only:
+    never a tweet of a held-out topic or a test split."""
+    import csv
+
+    from experiments.data import SplitSpec, load_split, load_three_class_split
+    from experiments.soft_labels import transfer_texts
+    from tests.conftest import SAMPLE
+
+    three = tmp_path / "three.csv"
+    topics = ["Obama", "Chelsea", "Apple", "Madrid", "Kanye", "Nintendo"]
+    with three.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "text"])
+        writer.writerows(
+            (["negative", "neutral", "positive"][i % 3], f"so {topics[i % 6]} today {i}") for i in range(600)
+        )
+    # Seed 1: the bundled sample is all in the test part of the default seed's split.
+    texts = transfer_texts(three, [SAMPLE], 500, seed=1)
+    split = load_three_class_split(three, SplitSpec(seed=1))
+    s140 = load_split([SAMPLE], SplitSpec(seed=1))
+    assert split.texts["topic"] and split.texts["test"]
+    held_out = set(split.texts["topic"]) | set(split.texts["test"]) | set(s140.texts["test"]) | set(s140.texts["val"])
+    assert not held_out & set(texts)
+    assert (
+        set(split.texts["train"]) <= set(texts)
+        and len(texts) == len(split.texts["train"]) + len(split.texts["val"]) + 500
+    )
