@@ -92,23 +92,23 @@ def check_versions(p: Pipeline) -> dict[str, int]:
     return counts
 
 
-def test_swap_to_the_full_model_and_back_under_load(tmp_path):
+def test_swap_to_the_fast_model_and_back_under_load(tmp_path):
     p = Pipeline(tmp_path)
     reader = Reader(p.output)
     try:
         p.start_service()
-        assert served(p.service_url) == FAST
+        assert served(p.service_url) == FULL  # the default
         p.start_relay("replay", "--limit", str(TWEETS), "--rate", str(RATE))
         p.start_job()
         reader.start()
         mid_stream(p, TWEETS // 8)
 
-        forward = swap(p.service_url, FULL_MODEL_DIR)
+        forward = swap(p.service_url, FAST_MODEL_DIR)
         assert forward.status_code == 200, forward.text
         answer = forward.json()
-        assert answer["version"] == FULL and answer["previous_version"] == FAST
+        assert answer["version"] == FAST and answer["previous_version"] == FULL
         assert answer["workers"]["serving"] == answer["workers"]["of"]
-        assert served(p.service_url) == FULL
+        assert served(p.service_url) == FAST
         rows_at_forward = p.rows()
 
         for bad, reason in (
@@ -117,11 +117,11 @@ def test_swap_to_the_full_model_and_back_under_load(tmp_path):
         ):
             refused = swap(p.service_url, bad)
             assert refused.status_code == 422 and reason in refused.json()["error"], refused.text
-            assert served(p.service_url) == FULL and requests.get(p.service_url + "/health", timeout=10).ok
+            assert served(p.service_url) == FAST and requests.get(p.service_url + "/health", timeout=10).ok
 
         info = requests.get(p.service_url + "/model", timeout=10).json()
         back = swap(p.service_url, info["previous"])  # roll back: the previous directory, the same route
-        assert back.status_code == 200 and back.json()["version"] == FAST, back.text
+        assert back.status_code == 200 and back.json()["version"] == FULL, back.text
         assert p.rows() < TWEETS, "the stream ended before the roll back: slow RATE down"
 
         status = p.wait("job", 900)
@@ -130,7 +130,7 @@ def test_swap_to_the_full_model_and_back_under_load(tmp_path):
         check(outcome)
         assert failed_requests(p.service_url) == 0
         counts = check_versions(p)
-        assert counts.get(FULL, 0) > 0 and counts[FAST] > rows_at_forward, counts
+        assert counts.get(FAST, 0) > 0 and counts[FULL] > rows_at_forward, counts
     finally:
         reader.stop()
         p.stop_all()
@@ -161,12 +161,12 @@ def test_rolling_two_replicas_under_load(tmp_path):
         refused = rollout(bad_model(tmp_path), p.service_urls)
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "refused" in refused.stdout and "not reached" in refused.stdout, refused.stdout
-        assert [served(u) for u in p.service_urls] == [FAST, FAST]
+        assert [served(u) for u in p.service_urls] == [FULL, FULL]  # the default
 
-        forward = rollout(FULL_MODEL_DIR, p.service_urls)
+        forward = rollout(FAST_MODEL_DIR, p.service_urls)
         assert forward.returncode == 0, forward.stdout + forward.stderr
         assert "all 2 replicas serve it" in forward.stdout
-        assert [served(u) for u in p.service_urls] == [FULL, FULL]
+        assert [served(u) for u in p.service_urls] == [FAST, FAST]
         assert p.rows() < TWEETS, "the stream ended before the roll-out: slow RATE down"
 
         status = p.wait("job", 900)
