@@ -24,7 +24,9 @@ DOCS = [
 NOT_OURS = {"venv", "pip", "pytest"}  # python -m of other tools
 SUBCOMMANDS = {"ingest": ("replay", "lines", "twitter")}
 # Options of the other tools the docs show: spark-submit, docker compose, py-spy.
+# Options of other tools the docs show: spark-submit, docker compose, python itself, Schemathesis's st.
 OTHER_TOOLS = {"--master", "--deploy-mode", "--py-files", "--archives", "--conf", "--build", "--volumes", "--gil"}
+OTHER_TOOLS |= {"--config-file", "--checks"}
 COMMAND = re.compile(r"python -m ([a-z_][a-z0-9_.]*)((?:[ \t]+[^\s`|#)]+)*)")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
 
