@@ -31,8 +31,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from experiments.data import (
     read_three_class,
     shared_file,
 )
+from experiments.scorers import Scorer, baseline_scorer, blend_scorer, model_scorer
 from experiments.three_class import EvalSet, three_class_scores
 from sentiment.labels import BAND_HIGH, BAND_LOW, ProbabilityMap
 from sentiment.logs import setup_logging
@@ -57,24 +57,6 @@ OOD_SETS = {"gop": "gop_debate_2015.csv", "apple": "apple_2014.csv", "coachella"
 # The out-of-domain sets every choice is made on; the others stay out of every choice.
 SELECTION_SETS = ("gop", "apple")
 FINAL_CHECK = "coachella"
-
-ClassProba = Callable[[Sequence[str]], np.ndarray]
-
-
-@dataclass
-class Scorer:
-    """One row of the table: class probabilities of texts, the probability map that serves them,
-    and a key naming the model's version (for the cache)."""
-
-    name: str
-    class_proba: ClassProba
-    key: str
-    probability_map: ProbabilityMap | None = None
-    # Without a map of its own: "agreement" (fitted without labels) or "labels" (the map of
-    # experiments.compare: best band edges for macro-F1 on the first set's labels).
-    map_fit: str = "agreement"
-    # A blend: its parts and their weights (summing to 1); its probabilities are theirs, weighed.
-    parts: tuple[tuple[Scorer, float], ...] = ()
 
 
 def standard_sets(
@@ -228,8 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.scorers import baseline_scorer, blend_scorer, model_scorer
-
     args = build_parser().parse_args(argv)
     setup_logging()
     data_dir = args.data_dir or default_data_dir()

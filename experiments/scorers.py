@@ -6,13 +6,33 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from experiments.evaluate import Scorer
+from sentiment.labels import ProbabilityMap
 
 log = logging.getLogger("experiments.evaluate")
+
+ClassProba = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass
+class Scorer:
+    """One row of the table: class probabilities of texts, the probability map that serves them,
+    and a key naming the model's version (for the cache)."""
+
+    name: str
+    class_proba: ClassProba
+    key: str
+    probability_map: ProbabilityMap | None = None
+    # Without a map of its own: "agreement" (fitted without labels) or "labels" (the map of
+    # experiments.compare: best band edges for macro-F1 on the first set's labels).
+    map_fit: str = "agreement"
+    # A blend: its parts and their weights (summing to 1); its probabilities are theirs, weighed.
+    parts: tuple[tuple[Scorer, float], ...] = ()
 
 
 def model_scorer(folder: str, precision: str = "fp32") -> Scorer:

@@ -131,20 +131,25 @@ class TopicSplit:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from experiments.data import read_three_class
+    import csv
+
+    from sentiment.logs import setup_logging
 
     p = argparse.ArgumentParser(prog="python -m experiments.topics", description=__doc__.splitlines()[0])
     p.add_argument("file", help="a label,text CSV")
     p.add_argument("--fraction", type=float, default=0.12)
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
-    texts, labels = read_three_class(args.file)
+    setup_logging()
+    with open(args.file, encoding="utf-8", newline="") as f:
+        rows = [(row["label"].strip().lower(), row["text"]) for row in csv.DictReader(f)]
+    texts = [text for _, text in rows]
     split = TopicSplit.of(texts, args.fraction, args.seed)
-    held = [split.is_held_out(t) for t in texts]
-    shares = Counter(y for y, h in zip(labels, held, strict=True) if h)
-    n = sum(held)
+    held = [label for (label, text) in rows if split.is_held_out(text)]
+    shares = Counter(held)
+    n = len(held)
     print(f"{len(split.topics)} topics held out, {n} of {len(texts)} tweets ({n / len(texts):.1%})")
-    print("classes (negative/neutral/positive): " + " / ".join(f"{shares[c] / max(n, 1):.0%}" for c in range(3)))
+    print("classes: " + " / ".join(f"{label} {count / max(n, 1):.0%}" for label, count in sorted(shares.items())))
     print(", ".join(sorted(split.topics)))
     return 0
 
