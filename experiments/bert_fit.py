@@ -240,23 +240,14 @@ def _eval_point(metrics: dict, step: int, steps_per_epoch: int, running: float, 
     }
 
 
-def _selection_scores(model, tokenizer, data: TrainingData, config: TrainConfig) -> dict[str, float]:
-    """Macro-F1 of the most likely class on each selection set."""
-    out = {}
-    for name, (texts, labels) in data.select.items():
-        ids = _token_ids(tokenizer, texts, config)
-        out[name] = evaluate(model, ids, labels, tokenizer.pad_token_id)["macro_f1"]
-    return out
-
-
 def _evaluation(
-    model, tokenizer, data: TrainingData, val_ids, config: TrainConfig, loop: LoopState, steps_per_epoch, started
+    model, pad_id: int, data: TrainingData, val_ids, select_ids: dict, loop: LoopState, steps_per_epoch, started
 ):
-    """Score the validation rows and the selection sets; return the curve's new point and the
-    score that picks the best step (the selection sets' mean macro-F1 when there are any)."""
-    pad_id = tokenizer.pad_token_id
+    """Score the validation rows and the selection sets (``select_ids``: name -> token ids,
+    labels); return the curve's new point and the score that picks the best step (the selection
+    sets' mean macro-F1, the most likely class, when there are any)."""
     metrics = evaluate(model, val_ids, data.val_labels, pad_id, data.val_binary or None) if val_ids else {}
-    selected = _selection_scores(model, tokenizer, data, config)
+    selected = {name: evaluate(model, ids, labels, pad_id)["macro_f1"] for name, (ids, labels) in select_ids.items()}
     if selected:
         metrics["score"] = float(np.mean(list(selected.values())))
     point = _eval_point(metrics, loop.step, steps_per_epoch, loop.running, started)
@@ -279,6 +270,7 @@ def fine_tune(
     are any, else of the best validation score."""
     teacher_p, binary_p = _teachers(data, config)
     train_ids, val_ids = _token_ids(tokenizer, data.train_texts, config), _token_ids(tokenizer, data.val_texts, config)
+    select_ids = {name: (_token_ids(tokenizer, texts, config), labels) for name, (texts, labels) in data.select.items()}
     train_binary = torch.tensor(data.train_binary) if data.train_binary else None
     weight = (
         class_weights(data.train_labels, data.train_binary, data.classes) if config.class_weight == "balanced" else None
@@ -305,7 +297,9 @@ def fine_tune(
         progress.update(1)
         progress.set_postfix(loss=f"{loop.running:.3f}", best=f"{best.score:.4f}", refresh=False)
         if loop.step % config.eval_every == 0 or loop.step >= total_steps:
-            point, score = _evaluation(model, tokenizer, data, val_ids, config, loop, steps_per_epoch, started)
+            point, score = _evaluation(
+                model, tokenizer.pad_token_id, data, val_ids, select_ids, loop, steps_per_epoch, started
+            )
             loop.curve.append(point)
             log.info("eval %s", point)
             if on_eval is not None:

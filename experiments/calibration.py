@@ -24,11 +24,14 @@ import numpy as np
 
 from experiments.data import TWEETEVAL_VAL, read_three_class, shared_file
 from experiments.evaluation import macro_f1
-from sentiment.labels import BAND_HIGH, BAND_LOW, ProbabilityMap
+from sentiment.labels import BAND_HIGH, BAND_LOW, ClassLayout, ProbabilityMap
 from sentiment.logs import setup_logging
 from sentiment.model_dir import read_model_info, write_model_info
 
 log = logging.getLogger("experiments.calibration")
+
+# Rows of class probabilities in the experiments' order (negative, neutral, positive).
+CLASS_ORDER = ClassLayout(negative=0, positive=2, neutral=1)
 
 
 def band_classes(p: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -91,7 +94,7 @@ def agreement_map(probs: np.ndarray) -> ProbabilityMap:
     """
     if not len(probs):
         raise ValueError("agreement_map needs at least one row of probabilities")
-    p = probs[:, 2] + probs[:, 1] / 2
+    p = CLASS_ORDER.positive_probability(probs)
     top = probs.argmax(1)
     eps = 1e-4
     # Agreement splits into a part that depends on the low edge alone and one on the high edge alone.
@@ -141,7 +144,7 @@ def calibrate_by_agreement(model_dir: Path, texts: list[str]) -> dict:
     predictor = load_model(model_dir, batch_size=128)
     probs = predictor.class_proba(texts)
     mapping = agreement_map(probs)
-    served = band_classes(mapping(probs[:, 2] + probs[:, 1] / 2), BAND_LOW, BAND_HIGH)
+    served = band_classes(mapping(CLASS_ORDER.positive_probability(probs)), BAND_LOW, BAND_HIGH)
     agree = float((served == probs.argmax(1)).mean())
     write_model_info(model_dir, dataclasses.replace(info, probability_map=mapping.knots))
     log.info("probability map of %s: %s (served = most likely class on %.1f%%)", model_dir, mapping.knots, 100 * agree)

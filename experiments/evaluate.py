@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.calibration import agreement_map, band_classes, fit_map
+from experiments.calibration import CLASS_ORDER, agreement_map, band_classes, fit_map
 from experiments.data import (
     SEMEVAL_FILE,
     SplitSpec,
@@ -94,11 +94,6 @@ def binary_test(files: Sequence[Path], max_rows: int | None, seed: int = 13) -> 
     return (texts[:max_rows], labels[:max_rows]) if max_rows else (texts, labels)
 
 
-def positive_probability(probs: np.ndarray) -> np.ndarray:
-    """``P(positive) + P(neutral) / 2`` of (negative, neutral, positive) rows."""
-    return probs[:, 2] + probs[:, 1] / 2
-
-
 class ProbaCache:
     """Class probabilities per (model key, set), in ``folder/cache``, so nothing is scored twice."""
 
@@ -123,7 +118,7 @@ class ProbaCache:
 
 def served_classes(probs: np.ndarray, probability_map: ProbabilityMap) -> np.ndarray:
     """The label the service gives: the mapped positive-probability in the band."""
-    return band_classes(probability_map(positive_probability(probs)), BAND_LOW, BAND_HIGH)
+    return band_classes(probability_map(CLASS_ORDER.positive_probability(probs)), BAND_LOW, BAND_HIGH)
 
 
 def evaluate_row(
@@ -137,7 +132,7 @@ def evaluate_row(
     if mapping is None:  # fitted on the first set's texts (TweetEval val's)
         probs = cache.get(scorer, sets[0].name, sets[0].texts)
         if scorer.map_fit == "labels":
-            mapping = ProbabilityMap(fit_map(positive_probability(probs), np.asarray(sets[0].labels))[0])
+            mapping = ProbabilityMap(fit_map(CLASS_ORDER.positive_probability(probs), np.asarray(sets[0].labels))[0])
         else:
             mapping = agreement_map(probs)
     row: dict = {"model": scorer.name, "map": [list(k) for k in mapping.knots]}
@@ -153,7 +148,7 @@ def evaluate_row(
     row["selection_mean_macro_f1"] = round(float(np.mean(chosen)), 4) if chosen else None
     row["ood_mean_macro_f1"] = round(float(np.mean(every)), 4) if every else None
     if binary is not None:
-        p = mapping(positive_probability(cache.get(scorer, "sentiment140_test", binary[0])))
+        p = mapping(CLASS_ORDER.positive_probability(cache.get(scorer, "sentiment140_test", binary[0])))
         row["sentiment140_accuracy"] = round(float(((p > 0.5) == (np.asarray(binary[1]) == 1)).mean()), 4)
     return row
 
