@@ -114,10 +114,16 @@ def read_tweets_and_ticks(spark: SparkSession, job: TrendsJob, time_column: str,
 
 
 class Baselines:
-    """The last ``keep`` windows of each keyword, read from the output once, then kept up to date."""
+    """Each keyword's last ``keep`` windows that can be part of a baseline (at least ``min_count``
+    tweets), read from the output once, then kept up to date.
 
-    def __init__(self, folder: str, keep: int) -> None:
-        self.folder, self.keep = folder, keep
+    Windows with fewer tweets never count in a baseline (:func:`sentiment.trends.find_alerts`), so
+    they are not kept: a sparse keyword's baseline then reaches as far back as it does when the
+    whole output is judged at once.
+    """
+
+    def __init__(self, folder: str, keep: int, min_count: int = 1) -> None:
+        self.folder, self.keep, self.min_count = folder, keep, min_count
         self._frame: pd.DataFrame | None = None
 
     def frame(self) -> pd.DataFrame:
@@ -133,6 +139,7 @@ class Baselines:
         if df.empty:
             return df
         df = df.drop_duplicates(["keyword", "window_start"], keep="last").sort_values("window_start")
+        df = df[df["n"] >= self.min_count]
         return df.groupby("keyword", sort=False).tail(self.keep).reset_index(drop=True)
 
 
@@ -164,7 +171,7 @@ def write_trends(
 def build_trends_query(spark: SparkSession, job: TrendsJob, trigger_seconds: float, max_files: int):
     """Build (not start) the trends query."""
     sinks = (sink_for(job.output, job.checkpoint), sink_for(job.alerts, job.checkpoint))
-    baselines = Baselines(job.output, job.config.baseline_windows)
+    baselines = Baselines(job.output, job.config.baseline_windows, job.config.min_count)
     source = read_tweets_and_ticks(spark, job, job.config.event_time, max_files)
     trends = window_trends(source, job.config.event_time, job.config.window, job.config.watermark)
     writer = (
