@@ -13,6 +13,14 @@ Usage: python -m benchmarks.dashboard [--tweets 1000000] [--refreshes 720] [--pa
    ``--tabs`` tabs refreshing every second for ``--page-seconds`` with the server's resident memory
    sampled.
 4. For comparison, the time and memory of reading every tweet (what the dashboard does not do).
+
+``--first-render OUTPUT`` measures only the first render of the page on an existing output (the
+bundled replay's ``output/``): new browser contexts (nothing cached) open the page, and each load is
+timed to the figures row and to everything drawn (four charts, the tables' rows, nothing stale or
+still a placeholder). ``--against CHECKOUT`` serves a second checkout's dashboard beside this one
+and alternates the loads between the two, so both are measured side by side in one run:
+
+    python -m benchmarks.dashboard --first-render output --against ../before --loads 9
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import pandas as pd
 from dashboard.browser import DashboardServer, launch_chromium, rss_mib, wait_for_charts
 from dashboard.data import OutputReader
 from dashboard.demo import Demo, make_tweets, write_demo_output
+from sentiment.config import PROJECT_ROOT
 from sentiment.logs import setup_logging
 from sentiment.trends import trends_from_tweets
 from tests.support.processes import process_tree
@@ -195,6 +204,61 @@ def soak(browser, server: DashboardServer, seconds: float, tabs: int) -> None:
         page.close()
 
 
+# Everything drawn, whichever chart library or table the page uses (this one's or an older one's):
+# the four charts, at least ``rows`` table rows, no placeholder or stale element.
+DRAWN_JS = """([rows]) => {
+    if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"], [data-stale="true"]'))
+        return false;
+    const plotly = [...document.querySelectorAll('.js-plotly-plot')].filter(el => el.querySelector('.main-svg')).length;
+    const vega = [...document.querySelectorAll('.vega-embed svg')]
+        .filter(svg => svg.querySelector('.role-title-text')).length;
+    return plotly + vega >= 4 && document.querySelectorAll('tbody tr').length >= rows;
+}"""
+
+
+def bench_first_render(output: Path, against: Path | None, loads: int) -> None:
+    """Alternate cold page loads between this checkout's dashboard and ``against``'s, on one output."""
+    from playwright.sync_api import sync_playwright
+
+    snapshot = OutputReader(output).snapshot(None, "All", 50)
+    rows = len(snapshot.tweets) + min(len(snapshot.alerts), 20)
+    checkouts = {"this checkout": PROJECT_ROOT} | ({f"{against}": against} if against else {})
+    print(f"\n== first render of {output} ({rows} table rows), {loads} cold loads each, alternating ==")
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in checkouts}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = launch_chromium(p)
+        servers = {
+            name: DashboardServer(output, Path(tmp) / f"{i}.log", refresh_seconds=5.0, project_root=root).start()
+            for i, (name, root) in enumerate(checkouts.items())
+        }
+        try:
+            for _ in range(loads + 1):  # the first load of each server warms its imports: left out
+                for name, server in servers.items():
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    page = context.new_page()
+                    started = time.perf_counter()
+                    page.goto(server.url)
+                    page.get_by_test_id("stMetric").first.wait_for()
+                    figures = (time.perf_counter() - started) * 1000
+                    page.wait_for_function(DRAWN_JS, arg=[rows], timeout=60_000)
+                    drawn = (time.perf_counter() - started) * 1000
+                    times[name][0].append(figures)
+                    times[name][1].append(drawn)
+                    context.close()
+        finally:
+            for server in servers.values():
+                server.stop()
+        browser.close()
+    for name, (figures, drawn) in times.items():
+        print(
+            f"{name}: first (cold server) {drawn[0]:.0f} ms to everything drawn; then to the figures row "
+            f"{describe(figures[1:])}; to everything drawn {describe(drawn[1:])}"
+        )
+    if against:
+        mine, theirs = (statistics.median(times[name][1][1:]) for name in checkouts)
+        print(f"median to everything drawn, this checkout / {against}: {mine / theirs:.2f}")
+
+
 def bench_naive(root: Path) -> None:
     """Reading every tweet, in a child process so its memory is measured apart."""
     code = (
@@ -215,8 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tabs", type=int, default=2, help="browser tabs refreshing at once")
     parser.add_argument("--output-root", default=None, help="build the output here (kept); default a temporary folder")
+    parser.add_argument("--first-render", type=Path, help="only time the page's first render on this existing output")
+    parser.add_argument("--against", type=Path, help="with --first-render: another checkout's dashboard, side by side")
+    parser.add_argument("--loads", type=int, default=9, help="with --first-render: cold loads per dashboard")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.first_render:
+        if not (args.first_render / "trends").is_dir():
+            parser.error(f"--first-render {args.first_render}: no trends/ there (run the pipeline first)")
+        if args.against and not (args.against / "dashboard" / "app.py").is_file():
+            parser.error(f"--against {args.against}: not a checkout of this project (no dashboard/app.py)")
+        print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+        bench_first_render(args.first_render.resolve(), args.against.resolve() if args.against else None, args.loads)
+        return 0
 
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:

@@ -1,7 +1,7 @@
 """Start the dashboard: a Streamlit server on 127.0.0.1 that shows the job's outputs and refreshes itself.
 
 Usage: python -m dashboard [--output-root DIR | --tweets DIR --trends DIR --alerts DIR] [--port 8501]
-       [--host 127.0.0.1] [--refresh-seconds 5] [--config FILE]
+       [--host 127.0.0.1] [--refresh-seconds 5] [--min-tweets 5] [--config FILE]
 
 By default it reads the folders the job writes: ``stream.output``, ``trends.output`` and
 ``trends.alerts`` of the configuration; ``--output-root DIR`` reads ``DIR/tweets``, ``DIR/trends``
@@ -37,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="how often the page reloads its data (conf: trends.dashboard_refresh_seconds)",
     )
+    parser.add_argument(
+        "--min-tweets",
+        type=int,
+        help="a chart point from fewer tweets is drawn faded (conf: trends.dashboard_min_tweets)",
+    )
     parser.add_argument("--config", help="TOML configuration file")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -47,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.port = args.port if args.port is not None else config.trends.dashboard_port
     if args.refresh_seconds is None:
         args.refresh_seconds = config.trends.dashboard_refresh_seconds
+    if args.min_tweets is None:
+        args.min_tweets = config.trends.dashboard_min_tweets
     return args
 
 
@@ -82,6 +89,8 @@ def streamlit_args(args: argparse.Namespace) -> list[str]:
         str(args.alerts),
         "--refresh-seconds",
         str(args.refresh_seconds),
+        "--min-tweets",
+        str(args.min_tweets),
     ]
 
 
@@ -90,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.refresh_seconds <= 0:
         log.error("--refresh-seconds must be > 0, got %s", args.refresh_seconds)
+        return 2
+    if args.min_tweets < 1:
+        log.error("--min-tweets must be at least 1, got %s", args.min_tweets)
         return 2
     from streamlit.web import cli
 

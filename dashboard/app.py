@@ -18,6 +18,14 @@ from sentiment.logs import setup_logging
 
 LATEST_TWEETS = 50
 ALERTS_SHOWN = 20
+# The tables are plain HTML (pandas escapes every cell): they draw at once, with no grid to load.
+TABLE_STYLE = """<style>
+table.ts-table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
+table.ts-table th { text-align: left; font-weight: 600; color: rgba(49, 51, 63, 0.75); }
+table.ts-table th, table.ts-table td { padding: 0.3rem 0.6rem; border-bottom: 1px solid rgba(49, 51, 63, 0.1); }
+table.ts-table td { vertical-align: top; white-space: nowrap; }
+table.ts-table td:last-child { white-space: normal; }
+</style>"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trends", default="output/trends", help="the windows per keyword")
     parser.add_argument("--alerts", default="output/alerts", help="the alerts")
     parser.add_argument("--refresh-seconds", type=float, default=5.0, help="how often the page reloads its data")
+    parser.add_argument("--min-tweets", type=int, default=charts.MIN_TWEETS, help="fade chart points from fewer tweets")
     return parser.parse_args(argv)
 
 
@@ -52,6 +61,11 @@ def show_metrics(snapshot: Snapshot) -> None:
     cols[3].metric("Alerts", f"{len(snapshot.alerts):,}")
 
 
+def show_table(df: pd.DataFrame) -> None:
+    """A table of ``df``'s rows and columns, as HTML, every cell escaped."""
+    st.html(TABLE_STYLE + df.to_html(index=False, border=0, classes="ts-table", escape=True, na_rep="–"))
+
+
 def show_alerts(alerts: pd.DataFrame) -> None:
     st.subheader("Alerts")
     if alerts.empty:
@@ -63,7 +77,7 @@ def show_alerts(alerts: pd.DataFrame) -> None:
     shown["baseline_mean"] = shown["baseline_mean"].map("{:.0%}".format)
     shown["z_score"] = shown["z_score"].map("{:.1f}".format)
     columns = ["window_start", "keyword", "n", "negative_share", "baseline_mean", "z_score"]
-    st.table(shown[columns].set_index("window_start"))
+    show_table(shown[columns])
 
 
 def show_tweets(tweets: pd.DataFrame) -> None:
@@ -73,7 +87,7 @@ def show_tweets(tweets: pd.DataFrame) -> None:
         return
     shown = _times(tweets, "created_at")
     shown["p_positive"] = shown["p_positive"].map("{:.2f}".format)
-    st.table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]].set_index("created_at"))
+    show_table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]])
 
 
 def shown(path: Path) -> str:
@@ -88,7 +102,7 @@ def _range_chosen() -> None:
     st.session_state["time_range_chosen"] = True
 
 
-def page(paths: OutputPaths) -> None:
+def page(paths: OutputPaths, min_tweets: int = charts.MIN_TWEETS) -> None:
     """The part of the page that reloads itself: filters, figures, charts and tables."""
     started = time.perf_counter()
     data = reader(str(paths.tweets), str(paths.trends), str(paths.alerts))
@@ -115,12 +129,21 @@ def page(paths: OutputPaths) -> None:
     else:
         show_metrics(snapshot)
         colours = charts.keyword_colours(snapshot.keywords)
+        view = charts.view(snapshot.trends, snapshot.since, snapshot.newest, min_tweets)
         top_left, top_right = st.columns(2)
-        top_left.plotly_chart(charts.counts_chart(snapshot.trends, colours), key="counts")
-        top_right.plotly_chart(charts.score_chart(snapshot.trends, colours), key="score")
+        top_left.vega_lite_chart(spec=charts.counts_chart(view, colours), key="counts", width="stretch")
+        top_right.vega_lite_chart(spec=charts.score_chart(view, colours), key="score", width="stretch")
         bottom_left, bottom_right = st.columns(2)
-        bottom_left.plotly_chart(charts.negative_chart(snapshot.trends, snapshot.alerts, colours), key="negative")
-        bottom_right.plotly_chart(charts.shares_chart(snapshot.trends), key="shares")
+        bottom_left.vega_lite_chart(
+            spec=charts.negative_chart(view, snapshot.alerts, colours), key="negative", width="stretch"
+        )
+        bottom_right.vega_lite_chart(spec=charts.shares_chart(snapshot.trends), key="shares", width="stretch")
+        st.caption(
+            f"One point per {view.bucket_name}: the trends' {view.window_name} windows summed to fit the range "
+            f"in {charts.MAX_POINTS} points or fewer. Points from fewer than {min_tweets} tweets are "
+            "faded and not joined; a line breaks where there were none. The band is the 95% Wilson interval "
+            "of the negative share."
+        )
     show_alerts(snapshot.alerts)
     show_tweets(snapshot.tweets)
 
@@ -131,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     st.set_page_config(page_title="tweet-sentiment", layout="wide")
     st.title("tweet-sentiment")
     paths = OutputPaths(Path(args.tweets), Path(args.trends), Path(args.alerts))
-    st.fragment(run_every=args.refresh_seconds)(page)(paths)
+    st.fragment(run_every=args.refresh_seconds)(page)(paths, args.min_tweets)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from sentiment.config import PROJECT_ROOT
@@ -32,11 +33,80 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Every Plotly chart on the page by its title: each trace's name and number of points.
-CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')]
-    .filter(el => el.layout && el.data)
-    .map(el => [el.layout.title.text.replace(/<[^>]+>/g, ''),
-                Object.fromEntries(el.data.map(t => [t.name, (t.x || []).length]))]))"""
+# Every chart drawn on the page by its title (Vega-Lite, drawn as SVG: dashboard.charts): how many
+# marks each series has, read from the marks themselves. A series is a keyword (its bars or points),
+# "KEYWORD (few tweets)" (its faded points) or "alert" (the alert crosses).
+CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-embed svg')]
+    .filter(svg => svg.querySelector('.role-title-text'))
+    .map(svg => {
+        const series = {};
+        const add = name => { series[name] = (series[name] || 0) + 1; };
+        for (const g of svg.querySelectorAll('g.bars_marks, g.points_marks, g.few_marks, g.alerts_marks')) {
+            for (const mark of g.children) {
+                const keyword = ((mark.getAttribute('aria-label') || '').match(/keyword: ([^;]*)/) || [])[1];
+                if (g.classList.contains('alerts_marks')) add('alert');
+                else if (g.classList.contains('few_marks')) add(keyword + ' (few tweets)');
+                else add(keyword);
+            }
+        }
+        return [svg.querySelector('.role-title-text').textContent, series];
+    }))"""
+# The line pieces of each keyword in each chart: a line breaks where buckets have too few tweets.
+LINES_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-embed svg')]
+    .filter(svg => svg.querySelector('.role-title-text'))
+    .map(svg => {
+        const runs = {};
+        for (const path of svg.querySelectorAll('g.line_marks > path')) {
+            const keyword = ((path.getAttribute('aria-label') || '').match(/keyword: ([^;]*)/) || [])[1];
+            runs[keyword] = (runs[keyword] || 0) + 1;
+        }
+        return [svg.querySelector('.role-title-text').textContent, runs];
+    }))"""
+# What the page shows once every element has rendered: the charts drawn, each table with its rows
+# (or the caption said in its place), the figures row; null while a part is still a placeholder,
+# stale from the previous run, or not there yet.
+RENDERED_JS = """() => {
+    if (document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"], [data-stale="true"]'))
+        return null;
+    const empty = document.body.innerText.includes('No trends yet');
+    const drawn = [...document.querySelectorAll('.vega-embed svg')]
+        .filter(svg => svg.querySelector('.role-title-text')).length;
+    if (!empty && drawn < 4) return null;
+    const sections = {};
+    let section = null;
+    for (const el of document.querySelectorAll('h3, table.ts-table, [data-testid="stCaptionContainer"]')) {
+        if (el.tagName == 'H3') { section = el.innerText.trim(); sections[section] = null; continue; }
+        if (!section || sections[section] !== null) continue;
+        sections[section] = el.matches('table')
+            ? {rows: el.querySelectorAll('tbody tr').length, text: el.innerText}
+            : {rows: 0, text: el.innerText.trim()};
+    }
+    const alerts = sections['Alerts'], tweets = sections['Latest tweets'];
+    if (!alerts || !tweets) return null;
+    if (alerts.rows == 0 && !alerts.text.startsWith('No alerts')) return null;
+    if (tweets.rows == 0 && !tweets.text.startsWith('No tweets')) return null;
+    const metric = name => {
+        const el = [...document.querySelectorAll('[data-testid="stMetric"]')].find(m => m.innerText.startsWith(name));
+        return el ? Number(el.querySelector('[data-testid="stMetricValue"]').innerText.replace(/,/g, '')) : null;
+    };
+    return {charts: drawn, alerts_metric: metric('Alerts'), alert_rows: alerts.rows, tweet_rows: tweets.rows};
+}"""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a rendered page shows: charts drawn, the Alerts figure and the rows of the two tables."""
+
+    charts: int
+    alerts_metric: int | None  # None when there are no trends yet (no figures row)
+    alert_rows: int
+    tweet_rows: int
+
+
+def wait_until_rendered(page, timeout_ms: float = 60_000) -> Rendered:
+    """Wait until every element of the page has rendered (see :data:`RENDERED_JS`); what it shows."""
+    handle = page.wait_for_function(RENDERED_JS, timeout=timeout_ms)
+    return Rendered(**handle.json_value())
 
 
 def free_port() -> int:
@@ -69,8 +139,15 @@ def launch_chromium(playwright):
 class DashboardServer:
     """``python -m dashboard`` on a free loopback port, as a child process; a context manager."""
 
-    def __init__(self, output_root: str | Path, log_file: str | Path, refresh_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        output_root: str | Path,
+        log_file: str | Path,
+        refresh_seconds: float = 1.0,
+        project_root: str | Path = PROJECT_ROOT,
+    ) -> None:
         self.output_root = Path(output_root)
+        self.project_root = Path(project_root)  # the checkout whose dashboard runs (another, to compare)
         self.log_file = Path(log_file)
         self.refresh_seconds = refresh_seconds
         self.port = free_port()
@@ -87,7 +164,7 @@ class DashboardServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dashboard", "--output-root", str(self.output_root), "--port", str(self.port)]
                 + ["--refresh-seconds", str(self.refresh_seconds)],
-                cwd=PROJECT_ROOT,
+                cwd=self.project_root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -140,6 +217,11 @@ def charts(page) -> dict[str, dict[str, int]]:
     return page.evaluate(CHARTS_JS)
 
 
+def line_runs(page) -> dict[str, dict[str, int]]:
+    """The page's line charts: ``{title: {keyword: pieces of its line}}``."""
+    return page.evaluate(LINES_JS)
+
+
 def wait_for_charts(page, predicate_js: str, timeout_ms: float = 30_000) -> dict[str, dict[str, int]]:
     """Wait (polled in the browser) until the JS predicate holds of :func:`charts`; return them."""
     page.wait_for_function(f"() => {{ const c = ({CHARTS_JS})(); return ({predicate_js})(c); }}", timeout=timeout_ms)
@@ -183,15 +265,23 @@ def choose_keywords(page, keywords: list[str], attempts: int = 3) -> None:
             raise RuntimeError(f"could not pick {keyword!r} in the keyword filter after {attempts} attempts")
 
 
-def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | None = None) -> Path:
-    """Open the dashboard of ``output_root`` and save a screenshot of the whole page."""
+def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | None = None) -> Rendered:
+    """Open the dashboard of ``output_root`` and save a screenshot of the whole page once every
+    element has rendered (:func:`wait_until_rendered`); what the picture shows.
+
+    The page is served with a refresh slower than the screenshot takes, so that no refresh can
+    leave part of the picture stale.
+    """
     from playwright.sync_api import sync_playwright
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with DashboardServer(output_root, out.with_suffix(".log")) as server, sync_playwright() as p:
+    with (
+        DashboardServer(output_root, out.with_suffix(".log"), refresh_seconds=3600) as server,
+        sync_playwright() as p,
+    ):
         browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 2150})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url)
         wait_for_charts(page, "c => Object.keys(c).length == 4")
         if keywords:
@@ -199,10 +289,20 @@ def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | N
             counts = "Object.keys(c).find(t => t.startsWith('Tweets per'))"
             wait_for_charts(page, f"c => Object.keys(c[{counts}] || {{}}).length == {len(keywords)}")
         page.wait_for_load_state("networkidle")
+        wait_until_rendered(page)
+        # Streamlit scrolls inside its own container, so a "full page" is only the window: make the
+        # window as tall as what it holds, then wait for the charts to settle at that size.
+        height = page.evaluate(
+            '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], '
+            '[data-testid="stMainBlockContainer"]\')].map(el => el.scrollHeight), 600)'
+        )
+        page.set_viewport_size({"width": 1400, "height": int(height) + 40})
+        page.wait_for_timeout(500)  # the charts take the new width
+        shown = wait_until_rendered(page)
         page.screenshot(path=str(out), full_page=True)
         browser.close()
     out.with_suffix(".log").unlink(missing_ok=True)
-    return out
+    return shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,11 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        path = screenshot(args.output_root, args.out, args.keywords)
+        shown = screenshot(args.output_root, args.out, args.keywords)
     except (FileNotFoundError, RuntimeError) as e:
         log.error("%s", e)
         return 1
-    log.info("wrote %s", path)
+    log.info(
+        "wrote %s: %d charts, %s alerts in the figures row, %d in the alerts table, %d latest tweets",
+        args.out,
+        shown.charts,
+        shown.alerts_metric,
+        shown.alert_rows,
+        shown.tweet_rows,
+    )
     return 0
 
 

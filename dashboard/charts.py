@@ -1,112 +1,304 @@
-"""The dashboard's charts: Plotly figures built from trends and alerts frames, with no I/O."""
+"""The dashboard's charts: Vega-Lite specs built from trends and alerts frames, with no I/O.
+
+The time charts draw a :class:`View`: the trends summed into buckets picked from the range in view
+(:mod:`dashboard.resolution`), so a series has at most a few hundred points whatever the range. A
+bucket with fewer than ``min_tweets`` tweets is drawn faded and not joined to its neighbours, a
+bucket with none breaks the line, and the negative share carries its 95% Wilson interval as a band.
+
+Each spec holds its data inline and draws as SVG, so a page needs no chart library beyond the Vega
+that Streamlit ships, and every mark is in the page's DOM (the browser tests count them). Each mark
+layer has a name the tests and the screenshot read: ``bars``, ``line``, ``points``, ``few``,
+``band``, ``alerts``.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
+from dataclasses import dataclass
 
+import pandas as pd
+
+from dashboard.resolution import MAX_POINTS, bucket_name, choose_bucket, rebucket, window_of, window_words
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 
 LABEL_COLOURS = {NEGATIVE: "#d62728", NEUTRAL: "#7f7f7f", POSITIVE: "#2ca02c"}
-# "{window}" is the trends' window as read from the data: "minute", "2-hour window" (trends.window).
-TITLE_COUNTS = "Tweets per {window}"
-TITLE_SCORE = "Mean positive score per {window}"
-TITLE_NEGATIVE = "Negative share per {window} (alerts marked)"
+MIN_TWEETS = 5  # a bucket with fewer tweets than this is drawn faded (trends.dashboard_min_tweets)
+HEIGHT = 240
+# "{bucket}" is the bucket the charts drew, in words: "minute", "12 hours" (resolution.bucket_name).
+TITLE_COUNTS = "Tweets per {bucket}"
+TITLE_SCORE = "Mean positive score per {bucket}"
+TITLE_NEGATIVE = "Negative share per {bucket}, 95% interval (alerts marked)"
 TITLE_SHARES = "Label shares"
+Spec = dict
+# The D3 "category10" palette, the keywords' colours.
+D3 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def keyword_colours(keywords: list[str]) -> dict[str, str]:
     """A colour per keyword that does not change when the filter hides others (pass every keyword)."""
-    palette = px.colors.qualitative.D3
+    palette = D3
     return {k: palette[i % len(palette)] for i, k in enumerate(sorted(keywords))}
 
 
-def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
-    fig.update_layout(
-        title={"text": title},
-        height=320,
-        margin={"l": 40, "r": 10, "t": 60, "b": 30},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
-        template="plotly_white",
-        **kwargs,
+@dataclass(frozen=True)
+class View:
+    """The trends as the time charts draw them: one row per keyword and bucket over the range in view."""
+
+    buckets: pd.DataFrame  # resolution.rebucket's rows
+    bucket: pd.Timedelta
+    window: pd.Timedelta  # the trends' own window, the finest bucket
+    min_tweets: int
+
+    @property
+    def bucket_name(self) -> str:
+        return bucket_name(self.bucket)
+
+    @property
+    def window_name(self) -> str:
+        """The trends' window as an adjective: "1-minute", "2-hour"."""
+        return window_words(self.window)
+
+    def points(self) -> int:
+        """The most points any one series has."""
+        return 0 if self.buckets.empty else int(self.buckets.groupby("keyword").size().max())
+
+
+def view(
+    trends: pd.DataFrame,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    min_tweets: int = MIN_TWEETS,
+    max_points: int = MAX_POINTS,
+) -> View:
+    """The trends summed into the bucket that fits the range from ``start`` to ``end`` in ``max_points``.
+
+    Args:
+        trends: the trends rows in view (one per keyword and window).
+        start: the start of the range in view (default: the first window's start).
+        end: the end of the range in view (default: the last window's end).
+        min_tweets: buckets with fewer tweets are drawn faded.
+    """
+    window = window_of(trends)
+    if window is None:
+        minute = pd.Timedelta(minutes=1)
+        return View(rebucket(trends, minute), minute, minute, min_tweets)
+    start = trends["window_start"].min() if start is None else start
+    end = trends["window_end"].max() if end is None else end
+    bucket = choose_bucket(end - window - start, window, max_points)
+    return View(rebucket(trends, bucket, start, end - window), bucket, window, min_tweets)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: times as UTC ISO strings, NaN as null."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+def _colour(colours: dict[str, str], keywords) -> dict:
+    keywords = sorted(str(k) for k in keywords)
+    return {
+        "field": "keyword",
+        "type": "nominal",
+        "scale": {"domain": keywords, "range": [colours.get(k, "#1f77b4") for k in keywords]},
+        "legend": {"orient": "top", "title": None, "direction": "horizontal"},
+    }
+
+
+def _time(field: str = "bucket_start") -> dict:
+    return {"field": field, "type": "temporal", "title": None, "scale": {"type": "utc"}, "axis": {"grid": False}}
+
+
+def _chart(title: str, layers: list[dict], **extra) -> Spec:
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "title": {"text": title, "anchor": "start"},
+        "width": "container",
+        "height": HEIGHT,
+        "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
+        "layer": layers,
+        **extra,
+    }
+
+
+def _shown(v: View) -> pd.DataFrame:
+    """The buckets with what the layers need: a time label, and a run number per keyword that
+    changes wherever a bucket has too few tweets, so each run of enough buckets is its own line."""
+    rows = v.buckets.copy()
+    rows["time"] = rows["bucket_start"].dt.strftime("%Y-%m-%d %H:%M UTC")
+    rows["bucket_end"] = rows["bucket_start"] + v.bucket
+    rows["enough"] = rows["n"] >= v.min_tweets
+    rows["run"] = (~rows["enough"]).groupby(rows["keyword"]).cumsum()
+    return rows
+
+
+def counts_chart(v: View, colours: dict[str, str] | None = None) -> Spec:
+    """Tweets per bucket, the keywords' bars stacked: every tweet counted, however few."""
+    colours = colours or keyword_colours(list(v.buckets["keyword"].unique()))
+    rows = _shown(v)
+    rows = rows.loc[rows["n"] > 0, ["keyword", "bucket_start", "bucket_end", "time", "n"]]
+    # Stacked here, in the keywords' order, so each bar is a rectangle from its base to its top.
+    rows = rows.sort_values(["bucket_start", "keyword"])
+    rows["top"] = rows.groupby("bucket_start")["n"].cumsum()
+    rows["base"] = rows["top"] - rows["n"]
+    bars = {
+        "name": "bars",
+        "data": {"values": _records(rows)},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": _time(),
+            "x2": {"field": "bucket_end"},
+            "y": {"field": "top", "type": "quantitative", "title": None},
+            "y2": {"field": "base"},
+            "color": _colour(colours, v.buckets["keyword"].unique()),
+            "tooltip": [{"field": "keyword"}, {"field": "time"}, {"field": "n", "title": "tweets", "format": ","}],
+        },
+    }
+    return _chart(TITLE_COUNTS.format(bucket=v.bucket_name), [bars])
+
+
+def _series(v: View, column: str, colours: dict[str, str], axis: dict, band: tuple[str, str] | None = None) -> list:
+    """The layers of one value per keyword over the buckets: the band (if any), the line over runs of
+    buckets with enough tweets, their points, and the faded points of buckets with too few."""
+    rows = _shown(v)
+    colour = _colour(colours, v.buckets["keyword"].unique())
+    y = {"field": column, "type": "quantitative", "title": None, "scale": {"domain": [0, 1]}, "axis": axis}
+    fmt = axis.get("format", ".2f")
+    tooltip = [
+        {"field": "keyword"},
+        {"field": "time"},
+        {"field": column, "format": fmt},
+        {"field": "n", "title": "tweets", "format": ","},
+    ]
+    keep = ["keyword", "bucket_start", "time", "n", "run", column, *(band or ())]
+    enough = rows.loc[rows["enough"] & rows[column].notna(), keep]
+    few = rows.loc[~rows["enough"] & (rows["n"] > 0), keep]
+    layers = []
+    if band is not None:
+        layers.append(
+            {
+                "name": "band",
+                "data": {"values": _records(enough)},
+                "mark": {"type": "area", "opacity": 0.18, "interpolate": "linear"},
+                "encoding": {
+                    "x": _time(),
+                    "y": {**y, "field": band[0]},
+                    "y2": {"field": band[1]},
+                    "color": {**colour, "legend": None},
+                    "detail": [{"field": "keyword"}, {"field": "run"}],
+                },
+            }
+        )
+    layers.append(
+        {
+            "name": "line",
+            "data": {"values": _records(enough)},
+            "mark": {"type": "line", "strokeWidth": 1.5},
+            "encoding": {"x": _time(), "y": y, "color": colour, "detail": {"field": "run"}},
+        }
     )
-    return fig
+    layers.append(
+        {
+            "name": "points",
+            "data": {"values": _records(enough)},
+            "mark": {"type": "circle", "size": 16, "opacity": 1},
+            "encoding": {"x": _time(), "y": y, "color": {**colour, "legend": None}, "tooltip": tooltip},
+        }
+    )
+    layers.append(
+        {
+            "name": "few",
+            "data": {"values": _records(few)},
+            "mark": {"type": "circle", "size": 16, "opacity": 0.25},
+            "encoding": {"x": _time(), "y": y, "color": {**colour, "legend": None}, "tooltip": tooltip},
+        }
+    )
+    return layers
 
 
-def window_name(trends: pd.DataFrame) -> str:
-    """The trends' window in words, from its rows: "minute", "2-hour window", "5-minute window"."""
-    if trends.empty:
-        return "window"
-    minutes = int((trends["window_end"].iloc[0] - trends["window_start"].iloc[0]) / pd.Timedelta(minutes=1))
-    if minutes == 1:
-        return "minute"
-    return f"{minutes // 60}-hour window" if minutes % 60 == 0 else f"{minutes}-minute window"
+def score_chart(v: View, colours: dict[str, str] | None = None) -> Spec:
+    colours = colours or keyword_colours(list(v.buckets["keyword"].unique()))
+    layers = _series(v, "mean_p_positive", colours, {"format": ".1f"})
+    return _chart(TITLE_SCORE.format(bucket=v.bucket_name), layers)
 
 
-def per_window(
-    trends: pd.DataFrame, column: str, title: str, colours: dict[str, str] | None = None, **layout
-) -> go.Figure:
-    """One line per keyword of ``column`` over the windows, a marker at each window; ``title`` names the window."""
-    title = title.format(window=window_name(trends))
-    colours = colours or keyword_colours(list(trends["keyword"].unique()))
-    fig = go.Figure()
-    for keyword, rows in trends.groupby("keyword", sort=True):
-        fig.add_trace(
-            go.Scatter(
-                x=rows["window_start"],
-                y=rows[column],
-                name=str(keyword),
-                mode="lines+markers",
-                marker={"size": 5},
-                line={"color": colours.get(str(keyword))},
-            )
-        )
-    return _layout(fig, title, showlegend=True, **layout)
-
-
-def counts_chart(trends: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
-    return per_window(trends, "n", TITLE_COUNTS, colours, yaxis={"rangemode": "tozero"})
-
-
-def score_chart(trends: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
-    return per_window(trends, "mean_p_positive", TITLE_SCORE, colours, yaxis={"range": [0, 1]})
-
-
-def negative_chart(trends: pd.DataFrame, alerts: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
-    """The negative share per keyword, with a red cross on each alerted window."""
-    layout = {"yaxis": {"range": [0, 1], "tickformat": ".0%"}}
-    fig = per_window(trends, "negative_share", TITLE_NEGATIVE, colours, **layout)
+def negative_chart(v: View, alerts: pd.DataFrame, colours: dict[str, str] | None = None) -> Spec:
+    """The negative share per keyword with its 95% interval, and a red cross on each alerted window
+    (at the window's own time and share)."""
+    colours = colours or keyword_colours(list(v.buckets["keyword"].unique()))
+    layers = _series(v, "negative_share", colours, {"format": ".0%"}, band=("negative_low", "negative_high"))
     if not alerts.empty:
-        fig.add_trace(
-            go.Scatter(
-                x=alerts["window_start"],
-                y=alerts["negative_share"],
-                name="alert",
-                mode="markers",
-                marker={"symbol": "x", "size": 13, "color": LABEL_COLOURS[NEGATIVE]},
-                text=alerts["keyword"],
-                hovertemplate="%{text}: %{y:.0%} negative<extra>alert</extra>",
-            )
+        marked = alerts.loc[:, ["keyword", "window_start", "n", "negative_share", "z_score"]].copy()
+        marked["time"] = marked["window_start"].dt.strftime("%Y-%m-%d %H:%M UTC")
+        layers.append(
+            {
+                "name": "alerts",
+                "data": {"values": _records(marked)},
+                "mark": {"type": "point", "shape": "cross", "angle": 45, "size": 160, "filled": True, "opacity": 1},
+                "encoding": {
+                    "x": _time("window_start"),
+                    "y": {"field": "negative_share", "type": "quantitative"},
+                    "color": {"value": LABEL_COLOURS[NEGATIVE]},
+                    "tooltip": [
+                        {"field": "keyword"},
+                        {"field": "time", "title": "alert: window from"},
+                        {"field": "negative_share", "format": ".0%"},
+                        {"field": "n", "title": "tweets"},
+                        {"field": "z_score", "format": ".1f"},
+                    ],
+                },
+            }
         )
-    return fig
+    return _chart(TITLE_NEGATIVE.format(bucket=v.bucket_name), layers)
 
 
-def shares_chart(trends: pd.DataFrame) -> go.Figure:
-    """Per keyword, the share of each label over the windows shown, as stacked bars."""
+def shares_chart(trends: pd.DataFrame) -> Spec:
+    """Per keyword, the share of each label over the windows shown, as stacked bars, with its tweet count."""
     sums = trends.groupby("keyword", sort=True)[["n", "n_negative", "n_neutral", "n_positive"]].sum()
-    fig = go.Figure()
+    rows = []
     for label, column in ((NEGATIVE, "n_negative"), (NEUTRAL, "n_neutral"), (POSITIVE, "n_positive")):
-        share = sums[column] / sums["n"].where(sums["n"] > 0)
-        fig.add_trace(
-            go.Bar(
-                y=sums.index.astype(str),
-                x=share,
-                name=label,
-                orientation="h",
-                marker={"color": LABEL_COLOURS[label]},
-                hovertemplate="%{y}: %{x:.0%}<extra>" + label + "</extra>",
-            )
-        )
-    axis = {"range": [0, 1], "tickformat": ".0%"}
-    return _layout(fig, TITLE_SHARES, barmode="stack", xaxis=axis, legend_traceorder="normal")
+        for keyword, row in sums.iterrows():
+            share = row[column] / row["n"] if row["n"] > 0 else None
+            rows.append({"keyword": str(keyword), "label": label, "share": share, "tweets": int(row[column])})
+    order = [NEGATIVE, NEUTRAL, POSITIVE]
+    bars = {
+        "name": "bars",
+        "data": {"values": rows},
+        "transform": [{"calculate": f"indexof({order!r}, datum.label)", "as": "order"}],
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "keyword", "type": "nominal", "title": None},
+            "x": {
+                "field": "share",
+                "type": "quantitative",
+                "stack": "zero",
+                "title": None,
+                "scale": {"domain": [0, 1]},
+                "axis": {"format": ".0%"},
+            },
+            "color": {
+                "field": "label",
+                "type": "nominal",
+                "scale": {"domain": order, "range": [LABEL_COLOURS[label] for label in order]},
+                "legend": {"orient": "top", "title": None, "direction": "horizontal"},
+            },
+            "order": {"field": "order"},
+            "tooltip": [
+                {"field": "keyword"},
+                {"field": "label"},
+                {"field": "share", "format": ".0%"},
+                {"field": "tweets", "format": ","},
+            ],
+        },
+    }
+    return _chart(TITLE_SHARES, [bars])
+
+
+def series_points(spec: Spec, layer: str) -> dict[str, int]:
+    """How many marks a named layer of a spec draws per keyword (what the tests compare with the page)."""
+    for part in spec["layer"]:
+        if part.get("name") == layer:
+            return pd.Series([r.get("keyword") for r in part["data"]["values"]]).value_counts().sort_index().to_dict()
+    return {}

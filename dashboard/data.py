@@ -44,6 +44,7 @@ class Snapshot:
     tweets: pd.DataFrame
     keywords: list[str]
     newest: pd.Timestamp | None  # end of the newest window of any keyword
+    since: pd.Timestamp | None = None  # start of the range in view (None: from the first window)
 
 
 def _as_trends(df: pd.DataFrame, columns: tuple[str, ...], empty: pd.DataFrame) -> pd.DataFrame:
@@ -173,4 +174,5 @@ class OutputReader:
             tweets=self.latest_tweets(tweets, keywords),
             keywords=sorted(trends["keyword"].unique()),
             newest=newest,
+            since=since,
         )

@@ -272,6 +272,7 @@ class TrendsConfig:
     webhook_retries: int = 3  # retries after the first attempt, with exponential backoff
     dashboard_port: int = 8501  # python -m dashboard; it listens on 127.0.0.1
     dashboard_refresh_seconds: float = 5.0
+    dashboard_min_tweets: int = 5  # a chart point (a bucket of windows) from fewer tweets is drawn faded
 
     def __post_init__(self) -> None:
         _check(
@@ -298,6 +299,10 @@ class TrendsConfig:
         _check(self.webhook_retries >= 0, f"trends.webhook_retries must be >= 0, got {self.webhook_retries}")
         _check(0 <= self.dashboard_port <= 65535, f"trends.dashboard_port must be 0..65535, got {self.dashboard_port}")
         _check(self.dashboard_refresh_seconds > 0, "trends.dashboard_refresh_seconds must be > 0")
+        _check(
+            self.dashboard_min_tweets >= 1,
+            f"trends.dashboard_min_tweets must be at least 1, got {self.dashboard_min_tweets}",
+        )
 
 
 @dataclass(frozen=True)

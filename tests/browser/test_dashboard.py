@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.browser import charts, choose_keywords, wait_for_charts
+from dashboard.browser import charts, choose_keywords, line_runs, wait_for_charts, wait_until_rendered
 from dashboard.demo import Demo, write_demo_output
+from sentiment.config import PROJECT_ROOT
 from tests.browser.conftest import start_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = Demo(minutes=40, spike=("python", 35))  # python, rust and weather; one alert, python at 09:35
 COUNTS = "Tweets per minute"
-NEGATIVE = "Negative share per minute (alerts marked)"
+NEGATIVE = "Negative share per minute, 95% interval (alerts marked)"
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +57,9 @@ def test_page_loads_with_every_window_of_every_keyword(page, demo_url):
     found = wait_for_charts(page, "c => Object.keys(c).length == 4")
     assert found[COUNTS] == {"python": 40, "rust": 40, "weather": 40}
     assert found[NEGATIVE] == {"python": 40, "rust": 40, "weather": 40, "alert": 1}
-    # The markers are drawn, not only held in the figure's data: 3 keywords x 40 windows.
-    counts_plot = page.locator(".js-plotly-plot", has_text=COUNTS)
-    assert counts_plot.locator(".scatterlayer .trace .points path").count() == 120
+    # 40 tweets a minute and more: one unbroken line per keyword, with its band.
+    assert line_runs(page)[NEGATIVE] == {"python": 1, "rust": 1, "weather": 1}
+    assert page.locator(".vega-embed svg g.band_marks > path").count() == 3
     assert page.get_by_test_id("stMetric").filter(has_text="Windows").inner_text().split() == ["Windows", "40"]
     tweets = settled_table_text(page, "Latest tweets", lambda text: "09:39" in text)
     assert "09:39" in tweets  # the newest minute's tweets are there
@@ -67,7 +71,9 @@ def test_keyword_filter_and_time_range_change_what_is_shown(page, demo_url):
     page.goto(demo_url)
     wait_for_charts(page, "c => Object.keys(c).length == 4")
     choose_keywords(page, ["rust"])
-    found = wait_for_charts(page, f"c => Object.keys(c['{COUNTS}'] || {{}}).join() == 'rust'")
+    # The charts redraw one by one: wait for both.
+    rust_only = " && ".join(f"Object.keys(c['{title}'] || {{}}).join() == 'rust'" for title in (COUNTS, NEGATIVE))
+    found = wait_for_charts(page, f"c => {rust_only}")
     assert found[COUNTS] == {"rust": 40}
     assert found[NEGATIVE] == {"rust": 40}  # python's alert is not rust's
     page.wait_for_function("() => !document.body.innerText.includes('python release')")
@@ -155,3 +161,93 @@ def test_a_live_stream_opens_on_its_last_hour(page, tmp_path):
     chosen, found = open_on_default_range(page, tmp_path, Demo(minutes=150, start=start, spike=("python", 140)))
     assert chosen == "Last hour"
     assert found[COUNTS] == {"python": 60, "rust": 60, "weather": 60}
+
+
+def test_the_figures_row_and_the_tables_agree_once_rendered(page, demo_url):
+    page.goto(demo_url)
+    shown = wait_until_rendered(page)
+    assert shown.charts == 4
+    assert shown.alerts_metric == shown.alert_rows == 1  # the figures row's alert is listed below
+    assert shown.tweet_rows == 50
+    assert page.errors == []
+
+
+def test_the_screenshot_command_waits_for_every_element(tmp_path):
+    """``python -m dashboard.browser`` (its own browser: this module's is busy), as the README runs it."""
+    root = tmp_path / "output"
+    write_demo_output(root, DEMO)
+    out = tmp_path / "page.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard.browser", "--output-root", str(root), "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 charts, 1 alerts in the figures row, 1 in the alerts table, 50 latest tweets" in done.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "page.png") as png:
+        width, height = png.size
+    assert width == 1400 and height > 2000  # the whole page, tables included, not only the window
+
+
+def sparse_months(root) -> pd.DataFrame:
+    """Trends of 1-minute windows over three months, a tweet in some, ten busy hours on one day, and
+    eleven days with none: what the bundled replay looks like with the default window."""
+    rng = np.random.default_rng(1)
+    start = pd.Timestamp("2009-04-06", tz="UTC")
+    minutes = np.sort(rng.choice(90 * 24 * 60, 1200, replace=False))
+    minutes = minutes[(minutes < 14 * 24 * 60) | (minutes >= 25 * 24 * 60)]
+    busy = np.arange(45 * 24 * 60, 45 * 24 * 60 + 600)
+    minutes = np.union1d(minutes, busy)
+    n = np.where(np.isin(minutes, busy), 3, 1)
+    negative = rng.binomial(n, 0.4)
+    window_start = start + pd.to_timedelta(minutes, unit="min")
+    trends = pd.DataFrame(
+        {
+            "keyword": "(no keyword)",
+            "window_start": window_start,
+            "window_end": window_start + pd.Timedelta(minutes=1),
+            "n": n,
+            "n_negative": negative,
+            "n_neutral": 0,
+            "n_positive": n - negative,
+            "mean_p_positive": rng.uniform(0, 1, len(n)),
+            "negative_share": negative / n,
+        }
+    )
+    (root / "trends").mkdir(parents=True)
+    trends.to_parquet(root / "trends" / "batch-0.parquet", index=False)
+    return trends
+
+
+def test_three_months_of_minutes_are_drawn_in_half_days_broken_where_empty(page, tmp_path):
+    root = tmp_path / "output"
+    trends = sparse_months(root)
+    server = start_dashboard(root, tmp_path / "dashboard.log")
+    try:
+        page.goto(server.url)
+        found = wait_for_charts(page, "c => Object.keys(c).length == 4")
+        titles = sorted(found)
+        assert "Tweets per 12 hours" in titles and "Mean positive score per 12 hours" in titles
+        for title, series in found.items():
+            assert all(points <= 300 for points in series.values()), title
+        assert (
+            sum(
+                int(t.split(": ")[1].replace(",", ""))
+                for t in page.locator(".vega-embed svg", has_text="Tweets per 12 hours")
+                .first.locator("g.bars_marks > path")
+                .evaluate_all("els => els.map(e => e.getAttribute('aria-label').match(/tweets: [0-9,]+/)[0])")
+            )
+            == trends["n"].sum()
+        )  # every tweet counted, in bars of half a day
+        score = "Mean positive score per 12 hours"
+        assert found[score].get("(no keyword) (few tweets)", 0) > 0  # thin half-days: faded points
+        assert line_runs(page)[score]["(no keyword)"] > 1  # the eleven empty days break the line
+        assert "One point per 12 hours" in page.get_by_text("One point per").inner_text()
+        assert page.errors == []
+    finally:
+        server.stop()
