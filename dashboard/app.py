@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
 from sentiment.logs import setup_logging
+from sentiment.trends import NO_KEYWORD
 
 LATEST_TWEETS = 50
 ALERTS_SHOWN = 20
@@ -86,6 +87,7 @@ def show_tweets(tweets: pd.DataFrame) -> None:
         st.caption("No tweets yet.")
         return
     shown = _times(tweets, "created_at")
+    shown["keyword"] = shown["keyword"].fillna(NO_KEYWORD)  # as the charts and the trends name them
     shown["p_positive"] = shown["p_positive"].map("{:.2f}".format)
     show_table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]])
 

@@ -265,6 +265,15 @@ def choose_keywords(page, keywords: list[str], attempts: int = 3) -> None:
             raise RuntimeError(f"could not pick {keyword!r} in the keyword filter after {attempts} attempts")
 
 
+def _palette(png: Path) -> None:
+    """Rewrite a screenshot with a 256-colour palette: a third of the bytes, the same to the eye."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(png, optimize=True)
+
+
 def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | None = None) -> Rendered:
     """Open the dashboard of ``output_root`` and save a screenshot of the whole page once every
     element has rendered (:func:`wait_until_rendered`); what the picture shows.
@@ -301,6 +310,7 @@ def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | N
         shown = wait_until_rendered(page)
         page.screenshot(path=str(out), full_page=True)
         browser.close()
+    _palette(out)
     out.with_suffix(".log").unlink(missing_ok=True)
     return shown
 
