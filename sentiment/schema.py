@@ -99,3 +99,19 @@ ALERTS_FIELDS: tuple[tuple[str, str], ...] = (
 )
 ALERTS_COLUMNS = _names(ALERTS_FIELDS)
 ALERTS_DDL = _ddl(ALERTS_FIELDS)
+
+# One row of output/labels: a person's label of one scored tweet (sentiment.labelled), with what
+# the dashboard showed them: the model version, its score and label, and why the tweet was drawn
+# ("uncertain": near the band's edges; "random": drawn at random, so agreement can be estimated).
+LABELS_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "STRING"),
+    ("keyword", "STRING"),
+    ("text", "STRING"),
+    ("label", "STRING"),
+    ("model_version", "STRING"),
+    ("p_positive", "DOUBLE"),
+    ("sentiment", "STRING"),
+    ("drawn", "STRING"),
+    ("labelled_at", "TIMESTAMP"),
+)
+LABELS_COLUMNS = _names(LABELS_FIELDS)
