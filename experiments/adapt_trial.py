@@ -1,0 +1,111 @@
+"""How much adapting to a keyword buys: a person's labels simulated from a labelled set.
+
+Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base model_api/model
+       [--labels 300] [--work DIR] [adapt's options after --]
+
+Draws ``--labels`` tweets of the set at random (as a person labelling the dashboard's random draws
+would), writes them to a labels table under ``--work`` as that person's labels of keyword
+``trial``, runs :func:`experiments.adapt.adapt` on them, and scores the base and the adapted model,
+as served, on **the rest of the set** (the tweets no label came from), beside adapt's own figures on
+the standard evaluation. Prints one JSON object; nothing is written outside ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.adapt import AdaptConfig, BadInput, Refused, adapt
+from experiments.data import CLASSES, read_three_class
+from sentiment.labelled import RANDOM, LabelsTable
+from sentiment.logs import setup_logging
+
+log = logging.getLogger("experiments.adapt_trial")
+KEYWORD = "trial"
+
+
+def simulated_labels(texts: list[str], labels: list[int], count: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """``count`` rows drawn at random as a person's labels; the indices of the rest."""
+    if count >= len(texts):
+        raise ValueError(f"--labels {count} leaves none of the set's {len(texts)} tweets to judge by")
+    order = np.random.default_rng(seed).permutation(len(texts))
+    chosen, rest = order[:count], np.sort(order[count:])
+    rows = pd.DataFrame(
+        {
+            "id": [str(i) for i in chosen],
+            "keyword": KEYWORD,
+            "text": [texts[i] for i in chosen],
+            "label": [CLASSES[labels[i]].capitalize() for i in chosen],
+            "model_version": "",
+            "p_positive": np.nan,
+            "sentiment": "",
+            "drawn": RANDOM,
+        }
+    )
+    return rows, rest
+
+
+def rest_scores(folder: str, texts: list[str], labels: list[int]) -> dict:
+    """Macro-F1 (and macro-recall) of the served labels of ``folder`` on ``texts``."""
+    from experiments.evaluate import served_classes
+    from experiments.scorers import model_scorer
+    from experiments.three_class import three_class_scores
+
+    scorer = model_scorer(folder)
+    served = served_classes(np.asarray(scorer.class_proba(texts)), scorer.probability_map)
+    scores = three_class_scores(np.asarray(labels), served)
+    return {k: round(v, 4) for k, v in scores.items() if k in ("macro_f1", "macro_recall")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.adapt_trial", description=__doc__.splitlines()[0])
+    p.add_argument("--set", type=Path, required=True, help="a label,text file (negative/neutral/positive)")
+    p.add_argument("--base", required=True, help="the model directory to adapt")
+    p.add_argument("--labels", type=int, default=300, help="labels drawn from the set (default: 300)")
+    p.add_argument("--work", type=Path, default=None, help="folder of the labels and the adapted model (kept)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--check-rows", type=int, default=1000, help="rows of each standard set adapt scores")
+    p.add_argument("--data-dir", type=Path, default=None, help="the shared data folder (default: ../shared/data)")
+    args = p.parse_args(argv)
+    setup_logging()
+    texts, labels = read_three_class(args.set)
+    rows, rest = simulated_labels(texts, labels, args.labels, args.seed)
+    work = args.work or Path(tempfile.mkdtemp(prefix="adapt-trial-"))
+    LabelsTable(work / "labels").append(rows.to_dict("records"))
+    out = work / "adapted"
+    shutil.rmtree(out, ignore_errors=True)
+    config = AdaptConfig(
+        labels=work / "labels",
+        keyword=KEYWORD,
+        base=args.base,
+        out=out,
+        check_rows=args.check_rows or None,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        force=True,  # a trial reports every figure, and what adapt would have refused
+    )
+    try:
+        report = adapt(config, ["--labels", str(work / "labels"), "--keyword", KEYWORD, "--base", args.base])
+    except (BadInput, Refused) as e:
+        log.error("%s", e)
+        return 1
+    rest_texts, rest_labels = [texts[i] for i in rest], [labels[i] for i in rest]
+    report["rest_of_set"] = {
+        "set": str(args.set),
+        "tweets": len(rest_texts),
+        "base": rest_scores(args.base, rest_texts, rest_labels),
+        "adapted": rest_scores(str(out), rest_texts, rest_labels),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
