@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tweets", help="the scored tweets (default from conf: stream.output)")
     parser.add_argument("--trends", help="the windows per keyword (default from conf: trends.output)")
     parser.add_argument("--alerts", help="the alerts (default from conf: trends.alerts)")
+    parser.add_argument(
+        "--labels", help="the labels table the labelling page writes (default: labels/ beside the tweets)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default from conf: trends.dashboard_port)")
     parser.add_argument(
@@ -49,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.tweets = Path(args.tweets or base.tweets).resolve()
     args.trends = Path(args.trends or base.trends).resolve()
     args.alerts = Path(args.alerts or base.alerts).resolve()
+    args.labels = Path(args.labels or OutputPaths(args.tweets, args.trends, args.alerts).labels).resolve()
     args.port = args.port if args.port is not None else config.trends.dashboard_port
     if args.refresh_seconds is None:
         args.refresh_seconds = config.trends.dashboard_refresh_seconds
@@ -87,6 +91,8 @@ def streamlit_args(args: argparse.Namespace) -> list[str]:
         str(args.trends),
         "--alerts",
         str(args.alerts),
+        "--labels",
+        str(args.labels),
         "--refresh-seconds",
         str(args.refresh_seconds),
         "--min-tweets",

@@ -14,6 +14,8 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
+from dashboard.labelling import labelling_page
+from sentiment.labelled import LabelsTable
 from sentiment.logs import setup_logging
 from sentiment.trends import NO_KEYWORD
 
@@ -35,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trends", default="output/trends", help="the windows per keyword")
     parser.add_argument("--alerts", default="output/alerts", help="the alerts")
     parser.add_argument("--refresh-seconds", type=float, default=5.0, help="how often the page reloads its data")
+    parser.add_argument("--labels", default=None, help="the labels table (default: labels/ beside the tweets)")
     parser.add_argument("--min-tweets", type=int, default=charts.MIN_TWEETS, help="fade chart points from fewer tweets")
     return parser.parse_args(argv)
 
@@ -155,8 +158,17 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()  # once per process: Streamlit reruns the script, and a second call changes nothing
     st.set_page_config(page_title="tweet-sentiment", layout="wide")
     st.title("tweet-sentiment")
-    paths = OutputPaths(Path(args.tweets), Path(args.trends), Path(args.alerts))
-    st.fragment(run_every=args.refresh_seconds)(page)(paths, args.min_tweets)
+    paths = OutputPaths(Path(args.tweets), Path(args.trends), Path(args.alerts), args.labels and Path(args.labels))
+
+    def overview() -> None:
+        st.fragment(run_every=args.refresh_seconds)(page)(paths, args.min_tweets)
+
+    def label() -> None:
+        data = reader(str(paths.tweets), str(paths.trends), str(paths.alerts))
+        labelling_page(data, LabelsTable(paths.labels))
+
+    pages = [st.Page(overview, title="Overview", default=True), st.Page(label, title="Label", url_path="label")]
+    st.navigation(pages, position="top").run()
 
 
 if __name__ == "__main__":

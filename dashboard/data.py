@@ -16,7 +16,7 @@ import pandas as pd
 from sentiment.config import Config
 from sentiment.parquet_folder import FolderReader, latest_rows
 from sentiment.schema import ALERTS_COLUMNS, TRENDS_COLUMNS
-from sentiment.trends import as_utc, empty_alerts, empty_trends
+from sentiment.trends import NO_KEYWORD, as_utc, empty_alerts, empty_trends
 
 # The time ranges offered, counted back from the newest window in the output (not from the clock:
 # a replay keeps its tweets' own times).
@@ -33,6 +33,8 @@ DEFAULT_TIME_RANGE = "Last hour"
 LIVE_WITHIN = pd.Timedelta(hours=1)
 # The columns of output/tweets (sentiment.schema.OUTPUT_COLUMNS) the page shows, in its order.
 TWEET_COLUMNS = ("created_at", "keyword", "sentiment", "p_positive", "user", "text", "processed_at")
+# What the labelling page needs of a tweet: what it shows, and what the labels table keeps of it.
+LABELLING_COLUMNS = ("id", "keyword", "text", "p_positive", "sentiment", "model_version", "processed_at")
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,23 @@ def range_start(newest: pd.Timestamp | None, time_range: str) -> pd.Timestamp | 
 
 @dataclass(frozen=True)
 class OutputPaths:
-    """The three folders the dashboard reads."""
+    """The three folders the dashboard reads, and the labels table it writes."""
 
     tweets: Path
     trends: Path
     alerts: Path
+    labels_folder: Path | None = None  # default: ``labels/`` beside the tweets
+
+    @property
+    def labels(self) -> Path:
+        """The labels table (:mod:`sentiment.labelled`): ``labels/`` beside the tweets unless set."""
+        return self.labels_folder if self.labels_folder is not None else self.tweets.parent / "labels"
 
     @classmethod
     def under(cls, root: str | Path) -> OutputPaths:
-        """``tweets/``, ``trends/`` and ``alerts/`` of one output folder (the layout of ``output/``)."""
+        """``tweets/``, ``trends/``, ``alerts/`` and ``labels/`` of one output folder (the layout of ``output/``)."""
         root = Path(root)
-        return cls(root / "tweets", root / "trends", root / "alerts")
+        return cls(root / "tweets", root / "trends", root / "alerts", root / "labels")
 
     @classmethod
     def configured(cls, config: Config) -> OutputPaths:
@@ -154,6 +162,19 @@ class OutputReader:
         if df.empty or "processed_at" not in df.columns:
             return pd.DataFrame(columns=list(TWEET_COLUMNS))
         return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)
+
+    def tweets_of(self, keyword: str, n: int) -> pd.DataFrame:
+        """Up to ``n`` of the most recently processed tweets of ``keyword`` (``(no keyword)``: tweets
+        relayed without one), with the columns of :data:`LABELLING_COLUMNS`."""
+        if keyword == NO_KEYWORD:
+            df = latest_rows(self.paths.tweets, n, LABELLING_COLUMNS)
+            df = df[df["keyword"].isna()] if not df.empty else df
+        else:
+            df = latest_rows(self.paths.tweets, n, LABELLING_COLUMNS, where=("keyword", [keyword]))
+        if df.empty or "id" not in df.columns:
+            return pd.DataFrame(columns=list(LABELLING_COLUMNS))
+        df = df.assign(keyword=keyword)
+        return df.sort_values("processed_at", ascending=False).head(n).reset_index(drop=True)
 
     def snapshot(
         self, keywords: list[str] | None = None, time_range: str = DEFAULT_TIME_RANGE, tweets: int = 50

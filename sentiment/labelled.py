@@ -164,10 +164,8 @@ def confusion(labels: pd.DataFrame) -> pd.DataFrame:
     """Counts of (person's label, served label) over every labelled tweet (skips left out)."""
     classes = [NEGATIVE, NEUTRAL, POSITIVE]
     rows = labels[labels["label"] != SKIP]
-    table = pd.crosstab(
-        pd.Categorical(rows["label"], categories=classes),
-        pd.Categorical(rows["sentiment"], categories=classes),
-        dropna=False,
-    )
-    table.index.name, table.columns.name = "labelled", "served"
+    table = pd.DataFrame(0, index=pd.Index(classes, name="labelled"), columns=pd.Index(classes, name="served"))
+    for (said, served), count in rows.groupby(["label", "sentiment"]).size().items():
+        if said in classes and served in classes:
+            table.loc[said, served] = int(count)
     return table

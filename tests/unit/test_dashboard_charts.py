@@ -161,6 +161,8 @@ def test_streamlit_runs_on_loopback_without_telemetry(tmp_path):
         str(root / "trends"),
         "--alerts",
         str(root / "alerts"),
+        "--labels",
+        str(root / "labels"),
         "--refresh-seconds",
         "5.0",
         "--min-tweets",
