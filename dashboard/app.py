@@ -15,20 +15,13 @@ import streamlit as st
 from dashboard import charts
 from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
 from dashboard.labelling import labelling_page
+from dashboard.tables import html_table
 from sentiment.labelled import LabelsTable
 from sentiment.logs import setup_logging
 from sentiment.trends import NO_KEYWORD
 
 LATEST_TWEETS = 50
 ALERTS_SHOWN = 20
-# The tables are plain HTML (pandas escapes every cell): they draw at once, with no grid to load.
-TABLE_STYLE = """<style>
-table.ts-table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
-table.ts-table th { text-align: left; font-weight: 600; color: rgba(49, 51, 63, 0.75); }
-table.ts-table th, table.ts-table td { padding: 0.3rem 0.6rem; border-bottom: 1px solid rgba(49, 51, 63, 0.1); }
-table.ts-table td { vertical-align: top; white-space: nowrap; }
-table.ts-table td:last-child { white-space: normal; }
-</style>"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,7 +60,7 @@ def show_metrics(snapshot: Snapshot) -> None:
 
 def show_table(df: pd.DataFrame) -> None:
     """A table of ``df``'s rows and columns, as HTML, every cell escaped."""
-    st.html(TABLE_STYLE + df.to_html(index=False, border=0, classes="ts-table", escape=True, na_rep="–"))
+    st.html(html_table(df))
 
 
 def show_alerts(alerts: pd.DataFrame) -> None:

@@ -4,7 +4,7 @@ The browser tests, the dashboard benchmark and the screenshot in the README use 
 ``/usr/bin/chromium`` (Debian's ``chromium`` package; ``TWEETSENT_CHROMIUM`` names another binary):
 it never downloads a browser of its own.
 
-Usage: python -m dashboard.browser --output-root DIR --out docs/dashboard.png [--keywords python rust]
+Usage: python -m dashboard.browser --output-root DIR --out docs/dashboard.png [--keywords python rust] [--label-out PNG]
 """
 
 from __future__ import annotations
@@ -274,9 +274,15 @@ def _palette(png: Path) -> None:
     small.save(png, optimize=True)
 
 
-def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | None = None) -> Rendered:
+def screenshot(
+    output_root: str | Path,
+    out: str | Path,
+    keywords: list[str] | None = None,
+    label_out: str | Path | None = None,
+) -> Rendered:
     """Open the dashboard of ``output_root`` and save a screenshot of the whole page once every
-    element has rendered (:func:`wait_until_rendered`); what the picture shows.
+    element has rendered (:func:`wait_until_rendered`); what the picture shows. With
+    ``label_out``, a picture of the labelling page too (once its first tweet is shown).
 
     The page is served with a refresh slower than the screenshot takes, so that no refresh can
     leave part of the picture stale.
@@ -309,8 +315,17 @@ def screenshot(output_root: str | Path, out: str | Path, keywords: list[str] | N
         page.wait_for_timeout(500)  # the charts take the new width
         shown = wait_until_rendered(page)
         page.screenshot(path=str(out), full_page=True)
+        if label_out is not None:
+            page.set_viewport_size({"width": 1400, "height": 900})
+            page.goto(server.url + "/label")
+            page.get_by_test_id("label-tweet").wait_for()
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(label_out), full_page=True)
         browser.close()
-    _palette(out)
+    for png in (out, label_out):
+        if png is not None:
+            _palette(Path(png))
     out.with_suffix(".log").unlink(missing_ok=True)
     return shown
 
@@ -320,10 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-root", default="output", help="the pipeline's output folder (default: output)")
     parser.add_argument("--out", default="docs/dashboard.png", help="the PNG to write (default: docs/dashboard.png)")
     parser.add_argument("--keywords", nargs="*", default=None, help="pick these in the keyword filter first")
+    parser.add_argument("--label-out", default=None, help="also a PNG of the labelling page")
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        shown = screenshot(args.output_root, args.out, args.keywords)
+        shown = screenshot(args.output_root, args.out, args.keywords, args.label_out)
     except (FileNotFoundError, RuntimeError) as e:
         log.error("%s", e)
         return 1

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import OutputReader
+from dashboard.tables import html_table
 from sentiment.labelled import LABEL_CHOICES, SKIP, LabelsTable, agreement, confusion, draw_tweets
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 
@@ -78,15 +79,9 @@ def show_agreement(labels: pd.DataFrame) -> None:
         left.metric("Model agrees with you", "–")
         left.caption(f"no random-drawn label yet ({len(labels)} labels in all)")
     matrix = confusion(labels)
-    body = "".join(
-        f"<tr><th>{html.escape(row)}</th>" + "".join(f"<td>{int(v)}</td>" for v in matrix.loc[row]) + "</tr>"
-        for row in matrix.index
-    )
-    head = "".join(f"<th>served {html.escape(c)}</th>" for c in matrix.columns)
-    right.html(
-        '<table class="ts-table" data-table="confusion"><thead><tr><th>you said</th>'
-        f"{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
+    shown = matrix.reset_index().rename(columns={"labelled": "you said"})
+    shown.columns = ["you said", *(f"served {c}" for c in matrix.columns)]
+    right.html(html_table(shown, name="confusion"))
 
 
 def labelling_page(data: OutputReader, table: LabelsTable) -> None:
@@ -106,7 +101,7 @@ def labelling_page(data: OutputReader, table: LabelsTable) -> None:
     tweet = queue.iloc[0]
     st.html(
         f'<div data-testid="label-tweet" data-id="{html.escape(str(tweet["id"]))}" style="font-size:1.2rem;'
-        "padding:0.8rem 1rem;border:1px solid rgba(49,51,63,0.2);border-radius:0.5rem\">"
+        'padding:0.8rem 1rem;border:1px solid rgba(49,51,63,0.2);border-radius:0.5rem">'
         f"{html.escape(str(tweet['text']))}</div>"
     )
     st.caption(

@@ -1,15 +1,16 @@
 """Adapt a served model to one keyword from people's labels, and keep it only if it is better there.
 
 Usage: python -m experiments.adapt --labels OUTPUT/labels --keyword K --base MODEL_DIR --out DIR
-       [--holdout 0.3] [--min-labels 60] [--tolerance 0.02] [--original-rows 3000] [--repeat 4]
+       [--holdout 0.3] [--min-labels 60] [--tolerance 0.02] [--original-rows 2000] [--repeat 8]
        [--epochs 1] [--lr 3e-5] [--check-rows 1000] [--data-dir ../shared/data]
 
 1. Reads the keyword's labels from the labels table (:mod:`sentiment.labelled`; skips left out)
    and keeps ``--holdout`` of them apart (stratified, seeded), never trained on.
-2. Fine-tunes the base model on the rest, each repeated ``--repeat`` times, mixed with
-   ``--original-rows`` rows of the three-class training split (the human-labelled SemEval tweets
-   the bundled models learned from), so that it does not forget the rest; the fit loop is
-   :func:`experiments.bert_fit.fine_tune`'s, with its progress bar. The new model's probability
+2. Fine-tunes the base model on the rest, each repeated ``--repeat`` times (a person's label as a
+   target smoothed by ``--smoothing``), mixed with ``--original-rows`` tweets of the three-class
+   training split and ``--sentiment140-rows`` Sentiment140 texts, whose targets are the base
+   model's own probabilities: it learns the keyword and stays itself elsewhere (distillation from
+   itself; the fit loop is :func:`experiments.bert_fit.fine_tune`'s, with its progress bar). The new model's probability
    map is fitted without labels (:func:`experiments.calibration.calibrate_by_agreement`).
 3. Scores the base and the adapted model, as served (the band on the mapped positive-probability),
    on the held-out labels and on the standard evaluation (:mod:`experiments.evaluate`: TweetEval
@@ -41,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments.calibration import calibrate_by_agreement
-from experiments.data import CLASSES, SEMEVAL_FILE, SplitSpec, default_data_dir, load_three_class_split
+from experiments.data import CLASSES, SEMEVAL_FILE, SplitSpec, default_data_dir, load_split, load_three_class_split
+from experiments.soft_labels import write_soft_labels
 from sentiment.labelled import SKIP, LabelsTable
 from sentiment.logs import setup_logging
 from sentiment.model_dir import read_model_info, write_model_info
@@ -66,8 +68,10 @@ class AdaptConfig:
     holdout: float = 0.3
     min_labels: int = 60
     tolerance: float = 0.02
-    original_rows: int = 3000
-    repeat: int = 4
+    original_rows: int = 2000
+    sentiment140_rows: int = 1000
+    repeat: int = 8
+    smoothing: float = 0.1
     epochs: float = 1.0
     lr: float = 3e-5
     batch_size: int = 16
@@ -151,6 +155,16 @@ def read_base(base: str):
         raise BadInput(f"cannot read the base model {base}: {reason}") from e
 
 
+def sentiment140_texts(config: AdaptConfig, rng: random.Random) -> list[str]:
+    """A seeded sample of Sentiment140's training texts (their labels unread; none without the data)."""
+    data_dir = config.data_dir or default_data_dir()
+    files = sorted((data_dir / "sentiment140").glob("*.csv")) if data_dir else []
+    if not files or not config.sentiment140_rows:
+        return []
+    texts = load_split(files, SplitSpec(seed=config.seed)).texts["train"]
+    return [texts[i] for i in rng.sample(range(len(texts)), min(config.sentiment140_rows, len(texts)))]
+
+
 def check_output(out: Path) -> Path:
     """Claim ``out``: a staging folder beside it, made atomically, so a second adapt is refused.
 
@@ -191,6 +205,23 @@ def _train(config: AdaptConfig, user: UserLabels, staging: Path, base_info) -> d
     )
     rng = seed_everything(train_config)
     own_texts, own_labels = original_rows(config, rng)
+    own_texts += sentiment140_texts(config, rng)
+    # Every row learns a target distribution: a person's label (smoothed) for the keyword's rows,
+    # the base model's own probabilities for the original rows, so that elsewhere it stays itself.
+    from model_api.engine_setup import load_model
+
+    base_probs = load_model(config.base, batch_size=128).class_proba(own_texts) if own_texts else np.zeros((0, 3))
+    own_labels = own_labels + [int(p.argmax()) for p in base_probs[len(own_labels) :]]
+    smooth = config.smoothing / 2
+    user_targets = np.full((len(user.train_texts), 3), smooth)
+    user_targets[np.arange(len(user.train_texts)), user.train_labels] = 1 - config.smoothing
+    targets_file = write_soft_labels(
+        staging / "targets.parquet",
+        user.train_texts + own_texts,
+        np.concatenate([user_targets, base_probs]),
+        {"adapt": config.keyword},
+    )
+    train_config = replace(train_config, soft_labels=str(targets_file), distill_weight=1.0, distill_temperature=1.0)
     texts = user.train_texts * config.repeat + own_texts
     labels = user.train_labels * config.repeat + own_labels
     steps = int(np.ceil(len(texts) / config.batch_size) * config.epochs)
@@ -204,7 +235,7 @@ def _train(config: AdaptConfig, user: UserLabels, staging: Path, base_info) -> d
         select={"labels": (user.train_texts, user.train_labels)},
     )
     log.info(
-        "fine-tuning %s on %d labels (x%d) and %d original rows: %d steps",
+        "fine-tuning %s on %d labels (x%d) and %d original rows kept to its own answers: %d steps",
         config.base,
         len(user.train_texts),
         config.repeat,
@@ -217,6 +248,7 @@ def _train(config: AdaptConfig, user: UserLabels, staging: Path, base_info) -> d
     info = read_model_info(staging)
     write_model_info(staging, replace(info, name=f"{base_info.name}-adapted-{_slug(config.keyword)}"))
     calibrate_by_agreement(staging, calibration_texts(user))
+    targets_file.unlink()
     return {"steps": fit.steps, "train_seconds": round(fit.train_seconds, 1), "rows": len(texts)}
 
 
@@ -283,8 +315,9 @@ def card(config: AdaptConfig, figures: dict, trained: dict, argv: list[str], fai
     return (
         f"# {read_model_info(config.base).name} adapted to {config.keyword!r}\n\n"
         f"Fine-tuned from `{config.base}` on people's labels of tweets about {config.keyword!r} "
-        f"({trained['rows']} training rows: the labels repeated "
-        f"{config.repeat} times and {config.original_rows} rows of the three-class training split), "
+        f"({trained['rows']} training rows: the labels, smoothed by {config.smoothing} and repeated "
+        f"{config.repeat} times, and {config.original_rows} three-class training tweets and "
+        f"{config.sentiment140_rows} Sentiment140 texts kept to the base model's own probabilities), "
         f"{trained['steps']} steps in {trained['train_seconds']} s. Its probability map is fitted without labels.\n\n"
         "Macro-F1 as served (the band on the mapped positive-probability); `labels_holdout` is the share of the "
         f"labels kept out of training ({config.holdout:.0%}); the other sets are seeded samples of "
@@ -347,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("holdout", float, "share of the labels kept apart to judge by"),
         ("min-labels", int, "refuse with fewer labels"),
         ("tolerance", float, "the most any standard figure may drop"),
-        ("original-rows", int, "three-class training rows mixed in so the model does not forget"),
+        ("original-rows", int, "three-class training rows mixed in, kept to the base's answers"),
+        ("sentiment140-rows", int, "Sentiment140 texts mixed in, kept to the base's answers"),
+        ("smoothing", float, "label smoothing of a person's labels"),
         ("repeat", int, "times each label is seen per epoch"),
         ("epochs", float, "epochs over the mixed rows"),
         ("lr", float, "learning rate"),
@@ -375,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         min_labels=args.min_labels,
         tolerance=args.tolerance,
         original_rows=args.original_rows,
+        sentiment140_rows=args.sentiment140_rows,
+        smoothing=args.smoothing,
         repeat=args.repeat,
         epochs=args.epochs,
         lr=args.lr,

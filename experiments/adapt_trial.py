@@ -1,7 +1,7 @@
 """How much adapting to a keyword buys: a person's labels simulated from a labelled set.
 
 Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base model_api/model
-       [--labels 300] [--work DIR] [adapt's options after --]
+       [--labels 300] [--work DIR] [--repeat N] [--epochs N] [--lr LR]
 
 Draws ``--labels`` tweets of the set at random (as a person labelling the dashboard's random draws
 would), writes them to a labels table under ``--work`` as that person's labels of keyword
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--check-rows", type=int, default=1000, help="rows of each standard set adapt scores")
     p.add_argument("--data-dir", type=Path, default=None, help="the shared data folder (default: ../shared/data)")
+    p.add_argument("--repeat", type=int, default=AdaptConfig.repeat, help="as adapt's --repeat")
+    p.add_argument("--epochs", type=float, default=AdaptConfig.epochs, help="as adapt's --epochs")
+    p.add_argument("--lr", type=float, default=AdaptConfig.lr, help="as adapt's --lr")
     args = p.parse_args(argv)
     setup_logging()
     texts, labels = read_three_class(args.set)
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         seed=args.seed,
         force=True,  # a trial reports every figure, and what adapt would have refused
+        repeat=args.repeat,
+        epochs=args.epochs,
+        lr=args.lr,
     )
     try:
         report = adapt(config, ["--labels", str(work / "labels"), "--keyword", KEYWORD, "--base", args.base])
