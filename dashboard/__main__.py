@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.alerts = Path(args.alerts or base.alerts).resolve()
     args.labels = Path(args.labels or OutputPaths(args.tweets, args.trends, args.alerts).labels).resolve()
     args.port = args.port if args.port is not None else config.trends.dashboard_port
+    args.service_url = config.service_url
+    args.token_file = config.service.token_file  # a path; the token itself stays in the environment or the file
     if args.refresh_seconds is None:
         args.refresh_seconds = config.trends.dashboard_refresh_seconds
     if args.min_tweets is None:
@@ -93,6 +95,10 @@ def streamlit_args(args: argparse.Namespace) -> list[str]:
         str(args.alerts),
         "--labels",
         str(args.labels),
+        "--service-url",
+        args.service_url,
+        "--token-file",
+        args.token_file,
         "--refresh-seconds",
         str(args.refresh_seconds),
         "--min-tweets",

@@ -16,6 +16,8 @@ from dashboard import charts
 from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, default_time_range
 from dashboard.labelling import labelling_page
 from dashboard.tables import html_table
+from dashboard.try_it import try_page
+from sentiment.config import ServiceConfig, service_token
 from sentiment.labelled import LabelsTable
 from sentiment.logs import setup_logging
 from sentiment.trends import NO_KEYWORD
@@ -30,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trends", default="output/trends", help="the windows per keyword")
     parser.add_argument("--alerts", default="output/alerts", help="the alerts")
     parser.add_argument("--refresh-seconds", type=float, default=5.0, help="how often the page reloads its data")
+    parser.add_argument("--service-url", default="http://127.0.0.1:8000", help="the model service the Try it page asks")
+    parser.add_argument("--token-file", default="", help="the service's token file ($TWEETSENT_SERVICE_TOKEN wins)")
     parser.add_argument("--labels", default=None, help="the labels table (default: labels/ beside the tweets)")
     parser.add_argument("--min-tweets", type=int, default=charts.MIN_TWEETS, help="fade chart points from fewer tweets")
     return parser.parse_args(argv)
@@ -160,7 +164,14 @@ def main(argv: list[str] | None = None) -> None:
         data = reader(str(paths.tweets), str(paths.trends), str(paths.alerts))
         labelling_page(data, LabelsTable(paths.labels))
 
-    pages = [st.Page(overview, title="Overview", default=True), st.Page(label, title="Label", url_path="label")]
+    def try_it() -> None:
+        try_page(args.service_url, service_token(ServiceConfig(token_file=args.token_file)))
+
+    pages = [
+        st.Page(overview, title="Overview", default=True),
+        st.Page(label, title="Label", url_path="label"),
+        st.Page(try_it, title="Try it", url_path="try"),
+    ]
     st.navigation(pages, position="top").run()
 
 
