@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def label() -> None:
         data = reader(str(paths.tweets), str(paths.trends), str(paths.alerts))
-        labelling_page(data, LabelsTable(paths.labels))
+        token = service_token(ServiceConfig(token_file=args.token_file))
+        labelling_page(data, LabelsTable(paths.labels), args.service_url, token)
 
     def try_it() -> None:
         try_page(args.service_url, service_token(ServiceConfig(token_file=args.token_file)))

@@ -11,6 +11,8 @@ person sees whether adapting (``python -m experiments.adapt``) is worth it.
 from __future__ import annotations
 
 import html
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
@@ -84,7 +86,38 @@ def show_agreement(labels: pd.DataFrame) -> None:
     right.html(html_table(shown, name="confusion"))
 
 
-def labelling_page(data: OutputReader, table: LabelsTable) -> None:
+def admin_allowed(service_url: str, token: str) -> bool:
+    """Whether the service's admin route would answer this dashboard: with a token, or (without
+    one) only when every replica is on this machine (the route answers loopback clients alone)."""
+    if token:
+        return True
+    hosts = [urlsplit(u.strip()).hostname for u in service_url.split(",") if u.strip()]
+    return bool(hosts) and all(h in ("127.0.0.1", "::1", "localhost") for h in hosts)
+
+
+def show_rollout(service_url: str, token: str) -> None:
+    """A model directory rolled out to every replica, one at a time (``python -m model_api.rollout``);
+    shown only where the admin route would answer."""
+    if not admin_allowed(service_url, token):
+        return
+    from model_api.rollout import rollout, summary
+
+    with st.expander("Roll out a model (an adapted one: python -m experiments.adapt)"):
+        model = st.text_input("Model directory", key="rollout-model", placeholder="models/KEYWORD")
+        if st.button("Roll out", key="rollout"):
+            path = Path(model).expanduser()
+            if not model.strip() or not path.is_dir():
+                st.error(f"{model!r} is not a model directory on this machine")
+                return
+            urls = [u.strip().rstrip("/") for u in service_url.split(",") if u.strip()]
+            with st.spinner(f"loading {path} beside the served model, then switching ..."):
+                steps = rollout(urls, str(path.resolve()), token)
+            text = summary(steps, str(path.resolve()))
+            ok = all(step.outcome == "serving" for step in steps)
+            (st.success if ok else st.error)(text.replace("\n", "  \n"))
+
+
+def labelling_page(data: OutputReader, table: LabelsTable, service_url: str = "", token: str = "") -> None:
     """Pick a keyword, label its tweets one by one, see how the model does on them."""
     st.subheader("Label tweets")
     keywords = sorted(data.trends()["keyword"].unique())
@@ -92,6 +125,8 @@ def labelling_page(data: OutputReader, table: LabelsTable) -> None:
         st.info("No tweets to label yet: the job has written no trends.")
         return
     keyword = st.selectbox("Keyword to label", keywords, key="label-keyword")
+    if service_url:
+        show_rollout(service_url, token)
     labels = table.read(keyword)
     show_agreement(labels)
     queue = _next_tweets(data, table, keyword)

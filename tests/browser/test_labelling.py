@@ -73,3 +73,63 @@ def test_the_overview_is_the_first_page_and_links_to_labelling(page, served):
     page.get_by_test_id("label-tweet").wait_for()
     assert page.url.endswith("/label")
     assert page.errors == []
+
+
+def test_a_model_is_rolled_out_from_the_page_to_the_running_service(page, tmp_path, monkeypatch):
+    """A real service on loopback (the 3-layer, fp32): the page swaps it to the 6-layer."""
+    import requests
+
+    from model_api.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
+    from tests.support.processes import start_service, stop_process, wait_for_service
+
+    settings = {
+        "TWEETSENT_SERVICE__MODEL": str(FAST_MODEL_DIR),
+        "TWEETSENT_SERVICE__PRECISION": "fp32",
+        "TWEETSENT_SERVICE__WORKERS": "1",
+        "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
+    }
+    log = tmp_path / "service.log"
+    process, service = start_service(log, settings)
+    try:
+        wait_for_service(process, service, log, timeout=120)
+        before = requests.get(service + "/model", timeout=10).json()["model_version"]
+        root = tmp_path / "output"
+        write_demo_output(root, Demo(minutes=3, spike=None))
+        monkeypatch.setenv("TWEETSENT_STREAM__SERVICE_URL", service)
+        server = start_dashboard(root, tmp_path / "dashboard.log")
+        try:
+            page.goto(server.url + "/label")
+            page.get_by_text("Roll out a model").click()
+            page.get_by_label("Model directory").fill("/nowhere/model")
+            page.get_by_role("button", name="Roll out").click()
+            page.get_by_text("is not a model directory on this machine").wait_for()
+            page.get_by_label("Model directory").fill(str(FULL_MODEL_DIR))
+            page.get_by_role("button", name="Roll out").click()
+            page.get_by_text("all 1 replicas serve it").wait_for(timeout=120_000)
+            after = requests.get(service + "/model", timeout=10).json()["model_version"]
+            assert after != before and after.startswith("MiniLM-L6-H384")
+            assert page.errors == []
+        finally:
+            server.stop()
+    finally:
+        stop_process(process)
+
+
+def test_no_roll_out_where_the_admin_route_would_not_answer(page, tmp_path, monkeypatch):
+    from dashboard.labelling import admin_allowed
+
+    assert admin_allowed("http://127.0.0.1:8000", "") and admin_allowed("http://10.0.0.5:8000", "secret")
+    assert not admin_allowed("http://10.0.0.5:8000", "") and not admin_allowed(
+        "http://127.0.0.1:1,http://10.0.0.5:2", ""
+    )
+    root = tmp_path / "output"
+    write_demo_output(root, Demo(minutes=3, spike=None))
+    monkeypatch.setenv("TWEETSENT_STREAM__SERVICE_URL", "http://10.0.0.5:8000")  # another machine, no token
+    monkeypatch.delenv("TWEETSENT_SERVICE_TOKEN", raising=False)
+    server = start_dashboard(root, tmp_path / "dashboard.log")
+    try:
+        page.goto(server.url + "/label")
+        page.get_by_test_id("label-tweet").wait_for()
+        assert page.get_by_text("Roll out a model").count() == 0
+    finally:
+        server.stop()
