@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.adapt_judge import card, judge, verdict
 from experiments.calibration import calibrate_by_agreement
 from experiments.data import CLASSES, SEMEVAL_FILE, SplitSpec, default_data_dir, load_split, load_three_class_split
 from experiments.soft_labels import write_soft_labels
@@ -184,6 +185,27 @@ def check_output(out: Path) -> Path:
     return staging
 
 
+def _targets(
+    config: AdaptConfig, user: UserLabels, staging: Path, own_texts: list[str], own_labels: list[int]
+) -> tuple[Path, list[int]]:
+    """Every row's target distribution, as a soft-label file: a person's label (smoothed) for the
+    keyword's rows, the base model's own probabilities for the original rows, so that elsewhere it
+    stays itself; and the original rows' labels (the base's most likely class where none is known)."""
+    from model_api.engine_setup import load_model
+
+    base_probs = load_model(config.base, batch_size=128).class_proba(own_texts) if own_texts else np.zeros((0, 3))
+    own_labels = own_labels + [int(p.argmax()) for p in base_probs[len(own_labels) :]]
+    user_targets = np.full((len(user.train_texts), 3), config.smoothing / 2)
+    user_targets[np.arange(len(user.train_texts)), user.train_labels] = 1 - config.smoothing
+    path = write_soft_labels(
+        staging / "targets.parquet",
+        user.train_texts + own_texts,
+        np.concatenate([user_targets, base_probs]),
+        {"adapt": config.keyword},
+    )
+    return path, own_labels
+
+
 def _train(config: AdaptConfig, user: UserLabels, staging: Path, base_info) -> dict:
     from experiments.bert_config import TrainConfig
     from experiments.bert_fit import TrainingData, fine_tune
@@ -206,21 +228,7 @@ def _train(config: AdaptConfig, user: UserLabels, staging: Path, base_info) -> d
     rng = seed_everything(train_config)
     own_texts, own_labels = original_rows(config, rng)
     own_texts += sentiment140_texts(config, rng)
-    # Every row learns a target distribution: a person's label (smoothed) for the keyword's rows,
-    # the base model's own probabilities for the original rows, so that elsewhere it stays itself.
-    from model_api.engine_setup import load_model
-
-    base_probs = load_model(config.base, batch_size=128).class_proba(own_texts) if own_texts else np.zeros((0, 3))
-    own_labels = own_labels + [int(p.argmax()) for p in base_probs[len(own_labels) :]]
-    smooth = config.smoothing / 2
-    user_targets = np.full((len(user.train_texts), 3), smooth)
-    user_targets[np.arange(len(user.train_texts)), user.train_labels] = 1 - config.smoothing
-    targets_file = write_soft_labels(
-        staging / "targets.parquet",
-        user.train_texts + own_texts,
-        np.concatenate([user_targets, base_probs]),
-        {"adapt": config.keyword},
-    )
+    targets_file, own_labels = _targets(config, user, staging, own_texts, own_labels)
     train_config = replace(train_config, soft_labels=str(targets_file), distill_weight=1.0, distill_temperature=1.0)
     texts = user.train_texts * config.repeat + own_texts
     labels = user.train_labels * config.repeat + own_labels
@@ -263,71 +271,6 @@ def calibration_texts(user: UserLabels) -> list[str]:
 
 def _slug(keyword: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in keyword.lower()).strip("-") or "keyword"
-
-
-def judge(config: AdaptConfig, user: UserLabels, candidate: Path) -> dict:
-    """Base and adapted, as served: on the held-out labels and on the standard evaluation."""
-    from experiments.evaluate import ProbaCache, binary_test, evaluate_row, standard_sets
-    from experiments.scorers import model_scorer
-    from experiments.three_class import EvalSet
-
-    data_dir = config.data_dir or default_data_dir()
-    sets = [EvalSet("labels_holdout", user.holdout_texts, user.holdout_labels)]
-    sets += standard_sets(data_dir, max_rows=config.check_rows, seed=config.seed) if data_dir else []
-    s140 = sorted((data_dir / "sentiment140").glob("*.csv")) if data_dir else []
-    binary = binary_test(s140, config.check_rows) if s140 else None
-    cache = ProbaCache(None)
-    rows = {}
-    for name, folder in (("base", config.base), ("adapted", str(candidate))):
-        rows[name] = evaluate_row(model_scorer(folder), sets, binary, cache)
-    return {"sets": [s.name for s in sets], **rows}
-
-
-def verdict(figures: dict, tolerance: float) -> list[str]:
-    """What failed, in words (empty: the adapted model may be written)."""
-    base, new = figures["base"], figures["adapted"]
-    failed = []
-    if new["labels_holdout_macro_f1"] <= base["labels_holdout_macro_f1"]:
-        failed.append(
-            f"held-out labels macro-F1 {new['labels_holdout_macro_f1']:.3f} is not above the base's "
-            f"{base['labels_holdout_macro_f1']:.3f}"
-        )
-    for name in figures["sets"][1:]:
-        key = f"{name}_macro_f1"
-        if new[key] < base[key] - tolerance:
-            failed.append(f"{name} macro-F1 {new[key]:.3f} is more than {tolerance} below the base's {base[key]:.3f}")
-    if "sentiment140_accuracy" in base and new["sentiment140_accuracy"] < base["sentiment140_accuracy"] - tolerance:
-        failed.append(
-            f"Sentiment140 accuracy {new['sentiment140_accuracy']:.4f} is more than {tolerance} below the "
-            f"base's {base['sentiment140_accuracy']:.4f}"
-        )
-    return failed
-
-
-def card(config: AdaptConfig, figures: dict, trained: dict, argv: list[str], failed: list[str]) -> str:
-    head = "| model | " + " | ".join(figures["sets"]) + " | Sentiment140 acc |"
-    lines = [head, "|---|" + "---:|" * (len(figures["sets"]) + 1)]
-    for name in ("base", "adapted"):
-        row = figures[name]
-        cells = [f"{row[f'{s}_macro_f1']:.3f}" for s in figures["sets"]]
-        acc = row.get("sentiment140_accuracy")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'' if acc is None else f'{100 * acc:.2f}%'} |")
-    return (
-        f"# {read_model_info(config.base).name} adapted to {config.keyword!r}\n\n"
-        f"Fine-tuned from `{config.base}` on people's labels of tweets about {config.keyword!r} "
-        f"({trained['rows']} training rows: the labels, smoothed by {config.smoothing} and repeated "
-        f"{config.repeat} times, and {config.original_rows} three-class training tweets and "
-        f"{config.sentiment140_rows} Sentiment140 texts kept to the base model's own probabilities), "
-        f"{trained['steps']} steps in {trained['train_seconds']} s. Its probability map is fitted without labels.\n\n"
-        "Macro-F1 as served (the band on the mapped positive-probability); `labels_holdout` is the share of the "
-        f"labels kept out of training ({config.holdout:.0%}); the other sets are seeded samples of "
-        f"{config.check_rows or 'all'} rows of the standard evaluation (`python -m experiments.evaluate`):\n\n"
-        + "\n".join(lines)
-        + "\n\nMade by:\n\n```\npython -m experiments.adapt "
-        + " ".join(argv)
-        + "\n```\n\nRoll it out with `python -m model_api.rollout --model DIR` or `POST /admin/model`.\n"
-        + ("".join(f"\n**Written with --force although** {f}.\n" for f in failed))
-    )
 
 
 def adapt(config: AdaptConfig, argv: list[str] | None = None) -> dict:
