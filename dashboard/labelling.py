@@ -31,13 +31,12 @@ def _queue_key(keyword: str) -> str:
     return f"label-queue::{keyword}"
 
 
-def _next_tweets(data: OutputReader, table: LabelsTable, keyword: str) -> pd.DataFrame:
-    """The keyword's queue: kept in the session, refilled when empty."""
+def _next_tweets(data: OutputReader, labels: pd.DataFrame, keyword: str) -> pd.DataFrame:
+    """The keyword's queue: kept in the session, refilled when empty (never with a tweet in ``labels``)."""
     key = _queue_key(keyword)
     queue = st.session_state.get(key)
     if queue is None or queue.empty:
-        done = set(table.read(keyword)["id"].astype(str))
-        queue = draw_tweets(data.tweets_of(keyword, POOL), done, QUEUE)
+        queue = draw_tweets(data.tweets_of(keyword, POOL), set(labels["id"].astype(str)), QUEUE)
         st.session_state[key] = queue
     return queue
 
@@ -129,7 +128,7 @@ def labelling_page(data: OutputReader, table: LabelsTable, service_url: str = ""
         show_rollout(service_url, token)
     labels = table.read(keyword)
     show_agreement(labels)
-    queue = _next_tweets(data, table, keyword)
+    queue = _next_tweets(data, labels, keyword)
     if queue.empty:
         st.info(f"Every tweet of {keyword!r} in the output is labelled ({len(labels)}).")
         return

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sentiment.labelled import wilson
+
 MAX_POINTS = 300
 # Bucket sizes a reader can name, finest first; one is used only when it is a whole number of windows.
 BUCKETS: tuple[pd.Timedelta, ...] = tuple(
@@ -26,7 +28,6 @@ BUCKETS: tuple[pd.Timedelta, ...] = tuple(
         "1D", "2D", "7D", "14D", "28D",
     )
 )  # fmt: skip
-Z_95 = 1.959964  # the normal quantile of a two-sided 95% interval
 COUNT_COLUMNS = ("n", "n_negative", "n_neutral", "n_positive")
 
 
@@ -79,17 +80,6 @@ def window_words(window: pd.Timedelta) -> str:
     name = bucket_name(window)
     count, _, unit = name.partition(" ") if name[0].isdigit() else ("1", "", name)
     return f"{count}-{unit.rstrip('s')}"
-
-
-def wilson(k: np.ndarray | pd.Series, n: np.ndarray | pd.Series, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score interval of a share ``k / n`` (NaN where ``n`` is 0): (low, high)."""
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def rebucket(

@@ -36,7 +36,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -344,26 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     setup_logging()
-    config = AdaptConfig(
-        labels=args.labels,
-        keyword=args.keyword,
-        base=args.base,
-        out=args.out,
-        holdout=args.holdout,
-        min_labels=args.min_labels,
-        tolerance=args.tolerance,
-        original_rows=args.original_rows,
-        sentiment140_rows=args.sentiment140_rows,
-        smoothing=args.smoothing,
-        repeat=args.repeat,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        check_rows=args.check_rows or None,
-        data_dir=args.data_dir,
-        seed=args.seed,
-        force=args.force,
-    )
+    options = {f.name: getattr(args, f.name) for f in fields(AdaptConfig)}
+    config = AdaptConfig(**{**options, "check_rows": args.check_rows or None})
     try:
         report = adapt(config, argv)
     except BadInput as e:

@@ -142,14 +142,24 @@ class Agreement:
         return self.agreed / self.labelled if self.labelled else float("nan")
 
 
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval of a share ``k / n`` (NaN, NaN when ``n`` is 0)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+Z_95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson(k, n, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval of shares ``k / n``, element-wise (NaN where ``n`` is 0): (low, high)."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """:func:`wilson` of one share (NaN, NaN when ``n`` is 0)."""
+    low, high = wilson(k, n, z)
+    return float(low), float(high)
 
 
 def agreement(labels: pd.DataFrame) -> Agreement:
