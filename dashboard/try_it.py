@@ -92,9 +92,11 @@ def try_page(service_url: str, token: str = "") -> None:
     st.caption(f"Scored by the running model service at {service_url.split(',')[0]}.")
     typed = st.text_area("Tweets, one per line", key="try-text", height=140)
     upload = st.file_uploader("or a CSV file with a text column", type=["csv"], key="try-csv")
+    rows, problem = texts_of(typed, upload)
+    if upload is not None and not problem:
+        st.caption(f"{upload.name}: {len(rows):,} tweets to score", help="the CSV's other columns come back as they are")
     if not st.button("Score", key="try-score", type="primary"):
         return
-    rows, problem = texts_of(typed, upload)
     if problem:
         st.error(problem)
         return

@@ -49,7 +49,7 @@ def test_typed_and_uploaded_tweets_come_back_labelled(page, tmp_path, monkeypatc
         )
         page.get_by_label("Tweets, one per line").fill("")
         page.locator("input[type=file]").set_input_files(str(upload))
-        page.get_by_text("mine.csv").wait_for()
+        page.get_by_text("mine.csv: 3 tweets to score").wait_for()  # the server has the file
         page.get_by_role("button", name="Score").click()
         page.wait_for_function(
             "() => document.querySelector('table[data-table=scored]')?.innerText.includes('love it')"
