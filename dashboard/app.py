@@ -17,6 +17,7 @@ from dashboard.data import TIME_RANGES, OutputPaths, OutputReader, Snapshot, def
 from dashboard.labelling import labelling_page
 from dashboard.tables import html_table
 from dashboard.try_it import try_page
+from dashboard.versions import takeovers, version_order
 from sentiment.config import ServiceConfig, service_token
 from sentiment.labelled import LabelsTable
 from sentiment.logs import setup_logging
@@ -92,6 +93,33 @@ def show_tweets(tweets: pd.DataFrame) -> None:
     show_table(shown[["created_at", "keyword", "sentiment", "p_positive", "user", "text"]])
 
 
+def show_versions(data: OutputReader, snapshot: Snapshot, start: pd.Timestamp, min_tweets: int) -> None:
+    """The keyword in view split by model version: a series per version, each takeover marked; one
+    line when a single version scored it all, or when more than one keyword is in view."""
+    keywords = snapshot.trends["keyword"].unique()
+    if len(keywords) != 1:
+        st.caption("Choose one keyword to see its trend split by the model versions that scored it.")
+        return
+    keyword = str(keywords[0])
+    rows = data.versions_of(keyword, snapshot.since)
+    order = version_order(rows) if rows is not None else pd.Series(dtype=object)
+    if len(order) < 2:
+        said = f"model version {order.index[0]}" if len(order) else "one model version"
+        st.caption(f"Every tweet of {keyword} in this range was scored by {said}: no split to show.")
+        return
+    split = charts.view(rows, start, snapshot.newest, min_tweets, series="model_version")
+    changes = takeovers(rows)
+    score, negative = charts.version_charts(split, changes, keyword, charts.version_colours(list(order.index)))
+    left, right = st.columns(2)
+    left.vega_lite_chart(spec=score, key="version_score", width="stretch")
+    right.vega_lite_chart(spec=negative, key="version_negative", width="stretch")
+    taken = "; ".join(f"{r.model_version} from {r.first_at:%Y-%m-%d %H:%M:%S} UTC" for r in changes.itertuples())
+    st.caption(
+        f"{keyword}'s tweets by the model version that scored them, in the same {split.bucket_name} buckets: "
+        f"{order.index[0]} first, then {taken} (dashed lines, at each version's first tweet)."
+    )
+
+
 def shown(path: Path) -> str:
     """A folder as the page names it: relative to the working folder when under it (``output/trends``)."""
     try:
@@ -131,7 +159,8 @@ def page(paths: OutputPaths, min_tweets: int = charts.MIN_TWEETS) -> None:
     else:
         show_metrics(snapshot)
         colours = charts.keyword_colours(snapshot.keywords)
-        view = charts.view(snapshot.trends, snapshot.since, snapshot.newest, min_tweets)
+        start = snapshot.since if snapshot.since is not None else snapshot.trends["window_start"].min()
+        view = charts.view(snapshot.trends, start, snapshot.newest, min_tweets)
         top_left, top_right = st.columns(2)
         top_left.vega_lite_chart(spec=charts.counts_chart(view, colours), key="counts", width="stretch")
         top_right.vega_lite_chart(spec=charts.score_chart(view, colours), key="score", width="stretch")
@@ -146,6 +175,7 @@ def page(paths: OutputPaths, min_tweets: int = charts.MIN_TWEETS) -> None:
             "faded and not joined; a line breaks where there were none. The band is the 95% Wilson interval "
             "of the negative share."
         )
+        show_versions(data, snapshot, start, min_tweets)
     show_alerts(snapshot.alerts)
     show_tweets(snapshot.tweets)
 

@@ -34,8 +34,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # Every chart drawn on the page by its title (Vega-Lite, drawn as SVG: dashboard.charts): how many
-# marks each series has, read from the marks themselves. A series is a keyword (its bars or points),
-# "KEYWORD (few tweets)" (its faded points) or "alert" (the alert crosses).
+# marks each series has, read from the marks themselves. A series is a keyword, or a model version on
+# a keyword's split by version (its bars or points), "NAME (few tweets)" (its faded points) or "alert"
+# (the alert crosses).
 CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-embed svg')]
     .filter(svg => svg.querySelector('.role-title-text'))
     .map(svg => {
@@ -43,7 +44,8 @@ CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-emb
         const add = name => { series[name] = (series[name] || 0) + 1; };
         for (const g of svg.querySelectorAll('g.bars_marks, g.points_marks, g.few_marks, g.alerts_marks')) {
             for (const mark of g.children) {
-                const keyword = ((mark.getAttribute('aria-label') || '').match(/keyword: ([^;]*)/) || [])[1];
+                const label = mark.getAttribute('aria-label') || '';
+                const keyword = (label.match(/(?:keyword|model version): ([^;]*)/) || [])[1];
                 if (g.classList.contains('alerts_marks')) add('alert');
                 else if (g.classList.contains('few_marks')) add(keyword + ' (few tweets)');
                 else add(keyword);
@@ -51,13 +53,14 @@ CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-emb
         }
         return [svg.querySelector('.role-title-text').textContent, series];
     }))"""
-# The line pieces of each keyword in each chart: a line breaks where buckets have too few tweets.
+# The line pieces of each keyword (or model version) in each chart: a line breaks where buckets have too few tweets.
 LINES_JS = """() => Object.fromEntries([...document.querySelectorAll('.vega-embed svg')]
     .filter(svg => svg.querySelector('.role-title-text'))
     .map(svg => {
         const runs = {};
         for (const path of svg.querySelectorAll('g.line_marks > path')) {
-            const keyword = ((path.getAttribute('aria-label') || '').match(/keyword: ([^;]*)/) || [])[1];
+            const label = path.getAttribute('aria-label') || '';
+            const keyword = (label.match(/(?:keyword|model version): ([^;]*)/) || [])[1];
             runs[keyword] = (runs[keyword] || 0) + 1;
         }
         return [svg.querySelector('.role-title-text').textContent, runs];

@@ -8,7 +8,7 @@ bucket with none breaks the line, and the negative share carries its 95% Wilson 
 Each spec holds its data inline and draws as SVG, so a page needs no chart library beyond the Vega
 that Streamlit ships, and every mark is in the page's DOM (the browser tests count them). Each mark
 layer has a name the tests and the screenshot read: ``bars``, ``line``, ``points``, ``few``,
-``band``, ``alerts``.
+``band``, ``alerts``, and on a keyword's split by model version ``takeovers`` and ``takeover_names``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ TITLE_COUNTS = "Tweets per {bucket}"
 TITLE_SCORE = "Mean positive score per {bucket}"
 TITLE_NEGATIVE = "Negative share per {bucket}, 95% interval (alerts marked)"
 TITLE_SHARES = "Label shares"
+# A keyword's split by model version; "{keyword}" is the keyword in view.
+TITLE_VERSION_SCORE = "{keyword}: mean positive score per {bucket}, by model version"
+TITLE_VERSION_NEGATIVE = "{keyword}: negative share per {bucket}, by model version, 95% interval"
 Spec = dict
+LEGEND = {"orient": "top", "title": None, "direction": "horizontal"}
+_TITLES = {"model_version": "model version"}  # how a series column is named in tooltips and the marks' labels
 # The D3 "category10" palette, the keywords' colours.
 D3 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -47,6 +52,7 @@ class View:
     bucket: pd.Timedelta
     window: pd.Timedelta  # the trends' own window, the finest bucket
     min_tweets: int
+    series: str = "keyword"  # the column a series is drawn for: "model_version" for a keyword's split
 
     @property
     def bucket_name(self) -> str:
@@ -59,7 +65,7 @@ class View:
 
     def points(self) -> int:
         """The most points any one series has."""
-        return 0 if self.buckets.empty else int(self.buckets.groupby("keyword").size().max())
+        return 0 if self.buckets.empty else int(self.buckets.groupby(self.series).size().max())
 
 
 def view(
@@ -68,23 +74,25 @@ def view(
     end: pd.Timestamp | None = None,
     min_tweets: int = MIN_TWEETS,
     max_points: int = MAX_POINTS,
+    series: str = "keyword",
 ) -> View:
     """The trends summed into the bucket that fits the range from ``start`` to ``end`` in ``max_points``.
 
     Args:
-        trends: the trends rows in view (one per keyword and window).
+        trends: the trends rows in view (one per keyword, or other ``series``, and window).
         start: the start of the range in view (default: the first window's start).
         end: the end of the range in view (default: the last window's end).
         min_tweets: buckets with fewer tweets are drawn faded.
+        series: the column a series is drawn for.
     """
     window = window_of(trends)
     if window is None:
         minute = pd.Timedelta(minutes=1)
-        return View(rebucket(trends, minute), minute, minute, min_tweets)
+        return View(rebucket(trends, minute, series=series), minute, minute, min_tweets, series)
     start = trends["window_start"].min() if start is None else start
     end = trends["window_end"].max() if end is None else end
     bucket = choose_bucket(end - window - start, window, max_points)
-    return View(rebucket(trends, bucket, start, end - window), bucket, window, min_tweets)
+    return View(rebucket(trends, bucket, start, end - window, series), bucket, window, min_tweets, series)
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -97,13 +105,16 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return out.to_dict("records")
 
 
-def _colour(colours: dict[str, str], keywords) -> dict:
-    keywords = sorted(str(k) for k in keywords)
+def _colour(colours: dict[str, str], names, field: str = "keyword") -> dict:
+    """A colour per series, in the order of ``colours`` (then the names it lacks, sorted)."""
+    present = {str(k) for k in names}
+    names = [k for k in colours if k in present] + sorted(present - set(colours))
     return {
-        "field": "keyword",
+        "field": field,
         "type": "nominal",
-        "scale": {"domain": keywords, "range": [colours.get(k, "#1f77b4") for k in keywords]},
-        "legend": {"orient": "top", "title": None, "direction": "horizontal"},
+        "title": _TITLES.get(field, field),
+        "scale": {"domain": names, "range": [colours.get(k, "#1f77b4") for k in names]},
+        "legend": LEGEND,
     }
 
 
@@ -130,7 +141,7 @@ def _shown(v: View) -> pd.DataFrame:
     rows["time"] = rows["bucket_start"].dt.strftime("%Y-%m-%d %H:%M UTC")
     rows["bucket_end"] = rows["bucket_start"] + v.bucket
     rows["enough"] = rows["n"] >= v.min_tweets
-    rows["run"] = (~rows["enough"]).groupby(rows["keyword"]).cumsum()
+    rows["run"] = (~rows["enough"]).groupby(rows[v.series]).cumsum()
     return rows
 
 
@@ -163,16 +174,16 @@ def _series(v: View, column: str, colours: dict[str, str], axis: dict, band: tup
     """The layers of one value per keyword over the buckets: the band (if any), the line over runs of
     buckets with enough tweets, their points, and the faded points of buckets with too few."""
     rows = _shown(v)
-    colour = _colour(colours, v.buckets["keyword"].unique())
+    colour = _colour(colours, v.buckets[v.series].unique(), v.series)
     y = {"field": column, "type": "quantitative", "title": None, "scale": {"domain": [0, 1]}, "axis": axis}
     fmt = axis.get("format", ".2f")
     tooltip = [
-        {"field": "keyword"},
+        {"field": v.series, "title": _TITLES.get(v.series, v.series)},
         {"field": "time"},
         {"field": column, "format": fmt},
         {"field": "n", "title": "tweets", "format": ","},
     ]
-    keep = ["keyword", "bucket_start", "time", "n", "run", column, *(band or ())]
+    keep = [v.series, "bucket_start", "time", "n", "run", column, *(band or ())]
     enough = rows.loc[rows["enough"] & rows[column].notna(), keep]
     few = rows.loc[~rows["enough"] & (rows["n"] > 0), keep]
     layers = []
@@ -187,7 +198,7 @@ def _series(v: View, column: str, colours: dict[str, str], axis: dict, band: tup
                     "y": {**y, "field": band[0]},
                     "y2": {"field": band[1]},
                     "color": {**colour, "legend": None},
-                    "detail": [{"field": "keyword"}, {"field": "run"}],
+                    "detail": [{"field": v.series}, {"field": "run"}],
                 },
             }
         )
@@ -254,6 +265,55 @@ def negative_chart(v: View, alerts: pd.DataFrame, colours: dict[str, str] | None
     return _chart(TITLE_NEGATIVE.format(bucket=v.bucket_name), layers)
 
 
+def version_colours(versions: list[str]) -> dict[str, str]:
+    """A colour per model version, in the order given (the order in which they took over)."""
+    return {str(version): D3[i % len(D3)] for i, version in enumerate(versions)}
+
+
+def _takeover_layers(v: View, takeovers: pd.DataFrame, colours: dict[str, str]) -> list[dict]:
+    """A dashed rule, in the version's colour, at the first tweet of each version that took over,
+    named at its top (layers ``takeovers`` and ``takeover_names``)."""
+    if takeovers.empty:
+        return []
+    rows = takeovers.loc[:, ["model_version", "first_at"]].copy()
+    rows["time"] = rows["first_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    rows["name"] = rows["model_version"].astype(str) + " takes over"
+    colour = {**_colour(colours, v.buckets["model_version"].unique(), "model_version"), "legend": None}
+    x = _time("first_at")
+    data = {"values": _records(rows)}
+    tooltip = [{"field": "model_version", "title": "model version"}, {"field": "time", "title": "first tweet"}]
+    return [
+        {
+            "name": "takeovers",
+            "data": data,
+            "mark": {"type": "rule", "strokeDash": [5, 3], "strokeWidth": 1.5},
+            "encoding": {"x": x, "color": colour, "tooltip": tooltip},
+        },
+        {
+            "name": "takeover_names",
+            "data": data,
+            "mark": {"type": "text", "align": "left", "baseline": "top", "dx": 4, "dy": 2, "fontSize": 11},
+            "encoding": {"x": x, "y": {"value": 0}, "text": {"field": "name"}, "color": colour},
+        },
+    ]
+
+
+def version_charts(v: View, takeovers: pd.DataFrame, keyword: str, colours: dict[str, str]) -> tuple[Spec, Spec]:
+    """A keyword's mean score and negative share with a series per model version (a :class:`View` of
+    ``series="model_version"``), each later version's takeover marked on both."""
+    marks = _takeover_layers(v, takeovers, colours)
+    score = _series(v, "mean_p_positive", colours, {"format": ".1f"})
+    negative = _series(v, "negative_share", colours, {"format": ".0%"}, band=("negative_low", "negative_high"))
+    # The band comes first, and a layered chart takes its legend from the first layer: name the versions
+    # there, drawn as the lines are rather than as faint areas.
+    band = negative[0]["encoding"]
+    band["color"] = {**band["color"], "legend": {**LEGEND, "symbolType": "stroke", "symbolOpacity": 1}}
+    return (
+        _chart(TITLE_VERSION_SCORE.format(keyword=keyword, bucket=v.bucket_name), [*score, *marks]),
+        _chart(TITLE_VERSION_NEGATIVE.format(keyword=keyword, bucket=v.bucket_name), [*negative, *marks]),
+    )
+
+
 def shares_chart(trends: pd.DataFrame) -> Spec:
     """Per keyword, the share of each label over the windows shown, as stacked bars, with its tweet count."""
     sums = trends.groupby("keyword", sort=True)[["n", "n_negative", "n_neutral", "n_positive"]].sum()
@@ -296,9 +356,10 @@ def shares_chart(trends: pd.DataFrame) -> Spec:
     return _chart(TITLE_SHARES, [bars])
 
 
-def series_points(spec: Spec, layer: str) -> dict[str, int]:
-    """How many marks a named layer of a spec draws per keyword (what the tests compare with the page)."""
+def series_points(spec: Spec, layer: str, series: str = "keyword") -> dict[str, int]:
+    """How many marks a named layer of a spec draws per keyword, or other ``series`` (what the tests
+    compare with the page)."""
     for part in spec["layer"]:
         if part.get("name") == layer:
-            return pd.Series([r.get("keyword") for r in part["data"]["values"]]).value_counts().sort_index().to_dict()
+            return pd.Series([r.get(series) for r in part["data"]["values"]]).value_counts().sort_index().to_dict()
     return {}

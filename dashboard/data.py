@@ -3,7 +3,8 @@
 The three folders are the configured ``stream.output``, ``trends.output`` and ``trends.alerts``
 (:meth:`OutputPaths.configured`), or ``tweets/``, ``trends/`` and ``alerts/`` under one folder
 (:meth:`OutputPaths.under`). Only the trends and the alerts are read whole (one row per keyword and minute), and
-only their new files on each refresh; of ``output/tweets`` only the newest files are opened.
+only their new files on each refresh; of ``output/tweets`` only the newest files are opened, but for a
+keyword's split by model version, which sums five columns of each file once (:mod:`dashboard.versions`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dashboard.resolution import window_of
+from dashboard.versions import VersionSums, of_keyword
 from sentiment.config import Config
 from sentiment.parquet_folder import FolderReader, latest_rows
 from sentiment.schema import ALERTS_COLUMNS, TRENDS_COLUMNS
@@ -136,6 +139,7 @@ class OutputReader:
         self.paths = paths if isinstance(paths, OutputPaths) else OutputPaths.under(paths)
         self._trends = FolderReader(self.paths.trends, TRENDS_COLUMNS)
         self._alerts = FolderReader(self.paths.alerts, ALERTS_COLUMNS)
+        self._versions = VersionSums(self.paths.tweets)
         # The last frame each reader returned, and what it became: redone only when a file changed.
         self._typed: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
@@ -162,6 +166,17 @@ class OutputReader:
         if df.empty or "processed_at" not in df.columns:
             return pd.DataFrame(columns=list(TWEET_COLUMNS))
         return df.sort_values(["processed_at", "created_at"], ascending=False).head(n).reset_index(drop=True)
+
+    def versions_of(self, keyword: str, since: pd.Timestamp | None = None) -> pd.DataFrame | None:
+        """``keyword``'s windows from ``since`` on, one row per model version and window, as trends rows
+        (:func:`dashboard.versions.of_keyword`), up to the newest window in the trends (a window the job
+        has not closed yet is left out, as the trends leave it); None before the first trends window."""
+        trends = self.trends()
+        window = window_of(trends)
+        if window is None:
+            return None
+        rows = of_keyword(self._versions.read(window), keyword, window, since)
+        return rows[rows["window_end"] <= trends["window_end"].max()].reset_index(drop=True)
 
     def tweets_of(self, keyword: str, n: int) -> pd.DataFrame:
         """Up to ``n`` of the most recently processed tweets of ``keyword`` (``(no keyword)``: tweets

@@ -1,9 +1,11 @@
 """A synthetic output folder (tweets, trends, alerts) shaped as the pipeline writes it, with one negative spike.
 
 The browser tests, the report's tests and the benchmark use it; so can
-anyone who wants to see the dashboard without running the pipeline.
+anyone who wants to see the dashboard without running the pipeline. With ``swap_at`` the model is
+swapped mid-stream, as the service can do under a running job: from that minute on, every keyword's
+tweets carry another ``model_version`` and a shifted score.
 
-Usage: python -m dashboard.demo --output-root /tmp/demo-output [--minutes 60] [--tweets-per-minute 40]
+Usage: python -m dashboard.demo --output-root /tmp/demo-output [--minutes 60] [--tweets-per-minute 40] [--swap-at 25]
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class Demo:
     spike_share: float = 0.8
     rows_per_file: int = 500  # tweets per batch file, as one micro-batch of the job
     seed: int = 0
+    version: str = "demo"  # the model_version of every tweet (before the swap, if any)
+    swap_at: int | None = None  # minute from which tweets are scored by swap_version (None: no swap)
+    swap_version: str = "demo-2"
+    swap_shift: float = 0.15  # added to p_positive by the swapped-in model (then kept within 0.01 to 0.99)
+
+    def __post_init__(self) -> None:
+        if self.swap_at is not None and not 0 < self.swap_at < self.minutes:
+            raise ValueError(f"swap_at must be a minute after the first and before {self.minutes}, got {self.swap_at}")
+        if self.swap_at is not None and self.swap_version == self.version:
+            raise ValueError(f"swap_version must differ from version, both are {self.version!r}")
 
 
 def make_tweets(demo: Demo, band: NeutralBand | None = None) -> pd.DataFrame:
@@ -65,6 +77,9 @@ def make_tweets(demo: Demo, band: NeutralBand | None = None) -> pd.DataFrame:
         seconds = rng.uniform(0, 60, len(minute))
         frames.append(pd.DataFrame({"keyword": keyword, "minute": minute, "seconds": seconds, "p_positive": p}))
     df = pd.concat(frames, ignore_index=True)
+    swapped = df["minute"] >= demo.swap_at if demo.swap_at is not None else pd.Series(False, index=df.index)
+    df["model_version"] = np.where(swapped, demo.swap_version, demo.version)
+    df.loc[swapped, "p_positive"] = (df.loc[swapped, "p_positive"] + demo.swap_shift).clip(0.01, 0.99)
     df["created_at"] = demo.start + pd.to_timedelta(df.pop("minute") * 60 + df.pop("seconds"), unit="s")
     df["created_at"] = df["created_at"].dt.floor("s")
     df = df.sort_values("created_at", kind="stable").reset_index(drop=True)
@@ -76,7 +91,6 @@ def make_tweets(demo: Demo, band: NeutralBand | None = None) -> pd.DataFrame:
     df["clean_text"] = df["text"].str.lower()
     df["id"] = (10**15 + np.arange(len(df))).astype(str)
     df["user"] = "user" + (rng.integers(0, 5000, len(df))).astype(str)
-    df["model_version"] = "demo"
     df["relayed_at"] = df["created_at"] + pd.Timedelta(milliseconds=50)
     df["processed_at"] = df["created_at"] + pd.Timedelta(seconds=2)
     columns = ["id", "created_at", "user", "keyword", "text", "clean_text", "p_positive", "sentiment"]
@@ -131,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-root", required=True, help="folder to write tweets/, trends/ and alerts/ into")
     parser.add_argument("--minutes", type=int, default=Demo.minutes)
     parser.add_argument("--tweets-per-minute", type=int, default=0, help="per keyword; 0 keeps each keyword's own")
+    parser.add_argument("--swap-at", type=int, default=None, help="minute from which another model version scores")
     args = parser.parse_args(argv)
     setup_logging()
     if args.minutes < 10:
@@ -138,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = Demo()
     keywords = {k: (args.tweets_per_minute or rate, share) for k, (rate, share) in demo.keywords.items()}
     spike = ("python", min(35, args.minutes - 5))
-    demo = dataclasses.replace(demo, minutes=args.minutes, keywords=keywords, spike=spike)
+    if args.swap_at is not None and not 0 < args.swap_at < args.minutes:
+        parser.error(f"--swap-at must be between 1 and {args.minutes - 1} (--minutes), got {args.swap_at}")
+    demo = dataclasses.replace(demo, minutes=args.minutes, keywords=keywords, spike=spike, swap_at=args.swap_at)
     write_demo_output(args.output_root, demo)
     return 0
 

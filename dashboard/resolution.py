@@ -87,20 +87,22 @@ def rebucket(
     bucket: pd.Timedelta,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    series: str = "keyword",
 ) -> pd.DataFrame:
-    """One row per keyword and bucket from ``start`` to ``end``, empty buckets included.
+    """One row per keyword (or other ``series`` column) and bucket from ``start`` to ``end``, empty buckets included.
 
     Args:
         trends: rows of the trends table (``keyword``, ``window_start``, the counts, ``mean_p_positive``).
         bucket: the bucket size, a whole number of the trends' windows.
         start, end: the range in view (default: the first window's start, the last window's start).
+        series: the column that tells the series apart (``model_version`` for a keyword's split by version).
 
     Returns:
-        ``keyword``, ``bucket_start``, ``n``, ``n_negative``, ``n_neutral``, ``n_positive``,
+        ``keyword`` (or ``series``), ``bucket_start``, ``n``, ``n_negative``, ``n_neutral``, ``n_positive``,
         ``mean_p_positive``, ``negative_share``, ``negative_low``, ``negative_high``; sorted by
-        keyword then time; the shares NaN where a bucket has no tweet.
+        series then time; the shares NaN where a bucket has no tweet.
     """
-    columns = ["keyword", "bucket_start", *COUNT_COLUMNS, "mean_p_positive", "negative_share"]
+    columns = [series, "bucket_start", *COUNT_COLUMNS, "mean_p_positive", "negative_share"]
     if trends.empty:
         return pd.DataFrame(columns=[*columns, "negative_low", "negative_high"])
     start = trends["window_start"].min() if start is None else start
@@ -109,14 +111,14 @@ def rebucket(
         bucket_start=trends["window_start"].dt.floor(bucket),
         score_sum=trends["mean_p_positive"] * trends["n"],
     )
-    sums = rows.groupby(["keyword", "bucket_start"], sort=True)[[*COUNT_COLUMNS, "score_sum"]].sum()
+    sums = rows.groupby([series, "bucket_start"], sort=True)[[*COUNT_COLUMNS, "score_sum"]].sum()
     grid = pd.date_range(pd.Timestamp(start).floor(bucket), pd.Timestamp(end).floor(bucket), freq=bucket)
-    keywords = sums.index.get_level_values("keyword").unique()
-    full = pd.MultiIndex.from_product([keywords, grid], names=["keyword", "bucket_start"])
+    names = sums.index.get_level_values(series).unique()
+    full = pd.MultiIndex.from_product([names, grid], names=[series, "bucket_start"])
     out = sums.reindex(full.union(sums.index), fill_value=0).reset_index()
     n = out["n"].where(out["n"] > 0)
     out["mean_p_positive"] = out.pop("score_sum") / n
     out["negative_share"] = out["n_negative"] / n
     out["negative_low"], out["negative_high"] = wilson(out["n_negative"], n)
     out[list(COUNT_COLUMNS)] = out[list(COUNT_COLUMNS)].astype("int64")
-    return out.sort_values(["keyword", "bucket_start"]).reset_index(drop=True)
+    return out.sort_values([series, "bucket_start"]).reset_index(drop=True)

@@ -94,7 +94,9 @@ def try_page(service_url: str, token: str = "") -> None:
     upload = st.file_uploader("or a CSV file with a text column", type=["csv"], key="try-csv")
     rows, problem = texts_of(typed, upload)
     if upload is not None and not problem:
-        st.caption(f"{upload.name}: {len(rows):,} tweets to score", help="the CSV's other columns come back as they are")
+        st.caption(
+            f"{upload.name}: {len(rows):,} tweets to score", help="the CSV's other columns come back as they are"
+        )
     if not st.button("Score", key="try-score", type="primary"):
         return
     if problem:
