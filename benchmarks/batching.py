@@ -23,8 +23,7 @@ import time
 import torch
 
 from ingest.replay import BUNDLED_SAMPLE
-from model_api.engine_setup import load_model
-from model_api.predictor import DEFAULT_MODEL_DIR, split_by_length
+from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor, split_by_length
 from sentiment.config import PRECISIONS, load_config
 from sentiment.logs import setup_logging
 from sentiment.sentiment140 import iter_rows
@@ -48,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     torch.set_num_threads(args.threads)
     tweets = [r.text for r in iter_rows(BUNDLED_SAMPLE)]
-    padded = load_model(args.model, precision=args.precision, pack=False)
-    packed = load_model(args.model, precision=args.precision, pack=True)
+    padded = SentimentPredictor.from_pretrained(args.model, precision=args.precision, pack=False)
+    packed = SentimentPredictor.from_pretrained(args.model, precision=args.precision, pack=True)
     if not packed.packed:
         print(f"note: {args.model} with {args.precision} cannot be packed; the packed row runs padded")
     for predictor in (padded, packed):

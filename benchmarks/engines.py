@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from experiments.data import default_training_files, load_split
-from model_api.engine_setup import load_model
-from model_api.predictor import DEFAULT_MODEL_DIR
+from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 from sentiment.config import PRECISIONS, load_config
 from sentiment.logs import setup_logging
 
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<28}{'engine':<13}{'ready s':>8}{'tweets/s':>10}{'x fp32':>8}{'val acc %':>10}{'Δ points':>10}")
     for model, precision in ((m, p) for m in models for p in precisions):
         started = time.perf_counter()
-        predictor = load_model(model, batch_size=args.batch_size, precision=precision)
+        predictor = SentimentPredictor.from_pretrained(model, batch_size=args.batch_size, precision=precision)
         predictor.warm_up()
         ready = time.perf_counter() - started
         rates = []

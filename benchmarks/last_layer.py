@@ -18,8 +18,6 @@ import time
 import numpy as np
 
 import model_api.engines as engines
-from model_api.engine_setup import load_model
-from model_api.packing import PackedBertClassifier
 from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 from sentiment.logs import setup_logging
 from sentiment.model_dir import read_calibration_texts
@@ -27,9 +25,9 @@ from sentiment.model_dir import read_calibration_texts
 
 def build(model: str, first_tokens_only: bool) -> SentimentPredictor:
     original = engines.PackedBertClassifier
-    engines.PackedBertClassifier = functools.partial(PackedBertClassifier, first_tokens_only=first_tokens_only)
+    engines.PackedBertClassifier = functools.partial(original, first_tokens_only=first_tokens_only)
     try:
-        predictor = load_model(model, precision="int8-static")
+        predictor = SentimentPredictor.from_pretrained(model, precision="int8-static")
         predictor.warm_up()
         return predictor
     finally:

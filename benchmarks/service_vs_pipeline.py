@@ -81,10 +81,10 @@ def _time_pipeline(name: str, model: str, texts: list[str]) -> tuple[float, list
 
 def _time_engine(model: str, precision: str, texts: list[str]) -> tuple[float, list[float]]:
     """Seconds for the service's predictor, in this process, to score ``texts`` 256 at a time, and each call's."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
     latencies: list[float] = []
-    predictor = load_model(model, precision=precision)
+    predictor = SentimentPredictor.from_pretrained(model, precision=precision)
     predictor.warm_up()
     started = time.perf_counter()
     for i in range(0, len(texts), 256):

@@ -191,9 +191,13 @@ def _targets(
     """Every row's target distribution, as a soft-label file: a person's label (smoothed) for the
     keyword's rows, the base model's own probabilities for the original rows, so that elsewhere it
     stays itself; and the original rows' labels (the base's most likely class where none is known)."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
-    base_probs = load_model(config.base, batch_size=128).class_proba(own_texts) if own_texts else np.zeros((0, 3))
+    base_probs = (
+        SentimentPredictor.from_pretrained(config.base, batch_size=128, precision="fp32").class_proba(own_texts)
+        if own_texts
+        else np.zeros((0, 3))
+    )
     own_labels = own_labels + [int(p.argmax()) for p in base_probs[len(own_labels) :]]
     user_targets = np.full((len(user.train_texts), 3), config.smoothing / 2)
     user_targets[np.arange(len(user.train_texts)), user.train_labels] = 1 - config.smoothing

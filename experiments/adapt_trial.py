@@ -1,10 +1,11 @@
 """How much adapting to a keyword buys: a person's labels simulated from a labelled set.
 
 Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base model_api/model
-       [--labels 300] [--work DIR] [--repeat N] [--epochs N] [--lr LR]
+       [--labels 300] [--draw random|page] [--work DIR] [--repeat N] [--epochs N] [--lr LR]
 
 Draws ``--labels`` tweets of the set at random (as a person labelling the dashboard's random draws
-would), writes them to a labels table under ``--work`` as that person's labels of keyword
+would) or, with ``--draw page``, as the labelling page draws them (mostly the base model's least
+sure), writes them to a labels table under ``--work`` as that person's labels of keyword
 ``trial``, runs :func:`experiments.adapt.adapt` on them, and scores the base and the adapted model,
 as served, on **the rest of the set** (the tweets no label came from), beside adapt's own figures on
 the standard evaluation. Prints one JSON object; nothing is written outside ``--work``.
@@ -24,19 +25,40 @@ import pandas as pd
 
 from experiments.adapt import AdaptConfig, BadInput, Refused, adapt
 from experiments.data import CLASSES, read_three_class
-from sentiment.labelled import RANDOM, LabelsTable
+from sentiment.labelled import RANDOM, LabelsTable, draw_tweets
 from sentiment.logs import setup_logging
 
 log = logging.getLogger("experiments.adapt_trial")
 KEYWORD = "trial"
 
 
-def simulated_labels(texts: list[str], labels: list[int], count: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """``count`` rows drawn at random as a person's labels; the indices of the rest."""
+def drawn_as_the_page_draws(base: str, texts: list[str], count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """The indices of ``count`` tweets drawn as the labelling page draws them from the base's
+    served scores (:func:`sentiment.labelled.draw_tweets`: about a third at random, the rest the
+    least sure), and how each was drawn."""
+    from experiments.calibration import CLASS_ORDER
+    from experiments.scorers import model_scorer
+
+    scorer = model_scorer(base)
+    p_positive = scorer.probability_map(CLASS_ORDER.positive_probability(np.asarray(scorer.class_proba(texts))))
+    tweets = pd.DataFrame({"id": [str(i) for i in range(len(texts))], "p_positive": p_positive})
+    drawn = draw_tweets(tweets, [], count, seed=seed)
+    return drawn["id"].astype(int).to_numpy(), drawn["drawn"].tolist()
+
+
+def simulated_labels(
+    texts: list[str], labels: list[int], count: int, seed: int, base: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``count`` rows drawn as a person's labels, at random or (with ``base``) as the labelling
+    page draws them from that model's scores; the indices of the rest."""
     if count >= len(texts):
         raise ValueError(f"--labels {count} leaves none of the set's {len(texts)} tweets to judge by")
-    order = np.random.default_rng(seed).permutation(len(texts))
-    chosen, rest = order[:count], np.sort(order[count:])
+    if base is None:
+        chosen = np.random.default_rng(seed).permutation(len(texts))[:count]
+        how = [RANDOM] * count
+    else:
+        chosen, how = drawn_as_the_page_draws(base, texts, count, seed)
+    rest = np.setdiff1d(np.arange(len(texts)), chosen)
     rows = pd.DataFrame(
         {
             "id": [str(i) for i in chosen],
@@ -46,7 +68,7 @@ def simulated_labels(texts: list[str], labels: list[int], count: int, seed: int)
             "model_version": "",
             "p_positive": np.nan,
             "sentiment": "",
-            "drawn": RANDOM,
+            "drawn": how,
         }
     )
     return rows, rest
@@ -70,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="the model directory to adapt")
     p.add_argument("--labels", type=int, default=300, help="labels drawn from the set (default: 300)")
     p.add_argument("--work", type=Path, default=None, help="folder of the labels and the adapted model (kept)")
+    p.add_argument(
+        "--draw",
+        choices=("random", "page"),
+        default="random",
+        help="which tweets become labels: at random, or as the labelling page draws them (mostly the "
+        "base's least sure, a third at random) (default: random)",
+    )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--check-rows", type=int, default=1000, help="rows of each standard set adapt scores")
     p.add_argument("--data-dir", type=Path, default=None, help="the shared data folder (default: ../shared/data)")
@@ -79,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging()
     texts, labels = read_three_class(args.set)
-    rows, rest = simulated_labels(texts, labels, args.labels, args.seed)
+    rows, rest = simulated_labels(texts, labels, args.labels, args.seed, args.base if args.draw == "page" else None)
     work = args.work or Path(tempfile.mkdtemp(prefix="adapt-trial-"))
     LabelsTable(work / "labels").append(rows.to_dict("records"))
     out = work / "adapted"

@@ -22,7 +22,6 @@ from experiments.bert_writer import write_curve, write_metrics, write_model
 from experiments.data import Split
 from experiments.family import FitConfig, Fitted
 from experiments.train_bert import load_base_model, prepare_data, seed_everything, training_metrics
-from model_api.engine_setup import load_model
 from model_api.predictor import SentimentPredictor
 
 
@@ -72,7 +71,7 @@ class BertFamily:
         info = write_model(run.model, run.tokenizer, out, run.config, run.data.train_texts)
         write_curve(out, run.fit.curve)
         write_metrics(out, training_metrics(run.fit, run.data, run.split, run.config, info.version))
-        run.folder, run.predictor = out, load_model(out)
+        run.folder, run.predictor = out, SentimentPredictor.from_pretrained(out, precision="fp32")
         return [out]
 
     def predict(self, fitted: Fitted, texts: Sequence[str]) -> np.ndarray:
@@ -86,7 +85,7 @@ class BertFamily:
         """Evaluate a model the same training code already produced (e.g. the served one)."""
         metrics_file = folder / "metrics.json"
         seconds = json.loads(metrics_file.read_text())["train_seconds"] if metrics_file.is_file() else float("nan")
-        model = BertModel(folder=folder, predictor=load_model(folder))
+        model = BertModel(folder=folder, predictor=SentimentPredictor.from_pretrained(folder, precision="fp32"))
         return Fitted(model, f"trained earlier: {folder}", recorded_train_seconds=seconds)
 
 

@@ -24,7 +24,6 @@ from experiments.distillation import (
 )
 from experiments.evaluation import macro_f1
 from experiments.fit_state import BestWeights, Checkpoint, LoopState
-from model_api.packing import padded_arrays
 from sentiment.cleaning import normalise_all
 
 log = logging.getLogger("experiments.train_bert")
@@ -135,9 +134,14 @@ def evaluate(
 
 
 def _pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch padded as the service pads it (:func:`model_api.packing.padded_arrays`), as tensors."""
-    ids, mask = padded_arrays(seqs, pad_id)
-    return torch.from_numpy(ids), torch.from_numpy(mask)
+    """``(input_ids, attention_mask)`` of the batch, each text padded with ``pad_id`` to the
+    longest one's length, as the service pads a pass of texts it does not pack."""
+    ids = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
 
 
 def _optimizer(model, config: TrainConfig, total_steps: int):

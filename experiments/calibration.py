@@ -121,10 +121,10 @@ def calibrate(
 ) -> dict:
     """Fit the map of ``model_dir`` on three-class rows (and binary rows, labels 1 = positive),
     store it in the directory's ``tweet_sentiment.json``, and return what was found."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
     info = read_model_info(model_dir)
-    predictor = load_model(model_dir, batch_size=128)
+    predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128, precision="fp32")
     predictor.calibrate = ProbabilityMap()  # fit on the raw probabilities, whatever map the directory holds
     p3 = predictor.predict_proba(val_texts)
     p2 = predictor.predict_proba(list(binary_texts)) if len(binary_texts) else None
@@ -138,10 +138,10 @@ def calibrate_by_agreement(model_dir: Path, texts: list[str]) -> dict:
     """Fit the map of ``model_dir`` without labels (:func:`agreement_map` of its probabilities on
     ``texts``), store it, and return it with the share of ``texts`` whose served label is the
     most likely class."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
     info = read_model_info(model_dir)
-    predictor = load_model(model_dir, batch_size=128)
+    predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128, precision="fp32")
     probs = predictor.class_proba(texts)
     mapping = agreement_map(probs)
     served = band_classes(mapping(CLASS_ORDER.positive_probability(probs)), BAND_LOW, BAND_HIGH)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model_api.engine_setup import load_model
+from model_api.predictor import SentimentPredictor
 
 
 def kept_layers(total: int, keep: int) -> list[int]:
@@ -110,7 +110,7 @@ def _class_probabilities(teacher: str, texts: list[str], precision: str, chunk: 
                 f"teacher {teacher}: a scikit-learn teacher must have three classes, not {pipeline.classes_}"
             )
         return pipeline.predict_proba(texts)
-    predictor = load_model(teacher, batch_size=128, precision=precision)
+    predictor = SentimentPredictor.from_pretrained(teacher, batch_size=128, precision=precision)
     out = np.empty((len(texts), 3))
     with tqdm(total=len(texts), desc=f"teacher {Path(teacher).name}", unit="tweet", mininterval=5) as progress:
         for start in range(0, len(texts), chunk):

@@ -37,9 +37,9 @@ class Scorer:
 
 def model_scorer(folder: str, precision: str = "fp32") -> Scorer:
     """A model directory (or hub name) through the predictor, with its own probability map."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
-    predictor = load_model(folder, batch_size=128, precision=precision)
+    predictor = SentimentPredictor.from_pretrained(folder, batch_size=128, precision=precision)
     name = Path(folder).name
     version = predictor.describe().get("version", "")
     return Scorer(name, predictor.class_proba, f"{name}-{version}-{precision}", predictor.calibrate)

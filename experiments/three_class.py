@@ -71,10 +71,10 @@ def family_predictors(models: list[str], split: Split, config: FitConfig, bert_d
     for ``bert`` the model directories ``bert_dirs`` trained earlier."""
     for name in models:
         if name == "bert":
-            from model_api.engine_setup import load_model
+            from model_api.predictor import SentimentPredictor
 
             for folder in bert_dirs:
-                predictor = load_model(folder, batch_size=128)
+                predictor = SentimentPredictor.from_pretrained(folder, batch_size=128, precision="fp32")
                 yield f"bert-{folder.name}", predictor.predict_proba, None
             continue
         family = get_family(name)

@@ -54,7 +54,7 @@ from experiments.data import (
 )
 from experiments.distillation import keep_layers
 from experiments.evaluation import macro_f1
-from model_api.engine_setup import load_model
+from model_api.predictor import SentimentPredictor
 from sentiment.logs import setup_logging
 
 __all__ = ["TrainConfig", "build_parser", "train", "main"]
@@ -220,7 +220,7 @@ def score_test(model_dir: Path, split: Split, max_rows: int | None = None, three
     """Score the held-out test splits through the predictor, exactly as the service will: binary
     accuracy (``p_positive > 0.5``) on Sentiment140's, macro-F1 and accuracy with the band on the
     three-class one's."""
-    predictor = load_model(model_dir)
+    predictor = SentimentPredictor.from_pretrained(model_dir, precision="fp32")
     started = time.monotonic()
     test_texts, test_labels = split.texts["test"], split.labels["test"]
     if max_rows:

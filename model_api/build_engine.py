@@ -23,11 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pack", action="store_true", help="padded rows, one text each")
     args = parser.parse_args(argv)
     setup_logging()
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
     from model_api.torch_setup import quiet_torch_logs
 
     quiet_torch_logs()
-    predictor = load_model(
+    predictor = SentimentPredictor.from_pretrained(
         args.model,
         batch_size=args.batch_size,
         precision=args.precision,

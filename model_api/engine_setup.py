@@ -1,6 +1,7 @@
 """How the model's engine is chosen and prepared: eager, compiled, cached, or started fast.
 
-Usage: ``predictor = load_model(path, precision="int8-static", engine_cache=folder, fast_start=True)``
+Usage: ``SentimentPredictor.from_pretrained(path, precision="int8-static", engine_cache=folder, fast_start=True)``
+(:mod:`model_api.predictor`) reads the model and gives it its engine with :func:`prepare_engine`.
 
 The model (:class:`model_api.predictor.SentimentPredictor`) runs its forward passes on the engine
 it is given and does not know which it got. :class:`ServedEngine` is that engine: it prepares the
@@ -9,7 +10,7 @@ from the engine cache (:mod:`model_api.engine_cache`) or compiles it, and with f
 eager engine meanwhile: the compiled one is built in the background (by a process of its own,
 :mod:`model_api.build_engine`, with a cache; in a thread of this process without one), then
 warmed up and switched to, and ``on_change`` is called. The background work begins at
-:meth:`ServedEngine.start` (:func:`load_model` calls it), never in a constructor.
+:meth:`ServedEngine.start` (``from_pretrained`` calls it), never in a constructor.
 """
 
 from __future__ import annotations
@@ -22,68 +23,24 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from model_api.engine_cache import EngineCache, EngineKey, cache_dir, model_digest
+from model_api.engine_cache import EngineCache, EngineKey, model_digest
 from model_api.engines import PackagedEngine, bf16_supported, make_engine, quantized_int8, takes_packed_rows
-from model_api.locations import DEFAULT_MODEL_DIR, model_location
-from model_api.predictor import SentimentPredictor
+from model_api.locations import DEFAULT_MODEL_DIR
 from model_api.torch_setup import fresh_inductor_cache
-from sentiment.config import COMPILED_PRECISIONS, Config
-from sentiment.labels import NeutralBand
+from sentiment.config import COMPILED_PRECISIONS
 from sentiment.model_dir import calibration_file, read_calibration_texts
+
+if TYPE_CHECKING:  # the predictor imports this module
+    from model_api.predictor import SentimentPredictor
 
 log = logging.getLogger(__name__)
 
 BACKGROUND_NICENESS = 10
-
-
-def load_predictor(config: Config) -> SentimentPredictor:
-    """The model the service configuration names (model, neutral band, batch size, engine)."""
-    service = config.service
-    return load_model(
-        model_location(config),
-        band=config.band.band(),
-        batch_size=service.inference_batch,
-        precision=service.precision,
-        pack=service.pack_texts,
-        engine_cache=str(cache_dir(service.engine_cache)) if service.engine_cache else None,
-        fast_start=service.fast_start,
-        start_precision=service.start_precision,
-    )
-
-
-def load_model(
-    path: str | Path = DEFAULT_MODEL_DIR,
-    band: NeutralBand = NeutralBand(),
-    batch_size: int = 64,
-    precision: str = "fp32",
-    pack: bool = True,
-    engine_cache: str | None = None,
-    fast_start: bool = False,
-    start_precision: str = "int8",
-) -> SentimentPredictor:
-    """Load a model directory or Hugging Face hub name, with its engine prepared (and started).
-
-    ``precision`` picks the engine (see :mod:`model_api.engines`): ``fp32``, ``bf16``, ``int8``
-    (eager torch), ``int8-static`` or ``int8-dynamic`` (PT2E int8 compiled by Inductor on first
-    use), ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on first use).
-    ``pack``: pack several texts into each row of a forward pass where the model is a BERT
-    classifier and the engine a torch one (:mod:`model_api.packing`).
-    ``engine_cache``: a folder where the compiled int8 engines are kept
-    (:mod:`model_api.engine_cache`); None compiles them in this process at every start.
-    ``fast_start``: a compiled engine not at hand is prepared in the background while
-    ``start_precision`` (an eager torch engine) serves; then the model switches.
-
-    Raises:
-        OSError: if the checkpoint cannot be found or read.
-    """
-    model = SentimentPredictor.from_pretrained(path, band, batch_size, pack=pack and takes_packed_rows(precision))
-    cache = EngineCache(engine_cache) if engine_cache is not None else None
-    prepare_engine(model, precision, str(path), cache, fast_start, start_precision).start()
-    return model
 
 
 def prepare_engine(
@@ -94,7 +51,7 @@ def prepare_engine(
     fast_start: bool = False,
     start_precision: str = "int8",
 ) -> ServedEngine:
-    """Give ``model`` the engine of ``precision`` (see :func:`load_model`); its background work,
+    """Give ``model`` the engine of ``precision`` (see ``SentimentPredictor.from_pretrained``); its background work,
     if any, begins at the returned engine's :meth:`~ServedEngine.start`."""
     engine = ServedEngine(model, precision, model_path or str(DEFAULT_MODEL_DIR), cache, fast_start, start_precision)
     model.engine = engine

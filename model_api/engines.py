@@ -30,10 +30,83 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_api.packing import PackedBertClassifier
 from sentiment.config import PRECISIONS
 
 log = logging.getLogger(__name__)
+
+
+def can_pack(model: torch.nn.Module) -> bool:
+    """Whether :class:`PackedBertClassifier` can run ``model``."""
+    bert = getattr(model, "bert", None)
+    return (
+        getattr(model.config, "model_type", None) == "bert"
+        and getattr(bert, "pooler", None) is not None
+        and hasattr(model, "classifier")
+        and getattr(model.config, "position_embedding_type", "absolute") == "absolute"
+    )
+
+
+class PackedBertClassifier(torch.nn.Module):
+    """Logits of packed texts (:mod:`model_api.packing` lays them out), from a
+    ``BertForSequenceClassification``."""
+
+    def __init__(self, model: torch.nn.Module, first_tokens_only: bool = True) -> None:
+        super().__init__()
+        if not can_pack(model):
+            raise ValueError(f"packing needs a BERT sequence classifier, got {type(model).__name__}")
+        self.bert = model.bert
+        self.classifier = model.classifier
+        self.first_tokens_only = first_tokens_only  # the last layer for the first tokens alone (same results)
+
+    def forward(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, segments: torch.Tensor, first: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.bert.embeddings(input_ids=input_ids, position_ids=position_ids)
+        # Each token attends to the tokens of its own text: an additive mask, [rows, 1, width, width].
+        visible = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)
+        mask = torch.zeros(visible.shape, dtype=hidden.dtype).masked_fill(~visible, torch.finfo(hidden.dtype).min)
+        if not self.first_tokens_only:  # every layer for every token: for comparison (benchmarks.last_layer)
+            hidden = self.bert.encoder(hidden, attention_mask=mask[:, None]).last_hidden_state
+            cls = hidden.flatten(0, 1).index_select(0, first)
+            return self.classifier(self.bert.pooler.activation(self.bert.pooler.dense(cls)))
+        *layers, last = self.bert.encoder.layer
+        for layer in layers:
+            hidden = layer(hidden, mask[:, None])
+        # What each text's first token sees: its own text, [texts, width].
+        row = torch.div(first, segments.shape[1], rounding_mode="floor")
+        own = segments.index_select(0, row) == segments.flatten().index_select(0, first)[:, None]
+        seen = torch.zeros(own.shape, dtype=hidden.dtype).masked_fill(~own, torch.finfo(hidden.dtype).min)
+        cls = first_token_output(last, hidden, seen, first, row)
+        pooled = self.bert.pooler.activation(self.bert.pooler.dense(cls))
+        return self.classifier(pooled)
+
+
+def first_token_output(
+    layer: torch.nn.Module, hidden: torch.Tensor, seen: torch.Tensor, first: torch.Tensor, row: torch.Tensor
+) -> torch.Tensor:
+    """The output of a BERT encoder ``layer`` at the flat positions ``first`` only: what the pooler
+    reads of the last layer.
+
+    Keys and values are computed for every token (each first token attends to its whole text), but
+    the query, the attention output, the feed-forward block and the layer norms only for the
+    first tokens: about five sixths of the last layer's work skipped, with the same result as the
+    full layer at those positions (eager attention, as ``BertSelfAttention`` with
+    ``attn_implementation="eager"``). ``hidden`` is ``[rows, width, size]``; ``seen`` is the
+    additive attention mask of each first token, ``[texts, width]``; ``row`` the row of each text.
+    """
+    attention = layer.attention.self
+    rows, width, size = hidden.shape
+    heads, head = attention.num_attention_heads, attention.attention_head_size
+    texts = first.shape[0]
+    queried = hidden.flatten(0, 1).index_select(0, first)  # [texts, size]
+    query = attention.query(queried).view(texts, heads, 1, head)
+    keys = attention.key(hidden).view(rows, width, heads, head).transpose(1, 2).index_select(0, row)
+    values = attention.value(hidden).view(rows, width, heads, head).transpose(1, 2).index_select(0, row)
+    scores = torch.matmul(query, keys.transpose(2, 3)) * attention.scaling + seen[:, None, None, :]
+    weights = torch.softmax(scores, dim=-1)
+    context = torch.matmul(weights, values).reshape(texts, size)
+    attended = layer.attention.output(context, queried)
+    return layer.output(layer.intermediate(attended), attended)
 
 
 class _Logits(torch.nn.Module):
@@ -195,6 +268,13 @@ def at_least_two(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         np.concatenate([segments, segments]),
         np.concatenate([first, first + width]),
     )
+
+
+def auto_precision() -> str:
+    """The fastest engine ready at once on this CPU: eager ``int8`` where it has VNNI (int8 dot
+    products: 2.8 times fp32 in docs/performance.md, "Engines", 0.2 points of accuracy), else
+    ``fp32`` (without VNNI int8 gains little)."""
+    return "int8" if torch.cpu._is_vnni_supported() else "fp32"
 
 
 def bf16_supported() -> bool:

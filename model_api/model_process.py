@@ -110,11 +110,11 @@ class Assembler:
 
 def load(config: Config):
     """The configured model with its engine, warmed up, on this process's share of the cores."""
-    from model_api.engine_setup import load_predictor
+    from model_api.predictor import SentimentPredictor
     from model_api.torch_setup import model_process_torch
 
     model_process_torch(config)
-    predictor = load_predictor(config)
+    predictor = SentimentPredictor.from_config(config)
     predictor.warm_up()
     return predictor
 

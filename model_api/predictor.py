@@ -5,10 +5,15 @@ classification checkpoint plus ``tweet_sentiment.json``, which records the text 
 model was trained on, its maximum sequence length and version. Any other Hugging Face checkpoint
 directory or hub name also loads, with light preprocessing and the label order of its config.
 
-The model tokenises, runs the forward passes on the engine it is given and turns logits into
-calibrated probabilities and labels; which engine that is (eager, compiled, cached, switched while
-serving) is :mod:`model_api.engine_setup`'s business: ``load_model(path, precision=...)`` loads
-a model with its engine.
+Usage::
+
+    predictor = SentimentPredictor.from_pretrained("models/default")  # or a hub name
+    predictor.predict(["what a lovely day"])  # [Prediction(label='Positive', p_positive=..., ...)]
+
+The model tokenises, runs the forward passes on its engine and turns logits into calibrated
+probabilities and labels; which engine that is (eager, compiled, cached, switched while serving) is
+:mod:`model_api.engine_setup`'s business: :meth:`SentimentPredictor.from_pretrained` picks one by
+what the CPU has unless told (``precision=``).
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from model_api.engine_cache import EngineCache, cache_dir
+from model_api.engine_setup import prepare_engine
+from model_api.engines import auto_precision, can_pack, takes_packed_rows
 from model_api.locations import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
-from model_api.packing import can_pack, pack_rows, packed_arrays, padded_arrays
+from model_api.packing import pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
+from sentiment.config import Config
 from sentiment.labels import NeutralBand, Prediction, ProbabilityMap, class_layout, confidence
 from sentiment.model_dir import ModelInfo, read_calibration_texts, read_model_info
 
@@ -87,8 +96,9 @@ class Engine(Protocol):
 class SentimentPredictor:
     """Scores texts with a sequence-classification model and maps them to labels.
 
-    It runs its forward passes on ``engine``, which :func:`model_api.engine_setup.load_model`
-    prepares for it (eager, compiled, cached) and may switch while it serves.
+    :meth:`from_pretrained` loads one ready to predict; it runs its forward passes on ``engine``,
+    which :mod:`model_api.engine_setup` prepares for it (eager, compiled, cached) and may switch
+    while it serves.
     """
 
     def __init__(
@@ -124,13 +134,62 @@ class SentimentPredictor:
     def from_pretrained(
         cls,
         path: str | Path = DEFAULT_MODEL_DIR,
+        precision: str = "auto",
+        band: NeutralBand = NeutralBand(),
+        batch_size: int = 64,
+        pack: bool = True,
+        engine_cache: str | None = None,
+        fast_start: bool = False,
+        start_precision: str = "int8",
+    ) -> SentimentPredictor:
+        """A predictor of a model directory or Hugging Face hub name, with its engine prepared and
+        started: ready to :meth:`predict`.
+
+        ``precision`` picks the engine (see :mod:`model_api.engines`): ``auto`` (the default) the
+        fastest one ready at once on this CPU (:func:`~model_api.engines.auto_precision`); ``fp32``,
+        ``bf16``, ``int8`` (eager torch); ``int8-static`` or ``int8-dynamic`` (PT2E int8 compiled by
+        Inductor on first use); ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on
+        first use). ``pack``: several texts in each row of a forward pass where the model is a BERT
+        classifier and the engine a torch one (:mod:`model_api.packing`). ``engine_cache``: a
+        folder where compiled int8 engines are kept (:mod:`model_api.engine_cache`); None compiles
+        them in this process at every start. ``fast_start``: a compiled engine not at hand is built
+        in the background while ``start_precision`` (an eager torch engine) serves; then the model
+        switches.
+
+        Raises:
+            OSError: if the checkpoint cannot be found or read.
+        """
+        precision = auto_precision() if precision == "auto" else precision
+        model = cls.read_checkpoint(path, band, batch_size, pack=pack and takes_packed_rows(precision))
+        cache = EngineCache(engine_cache) if engine_cache is not None else None
+        prepare_engine(model, precision, str(path), cache, fast_start, start_precision).start()
+        return model
+
+    @classmethod
+    def from_config(cls, config: Config) -> SentimentPredictor:
+        """The model the service configuration names (model, neutral band, batch size, engine)."""
+        service = config.service
+        return cls.from_pretrained(
+            model_location(config),
+            precision=service.precision,
+            band=config.band.band(),
+            batch_size=service.inference_batch,
+            pack=service.pack_texts,
+            engine_cache=str(cache_dir(service.engine_cache)) if service.engine_cache else None,
+            fast_start=service.fast_start,
+            start_precision=service.start_precision,
+        )
+
+    @classmethod
+    def read_checkpoint(
+        cls,
+        path: str | Path = DEFAULT_MODEL_DIR,
         band: NeutralBand = NeutralBand(),
         batch_size: int = 64,
         pack: bool = True,
     ) -> SentimentPredictor:
-        """Read a model directory or Hugging Face hub name, without an engine: give it one with
-        :func:`model_api.engine_setup.prepare_engine` (:func:`~model_api.engine_setup.load_model`
-        does both).
+        """Read a model directory or Hugging Face hub name, without an engine (what
+        :meth:`from_pretrained` gives it: :func:`model_api.engine_setup.prepare_engine`).
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
@@ -185,7 +244,7 @@ class SentimentPredictor:
     def _class_passes(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
         """``(indices, class probabilities)`` of each forward pass, as it ends (the model's order)."""
         if self.engine is None:
-            raise RuntimeError("the model has no engine: load it with model_api.engine_setup.load_model")
+            raise RuntimeError("the model has no engine: load it with SentimentPredictor.from_pretrained")
         for idx, arrays in self.passes(texts):
             with self.passing:
                 logits = self.engine.logits(*arrays)

@@ -21,14 +21,14 @@ def build_predictor(config: Config) -> Predictor:
             return EnginePool(config, service.engines_per_worker).start()
         return PredictorProcess(config).start()
     from model_api.batching import MicroBatcher
-    from model_api.engine_setup import load_predictor
+    from model_api.predictor import SentimentPredictor
 
     model_process_torch(config)
     # The engine thread gives up the GIL inside every kernel and must win it back from the
     # request threads after each one; a short switch interval keeps that wait small.
     sys.setswitchinterval(0.0005)
     return MicroBatcher(
-        load_predictor(config),
+        SentimentPredictor.from_config(config),
         max_batch=service.micro_batch_max,
         max_wait_ms=service.micro_batch_wait_ms,
         timeout=service.timeout_seconds,

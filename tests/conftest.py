@@ -92,9 +92,9 @@ def fake_predictor() -> FakePredictor:
 @pytest.fixture(scope="session")
 def predictor():
     """The bundled model, loaded once for the whole session."""
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
-    return load_model()
+    return SentimentPredictor.from_pretrained(precision="fp32")
 
 
 def tmp_job_config(tmp_path: Path, **fields):

@@ -66,7 +66,7 @@ def check_versions(p: Pipeline) -> dict[str, int]:
     """Each row's model_version is the model whose score it carries: a sample re-scored with both."""
     import pandas as pd
 
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
     rows = pd.read_parquet(p.output, columns=["id", "text", "p_positive", "model_version"])
     counts = rows["model_version"].value_counts().to_dict()
@@ -77,7 +77,7 @@ def check_versions(p: Pipeline) -> dict[str, int]:
     )
     texts = sample["text"].tolist()
     scores = {
-        v: [r.p_positive for r in load_model(d, precision="fp32").predict(texts)]
+        v: [r.p_positive for r in SentimentPredictor.from_pretrained(d, precision="fp32").predict(texts)]
         for v, d in ((FAST, FAST_MODEL_DIR), (FULL, FULL_MODEL_DIR))
     }
     decided = 0

@@ -103,9 +103,11 @@ def test_a_tiny_adapt_writes_a_servable_model_with_its_figures(tmp_path):
     meta = json.loads((out / "tweet_sentiment.json").read_text())
     assert meta["name"].endswith("-adapted-rust") and [k[1] for k in meta["probability_map"]] == [0, 0.4, 0.5, 0.6, 1]
     assert "python -m experiments.adapt --keyword rust" in (out / "README.md").read_text()
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
-    prediction = load_model(out).predict(["the new rust build is sick 999"])[0]
+    prediction = SentimentPredictor.from_pretrained(out, precision="fp32").predict(["the new rust build is sick 999"])[
+        0
+    ]
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
     assert report["seconds"] > 0
 

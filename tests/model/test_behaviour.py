@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 
-from model_api.engine_setup import load_model
 from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, SentimentPredictor
 from sentiment.cleaning import normalise_all
 from sentiment.model_dir import METADATA_FILE
@@ -36,7 +35,11 @@ OOD_FLOORS = {
 @pytest.fixture(scope="module", params=["default", "fast"])
 def bundled(request, predictor):
     """Each bundled model in turn (the session's predictor is the default one)."""
-    return predictor if request.param == "default" else load_model(FAST_MODEL_DIR)
+    return (
+        predictor
+        if request.param == "default"
+        else SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="fp32")
+    )
 
 
 @pytest.mark.parametrize("text", ["I love this", "what a wonderful day, so happy!", "best concert ever :)"])
@@ -111,11 +114,10 @@ def test_accuracy_on_the_held_out_sample(bundled):
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("onnx", 1e-4), ("bf16", 0.02)])
 def test_engines_agree_with_fp32(predictor, precision, tolerance):
-    from model_api.engine_setup import load_model
     from model_api.predictor import DEFAULT_MODEL_DIR
 
     texts = ["I love this", "worst day ever", "meh", "a long tweet that goes on and on about the weather " * 4]
-    other = load_model(DEFAULT_MODEL_DIR, precision=precision)
+    other = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision=precision)
     assert other.predict_proba(texts) == pytest.approx(predictor.predict_proba(texts), abs=tolerance)
 
 
@@ -158,12 +160,11 @@ def test_packed_passes_score_like_padded_ones(predictor):
 @pytest.mark.slow
 def test_compiled_int8_engine_keeps_the_labels(predictor):
     # The service's default engine: static int8 compiled by Inductor, calibrated on training tweets.
-    from model_api.engine_setup import load_model
     from model_api.predictor import DEFAULT_MODEL_DIR
 
     texts, polarities = read_labelled(SAMPLE)
     texts, truth = texts[:1000], np.array(polarities[:1000]) == 4
-    int8 = load_model(DEFAULT_MODEL_DIR, precision="int8-static")
+    int8 = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision="int8-static")
     p32, p8 = predictor.predict_proba(texts), int8.predict_proba(texts)
     assert float(np.mean((p8 > 0.5) == (p32 > 0.5))) >= 0.97
     assert abs(float(np.mean((p8 > 0.5) == truth)) - float(np.mean((p32 > 0.5) == truth))) <= 0.015
@@ -201,7 +202,7 @@ def test_labels_hold_up_on_out_of_domain_tweets(predictor, kind, name):
         pytest.skip("needs the shared out-of-domain sets")
     texts, labels = read_three_class(data / "ood" / f"{name}.csv")
     keep = np.random.default_rng(13).permutation(len(texts))[:3000]
-    model = predictor if kind == "default" else load_model(FAST_MODEL_DIR)
+    model = predictor if kind == "default" else SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="fp32")
     predicted = [p.sentiment for p in model.predict([texts[i] for i in keep])]
     macro_f1 = f1_score([labels[i] for i in keep], predicted, average="macro")
     assert macro_f1 >= OOD_FLOORS[kind][name], f"macro-F1 {macro_f1:.3f} on {len(keep)} tweets of {name}"

@@ -69,11 +69,10 @@ def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_
 
 
 def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_switched_to():
-    from model_api.engine_setup import load_model
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
 
     texts = ["I love this, best day ever", "this is awful, I hate it", "what a great game", "worst service ever"]
-    predictor = load_model(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
+    predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
     assert (predictor.describe()["engine"], predictor.describe()["engine_state"]) == ("int8", "compiling int8-static")
     eager = [p.sentiment for p in predictor.predict(texts)]  # served while the compiled engine is prepared
     deadline = time.monotonic() + 300
@@ -85,8 +84,8 @@ def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_sw
 
 
 def test_a_compile_that_fails_is_tried_again_in_a_fresh_inductor_cache(monkeypatch, caplog):
-    from model_api.engine_setup import ServedEngine, load_model
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.engine_setup import ServedEngine
+    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
 
     # Inductor's on-disk cache damaged by a process killed while writing it fails every compile there.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/nonexistent/damaged-cache")
@@ -99,7 +98,7 @@ def test_a_compile_that_fails_is_tried_again_in_a_fresh_inductor_cache(monkeypat
         return self.current  # the eager engine stands in for the compiled one
 
     monkeypatch.setattr(ServedEngine, "_compile", compile_once_failing)
-    predictor = load_model(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
+    predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
     deadline = time.monotonic() + 120
     while predictor.describe()["engine"] != "int8-static":
         assert time.monotonic() < deadline, f"no switch within 120 s: {predictor.describe()}"

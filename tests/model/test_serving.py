@@ -44,9 +44,9 @@ def service(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference():
-    from model_api.engine_setup import load_model
+    from model_api.predictor import SentimentPredictor
 
-    return load_model(precision="fp32").predict(TEXTS)
+    return SentimentPredictor.from_pretrained(precision="fp32").predict(TEXTS)
 
 
 def test_batch_results_equal_the_in_process_predictor(service, reference):

@@ -8,7 +8,7 @@ from experiments.bert_config import TrainConfig, packaged_base_model
 from experiments.data import SplitSpec, load_split
 from experiments.fit_state import bucketed_batches
 from experiments.train_bert import train
-from model_api.engine_setup import load_model
+from model_api.predictor import SentimentPredictor
 from tests.conftest import SAMPLE
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -60,7 +60,7 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
     assert (out / "model.safetensors").stat().st_size < 50 * 1024 * 1024
     assert (out / "learning_curve.csv").read_text().count("\n") >= 2
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    predictor = load_model(out)
+    predictor = SentimentPredictor.from_pretrained(out, precision="fp32")
     assert predictor.info.preprocessing == "seed"
     assert predictor.preprocess(["@a Hi THERE http://x"]) == ["hi there"]
 
@@ -83,8 +83,8 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     assert meta["name"] == "MiniLM-L6-H384-uncased-sentiment140-2-layers-distilled"
     assert "--layers 2 --teacher" in (out / "README.md").read_text()
 
-    student = load_model(out)
-    teacher = load_model(FULL_MODEL_DIR)
+    student = SentimentPredictor.from_pretrained(out, precision="fp32")
+    teacher = SentimentPredictor.from_pretrained(FULL_MODEL_DIR, precision="fp32")
     assert student.model.config.num_hidden_layers == 2
     assert len(student.model.bert.encoder.layer) == 2
     # Halving the layers halves the stored encoder: the file shrinks by two layers' weights.
@@ -119,7 +119,7 @@ def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(
         "2": "positive",
     }
     assert metrics["classes"] == 3 and 0.0 <= metrics["test_macro_f1_3class"] <= 1.0
-    prediction = load_model(out).predict(["lovely day 7"])[0]
+    prediction = SentimentPredictor.from_pretrained(out, precision="fp32").predict(["lovely day 7"])[0]
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -220,4 +220,4 @@ def test_a_student_distilled_from_soft_labels_serves_through_a_map_fitted_withou
     assert knots[2] == [0.5, 0.5] and [k[1] for k in knots] == [0.0, 0.4, 0.5, 0.6, 1.0]
     card = (out / "README.md").read_text()
     assert f"--soft-labels {soft}" in card and "--calibration agreement" in card and "--binary-rows 20" in card
-    assert 0.0 <= load_model(out).predict_proba(["lovely day 3"])[0] <= 1.0
+    assert 0.0 <= SentimentPredictor.from_pretrained(out, precision="fp32").predict_proba(["lovely day 3"])[0] <= 1.0

@@ -8,8 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from model_api.engine_setup import load_model
-from model_api.predictor import FAST_MODEL_DIR
+from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
 from sentiment.labels import ClassLayout, Prediction, class_layout
 
 pytestmark = pytest.mark.unit
@@ -63,7 +62,7 @@ def tiny_checkpoint(folder, id2label: dict[int, str]):
 
 def test_a_users_three_class_checkpoint_is_served_by_its_labels(tmp_path):
     folder = tiny_checkpoint(tmp_path, {0: "positive", 1: "negative", 2: "neutral"})
-    predictor = load_model(folder)
+    predictor = SentimentPredictor.from_pretrained(folder, precision="fp32")
     texts = ["what a lovely day", "the bus leaves at noon", "this is awful"]
     raw = predictor.class_proba(texts)  # negative, neutral, positive
     served = predictor.predict(texts)
@@ -79,7 +78,7 @@ def test_a_users_three_class_checkpoint_is_served_by_its_labels(tmp_path):
 def test_a_checkpoint_whose_classes_cannot_be_read_fails_to_load(tmp_path):
     folder = tiny_checkpoint(tmp_path, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     with pytest.raises(ValueError, match="cannot read the model's three classes"):
-        load_model(folder)
+        SentimentPredictor.from_pretrained(folder, precision="fp32")
 
 
 def test_a_two_class_prediction_has_no_probabilities_field():

@@ -144,3 +144,25 @@ def test_the_model_service_is_at_most_six_modules_deep():
     # reader follows any request or any model load through at most six modules of model_api/.
     chain = longest_chain(graph(), "model_api")
     assert len(chain) <= 6, " -> ".join(chain)
+
+
+# What experiments/ and benchmarks/ may take from the model service: the predictor (which loads a
+# model with its engine) and the engine module where they measure or choose engines; benchmarks
+# also time the HTTP app in-process (benchmarks/http_layer.py).
+PUBLIC_MODEL_API = {
+    "experiments": {"model_api.predictor", "model_api.engines"},
+    "benchmarks": {"model_api.predictor", "model_api.engines", "model_api.app"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC_MODEL_API))
+def test_experiments_and_benchmarks_use_the_predictors_public_surface(package):
+    edges = graph()
+    reached = {
+        f"{module} -> {target}"
+        for module, targets in edges.items()
+        if module.split(".")[0] == package
+        for target in targets
+        if target.startswith("model_api.") and target not in PUBLIC_MODEL_API[package]
+    }
+    assert not reached, sorted(reached)

@@ -13,8 +13,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from model_api.engines import at_least_two
-from model_api.packing import PackedBertClassifier, can_pack, pack_rows, packed_arrays, padded_arrays
+from model_api.engines import PackedBertClassifier, at_least_two, can_pack
+from model_api.packing import pack_rows, packed_arrays, padded_arrays
 
 pytestmark = pytest.mark.unit
 
