@@ -26,38 +26,41 @@ import pandas as pd
 from experiments.adapt import AdaptConfig, BadInput, Refused, adapt
 from experiments.data import CLASSES, read_three_class
 from sentiment.labelled import RANDOM, LabelsTable, draw_tweets
+from sentiment.labels import BAND_HIGH, BAND_LOW
 from sentiment.logs import setup_logging
 
 log = logging.getLogger("experiments.adapt_trial")
 KEYWORD = "trial"
 
 
-def drawn_as_the_page_draws(base: str, texts: list[str], count: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """The indices of ``count`` tweets drawn as the labelling page draws them from the base's
-    served scores (:func:`sentiment.labelled.draw_tweets`: about a third at random, the rest the
-    least sure), and how each was drawn."""
+def served_positive(scorer, texts: list[str]) -> np.ndarray:
+    """The positive-probability the service would serve for each text (the scorer's map applied)."""
     from experiments.calibration import CLASS_ORDER
-    from experiments.scorers import model_scorer
 
-    scorer = model_scorer(base)
-    p_positive = scorer.probability_map(CLASS_ORDER.positive_probability(np.asarray(scorer.class_proba(texts))))
-    tweets = pd.DataFrame({"id": [str(i) for i in range(len(texts))], "p_positive": p_positive})
+    return scorer.probability_map(CLASS_ORDER.positive_probability(np.asarray(scorer.class_proba(texts))))
+
+
+def drawn_as_the_page_draws(p_positive: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """The indices of ``count`` tweets drawn as the labelling page draws them from the base's served
+    scores ``p_positive`` (:func:`sentiment.labelled.draw_tweets`: about a third at random, the rest
+    the least sure), and how each was drawn."""
+    tweets = pd.DataFrame({"id": [str(i) for i in range(len(p_positive))], "p_positive": p_positive})
     drawn = draw_tweets(tweets, [], count, seed=seed)
     return drawn["id"].astype(int).to_numpy(), drawn["drawn"].tolist()
 
 
 def simulated_labels(
-    texts: list[str], labels: list[int], count: int, seed: int, base: str | None = None
+    texts: list[str], labels: list[int], count: int, seed: int, base_p: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """``count`` rows drawn as a person's labels, at random or (with ``base``) as the labelling
-    page draws them from that model's scores; the indices of the rest."""
+    """``count`` rows drawn as a person's labels, at random or (with ``base_p``, the base model's
+    served scores of ``texts``) as the labelling page draws them; the indices of the rest."""
     if count >= len(texts):
         raise ValueError(f"--labels {count} leaves none of the set's {len(texts)} tweets to judge by")
-    if base is None:
+    if base_p is None:
         chosen = np.random.default_rng(seed).permutation(len(texts))[:count]
         how = [RANDOM] * count
     else:
-        chosen, how = drawn_as_the_page_draws(base, texts, count, seed)
+        chosen, how = drawn_as_the_page_draws(base_p, count, seed)
     rest = np.setdiff1d(np.arange(len(texts)), chosen)
     rows = pd.DataFrame(
         {
@@ -74,15 +77,12 @@ def simulated_labels(
     return rows, rest
 
 
-def rest_scores(folder: str, texts: list[str], labels: list[int]) -> dict:
-    """Macro-F1 (and macro-recall) of the served labels of ``folder`` on ``texts``."""
-    from experiments.evaluate import served_classes
-    from experiments.scorers import model_scorer
+def rest_scores(labels: list[int], p_positive: np.ndarray) -> dict:
+    """Macro-F1 (and macro-recall) of the labels served from ``p_positive`` (the neutral band)."""
+    from experiments.calibration import band_classes
     from experiments.three_class import three_class_scores
 
-    scorer = model_scorer(folder)
-    served = served_classes(np.asarray(scorer.class_proba(texts)), scorer.probability_map)
-    scores = three_class_scores(np.asarray(labels), served)
+    scores = three_class_scores(np.asarray(labels), band_classes(p_positive, BAND_LOW, BAND_HIGH))
     return {k: round(v, 4) for k, v in scores.items() if k in ("macro_f1", "macro_recall")}
 
 
@@ -107,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=AdaptConfig.lr, help="as adapt's --lr")
     args = p.parse_args(argv)
     setup_logging()
+    from experiments.scorers import model_scorer
+
     texts, labels = read_three_class(args.set)
-    rows, rest = simulated_labels(texts, labels, args.labels, args.seed, args.base if args.draw == "page" else None)
+    base_p = served_positive(model_scorer(args.base), texts)  # scored once: the page's draws and the rest
+    rows, rest = simulated_labels(texts, labels, args.labels, args.seed, base_p if args.draw == "page" else None)
     work = args.work or Path(tempfile.mkdtemp(prefix="adapt-trial-"))
     LabelsTable(work / "labels").append(rows.to_dict("records"))
     out = work / "adapted"
@@ -135,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     report["rest_of_set"] = {
         "set": str(args.set),
         "tweets": len(rest_texts),
-        "base": rest_scores(args.base, rest_texts, rest_labels),
-        "adapted": rest_scores(str(out), rest_texts, rest_labels),
+        "base": rest_scores(rest_labels, base_p[rest]),
+        "adapted": rest_scores(rest_labels, served_positive(model_scorer(str(out)), rest_texts)),
     }
     print(json.dumps(report, indent=2))
     return 0
