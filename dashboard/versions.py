@@ -13,14 +13,12 @@ tweet. :func:`of_keyword` turns one keyword's sums into trends rows per version,
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from dashboard.resolution import COUNT_COLUMNS
-from sentiment.parquet_folder import READ_THREADS, ParquetFile, list_parquet_files, read_table
+from sentiment.parquet_folder import ParquetFile, list_parquet_files, read_tables, tables_to_pandas
 from sentiment.trends import LABEL_COUNTS, NO_KEYWORD, as_utc
 
 # What the split needs of a tweet: the series, the time its window is taken from, the score and label.
@@ -73,14 +71,6 @@ def sum_by_version(tweets: pd.DataFrame, window: pd.Timedelta) -> pd.DataFrame:
     return _merge(rows.dropna(subset=["window_start"]))
 
 
-def _frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """Tables as one DataFrame: joined in Arrow (one conversion, not one per file) when their types agree."""
-    try:
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # types that cannot be unified: pandas does its best
-        return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-
-
 class VersionSums:
     """The tweets of a growing folder summed by keyword, model version and window; keep one per folder.
 
@@ -97,15 +87,6 @@ class VersionSums:
         self._sums = empty_sums()
         self._lock = threading.Lock()
 
-    def _tables(self, files: list[ParquetFile]) -> list[pa.Table | None]:
-        def read(f: ParquetFile) -> pa.Table | None:
-            return read_table(f.path, VERSION_COLUMNS)
-
-        if len(files) <= 8:
-            return [read(f) for f in files]
-        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # Arrow reads without the GIL
-            return list(pool.map(read, files))
-
     def read(self, window: pd.Timedelta) -> pd.DataFrame:
         """The sums of every readable tweet now in the folder, in windows of ``window``. Do not modify
         the result: it is shared."""
@@ -117,12 +98,12 @@ class VersionSums:
             parts = [self._sums]
             for start in range(0, len(new), FILES_PER_CHUNK):
                 chunk = new[start : start + FILES_PER_CHUNK]
-                tables = self._tables(chunk)
+                tables = read_tables([f.path for f in chunk], VERSION_COLUMNS)
                 for f, table in zip(chunk, tables, strict=True):
                     (self._failed if table is None else self._summed)[f.path] = f
                 read = [t for t in tables if t is not None and t.num_rows]
                 if read:
-                    parts.append(sum_by_version(_frame(read), window))
+                    parts.append(sum_by_version(tables_to_pandas(read), window))
             if len(parts) > 1:
                 self._sums = _merge(pd.concat([p for p in parts if not p.empty], ignore_index=True))
             return self._sums

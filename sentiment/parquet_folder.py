@@ -86,7 +86,17 @@ def read_parquet_file(path: str | Path, columns: Sequence[str] | None = None) ->
     return None if table is None else table.to_pandas()
 
 
-def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+def read_tables(paths: Sequence[str], columns: Sequence[str] | None = None) -> list[pa.Table | None]:
+    """:func:`read_table` of each path, in order. Arrow reads without the GIL: many files at once (a
+    first read) go faster on a few threads."""
+    if len(paths) <= 8:
+        return [read_table(p, columns) for p in paths]
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        return list(pool.map(lambda p: read_table(p, columns), paths))
+
+
+def tables_to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    """Tables as one DataFrame, joined in Arrow (one conversion, not one per table) when their types agree."""
     with_rows = [t for t in tables if t.num_rows]
     if not with_rows:  # the columns of an empty file (the sink's part-schema.parquet) are kept
         return tables[0].to_pandas() if tables else pd.DataFrame()
@@ -104,7 +114,7 @@ def read_folder(folder: str | Path, columns: Sequence[str] | None = None) -> pd.
     ``part-schema.parquet`` at start), with none when the folder has no file at all.
     """
     tables = [read_table(f.path, columns) for f in list_parquet_files(folder)]
-    return _to_pandas([t for t in tables if t is not None])
+    return tables_to_pandas([t for t in tables if t is not None])
 
 
 class FolderReader:
@@ -121,13 +131,6 @@ class FolderReader:
         self._result = pd.DataFrame()
         self._lock = threading.Lock()
 
-    def _read_all(self, paths: list[str]) -> list[pa.Table | None]:
-        # Arrow reads without the GIL: many files at once (a first read) go faster on a few threads.
-        if len(paths) <= 8:
-            return [read_table(p, self.columns) for p in paths]
-        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-            return list(pool.map(lambda p: read_table(p, self.columns), paths))
-
     def read(self) -> pd.DataFrame:
         """Every readable row now in the folder, oldest file first. Do not modify the result: it is shared."""
         with self._lock:
@@ -143,17 +146,17 @@ class FolderReader:
                     new.append(f)
             if not new and not changed:
                 return self._result
-            read = dict(zip([f.path for f in new], self._read_all([f.path for f in new]), strict=True))
+            read = dict(zip([f.path for f in new], read_tables([f.path for f in new], self.columns), strict=True))
             for f in new:
                 tables[f.path] = (f, read[f.path])
             tables = {f.path: tables[f.path] for f in files}  # oldest first
             kept = all(path in tables and tables[path][0] == f for path, (f, _) in self._tables.items())
             if kept:  # only new files (the usual refresh): their rows go after the others
-                added = _to_pandas([t for t in read.values() if t is not None])
+                added = tables_to_pandas([t for t in read.values() if t is not None])
                 if not added.empty:
                     self._result = added if self._result.empty else pd.concat([self._result, added], ignore_index=True)
             else:  # a file changed or went away: start again from the files kept
-                self._result = _to_pandas([t for _, t in tables.values() if t is not None])
+                self._result = tables_to_pandas([t for _, t in tables.values() if t is not None])
             self._tables = tables
             return self._result
 
@@ -191,4 +194,4 @@ def latest_rows(
         total += table.num_rows
         if total >= n:
             break
-    return _to_pandas(tables)
+    return tables_to_pandas(tables)

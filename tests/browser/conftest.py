@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from dashboard.browser import DashboardServer, launch_chromium
+from dashboard.demo import Demo, write_demo_output
 
 
 def start_dashboard(output_root: Path, log_file: Path) -> DashboardServer:
@@ -16,6 +17,20 @@ def start_dashboard(output_root: Path, log_file: Path) -> DashboardServer:
         return DashboardServer(output_root, log_file, refresh_seconds=1.0).start()
     except RuntimeError as e:
         pytest.fail(str(e))
+
+
+def serve_demo(tmp_path_factory, demo: Demo, before_start: Callable[[Path], None] | None = None) -> Iterator[str]:
+    """A dashboard over a demo output written for one test module (``before_start`` may add to the
+    folder first): yields its URL, stops it after."""
+    root = tmp_path_factory.mktemp("output")
+    write_demo_output(root, demo)
+    if before_start is not None:
+        before_start(root)
+    server = start_dashboard(root, root.parent / "dashboard.log")
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from dashboard.browser import charts, choose_keywords, line_runs, wait_for_charts, wait_until_rendered
 from dashboard.demo import Demo, write_demo_output
 from sentiment.config import PROJECT_ROOT
-from tests.browser.conftest import start_dashboard
+from tests.browser.conftest import serve_demo, start_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,16 +23,15 @@ COUNTS = "Tweets per minute"
 NEGATIVE = "Negative share per minute, 95% interval (alerts marked)"
 
 
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("output")
-    write_demo_output(root, DEMO)
-    # A batch file still being written, as the job leaves one mid-way: it must be skipped.
+def half_written(root) -> None:
+    """A batch file still being written, as the job leaves one mid-way: it must be skipped."""
     (root / "tweets" / "date=2026-11-28" / "batch-99999999.parquet").write_bytes(b"PAR1\x15\x00")
     (root / "trends" / "batch-209912312359.parquet").write_bytes(b"PAR1")
-    server = start_dashboard(root, root.parent / "dashboard.log")
-    yield server.url
-    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    yield from serve_demo(tmp_path_factory, DEMO, half_written)
 
 
 def table_text(page, heading: str) -> str:

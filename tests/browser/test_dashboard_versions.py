@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard.browser import choose_keywords, line_runs, wait_for_charts
-from dashboard.demo import Demo, make_tweets, write_demo_output
-from tests.browser.conftest import start_dashboard
+from dashboard.demo import Demo, make_tweets
+from tests.browser.conftest import serve_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,11 +19,7 @@ HINT = "Choose one keyword to see its trend split by the model versions that sco
 
 @pytest.fixture(scope="module")
 def swapped_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("output")
-    write_demo_output(root, SWAP)
-    server = start_dashboard(root, root.parent / "dashboard.log")
-    yield server.url
-    server.stop()
+    yield from serve_demo(tmp_path_factory, SWAP)
 
 
 def chart(page, title: str):
