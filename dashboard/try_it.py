@@ -93,14 +93,18 @@ def try_page(service_url: str, token: str = "") -> None:
     typed = st.text_area("Tweets, one per line", key="try-text", height=140)
     upload = st.file_uploader("or a CSV file with a text column", type=["csv"], key="try-csv")
     rows, problem = texts_of(typed, upload)
-    if upload is not None and not problem:
-        st.caption(
-            f"{upload.name}: {len(rows):,} tweets to score", help="the CSV's other columns come back as they are"
-        )
+    if upload is not None:  # said as soon as the file is in, before anyone clicks Score
+        if problem:
+            st.error(problem)
+        else:
+            st.caption(
+                f"{upload.name}: {len(rows):,} tweets to score", help="the CSV's other columns come back as they are"
+            )
     if not st.button("Score", key="try-score", type="primary"):
         return
     if problem:
-        st.error(problem)
+        if upload is None:
+            st.error(problem)
         return
     try:
         scored = score(service_url, rows["text"].tolist(), token)

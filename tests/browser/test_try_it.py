@@ -79,9 +79,10 @@ def test_a_service_that_does_not_answer_and_a_csv_without_text_are_said_plainly(
         bad = tmp_path / "bad.csv"
         bad.write_text("tweet\nhello\n")
         page.locator("input[type=file]").set_input_files(str(bad))
-        page.get_by_text("bad.csv").first.wait_for()
+        page.get_by_text("bad.csv has no 'text' column (its columns: tweet)").wait_for()  # said on upload
         page.get_by_role("button", name="Score").click()
         page.get_by_text("has no 'text' column").wait_for()
+        assert page.get_by_text("has no 'text' column").count() == 1  # said once; Score scored nothing
         assert page.errors == []
     finally:
         server.stop()
