@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="environment of every service started, e.g. TWEETSENT_SERVICE__MODEL=model_api/model-fast (repeatable)",
+        help="environment of every service started, e.g. TWEETSENT_SERVICE__MODEL=models/fast (repeatable)",
     )
     args = p.parse_args(argv)
     if bad := [item for item in args.env if "=" not in item]:

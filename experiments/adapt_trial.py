@@ -1,6 +1,6 @@
 """How much adapting to a keyword buys: a person's labels simulated from a labelled set.
 
-Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base model_api/model
+Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base models/default
        [--labels 300] [--draw random|page] [--work DIR] [--repeat N] [--epochs N] [--lr LR]
 
 Draws ``--labels`` tweets of the set at random (as a person labelling the dashboard's random draws

@@ -48,7 +48,7 @@ class ServiceConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model: str = ""  # empty: the bundled 6-layer model in model_api/model (model_api/model-fast: 3 layers)
+    model: str = ""  # empty: the bundled 6-layer model in models/default (models/fast: 3 layers)
     workers: int = 0  # HTTP worker processes; 0 = one per core, at most AUTO_WORKERS_MAX
     max_batch: int = 1024
     max_body_bytes: int = 2 * 1024 * 1024

@@ -2,7 +2,7 @@
 and URLs, accuracy on Sentiment140, on human-labelled three-class tweets and on out-of-domain ones.
 
 The direction, negation, invariance and accuracy checks run on both bundled models: the 6-layer
-default (``model_api/model``) and the 3-layer one cut from it (``model_api/model-fast``).
+default (``models/default``) and the 3-layer one cut from it (``models/fast``).
 """
 
 import json

@@ -50,7 +50,7 @@ def test_smoke_profile_adds_a_three_class_table_read_as_served(tmp_path, sentime
     )
     results = json.loads((out / "results.json").read_text())
     rows = {r["model"]: r for r in results["three_class"]}
-    assert list(rows) == ["logreg", "gru", "bert-model-fast"]
+    assert list(rows) == ["logreg", "gru", "bert-fast"]
     for name, row in rows.items():
         for s in ("tweeteval", "semeval_test"):
             assert 0.34 < row[f"{s}_macro_f1"] <= 1.0, (name, s)  # better than one class for all
@@ -58,4 +58,4 @@ def test_smoke_profile_adds_a_three_class_table_read_as_served(tmp_path, sentime
             assert (out / f"confusion3_{name}_{s}.png").stat().st_size > 0
         assert 0 < row["raw_low"] <= row["raw_high"] < 1
     table = (out / "results.md").read_text()
-    assert "## Three classes" in table and "| bert-model-fast |" in table
+    assert "## Three classes" in table and "| bert-fast |" in table

@@ -15,7 +15,7 @@ from tests.support.processes import start_service, stop_process, wait_for_servic
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-FAST_MODEL = "model_api/model-fast"
+FAST_MODEL = "models/fast"
 
 
 def start(cache: Path, log: Path) -> tuple[subprocess.Popen, str]:

@@ -58,7 +58,7 @@ def test_model_location_finds_directories_from_the_working_directory_or_the_proj
 
     monkeypatch.chdir(tmp_path)  # not the project root
     assert located("") == str(DEFAULT_MODEL_DIR) == str(FULL_MODEL_DIR)
-    assert located("model_api/model-fast") == str(FAST_MODEL_DIR)
+    assert located("models/fast") == str(FAST_MODEL_DIR)
     (tmp_path / "mine").mkdir()
     assert located("mine") == "mine"  # the working directory first
     assert located("bert-base-uncased") == "bert-base-uncased"  # not a directory: a hub name
