@@ -6,7 +6,7 @@ Usage: python -m benchmarks.batching [--model DIR] [--precision NAME] [--sizes 8
 Random batches of real tweets (the bundled sample), as concurrent requests or the Spark job send
 them. One text per row, padded: cut into fixed chunks of 64 or 16, or where padding costs more
 than another pass (``split_by_length`` with several pass overheads). Packed: several texts per
-row of ``max_length`` tokens (``model_api.packing``; the service's default for BERT models).
+row of ``max_length`` tokens (``model_api.model.packing``; the service's default for BERT models).
 Each strategy runs every batch size once untimed (so every shape is compiled), then the
 strategies take turns for ``--rounds`` rounds on the same batches; the table gives the median
 tweets/s and the ratio to fixed chunks of 64.
@@ -23,7 +23,7 @@ import time
 import torch
 
 from ingest.replay import BUNDLED_SAMPLE
-from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor, split_by_length
+from model_api.model.predictor import DEFAULT_MODEL_DIR, SentimentPredictor, split_by_length
 from sentiment.config import PRECISIONS, load_config
 from sentiment.logs import setup_logging
 from sentiment.sentiment140 import iter_rows

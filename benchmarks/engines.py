@@ -3,7 +3,7 @@
 Usage: python -m benchmarks.engines [--model DIR ...] [--tweets N] [--precisions fp32,int8,...] [--threads N]
 
 For every model (``--model`` repeated: e.g. the bundled one and a distilled one) and engine (see
-``model_api/engines.py``), in one run and on the same real tweets: seconds until ready (load,
+``model_api/model/engines.py``), in one run and on the same real tweets: seconds until ready (load,
 quantize, compile, warm up), tweets/s in batches of the service's size (median of three passes),
 and binary accuracy on the whole validation split, with speed and accuracy against the first
 model's fp32.
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from experiments.data import default_training_files, load_split
-from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+from model_api.model.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 from sentiment.config import PRECISIONS, load_config
 from sentiment.logs import setup_logging
 

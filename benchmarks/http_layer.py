@@ -42,7 +42,7 @@ class StubPredictor:
 
 def create():
     """WSGI factory: the app with the stub predictor."""
-    from model_api.app import create_app
+    from model_api.front.app import create_app
 
     return create_app(predictor=StubPredictor())
 

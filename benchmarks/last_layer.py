@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-import model_api.engines as engines
-from model_api.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
+import model_api.model.engines as engines
+from model_api.model.predictor import DEFAULT_MODEL_DIR, SentimentPredictor
 from sentiment.logs import setup_logging
 from sentiment.model_dir import read_calibration_texts
 

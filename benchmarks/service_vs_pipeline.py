@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from ingest.replay import BUNDLED_SAMPLE
-from model_api.predictor import DEFAULT_MODEL_DIR
+from model_api.model.predictor import DEFAULT_MODEL_DIR
 from sentiment.config import PRECISIONS, load_config
 from sentiment.logs import setup_logging
 
@@ -81,7 +81,7 @@ def _time_pipeline(name: str, model: str, texts: list[str]) -> tuple[float, list
 
 def _time_engine(model: str, precision: str, texts: list[str]) -> tuple[float, list[float]]:
     """Seconds for the service's predictor, in this process, to score ``texts`` 256 at a time, and each call's."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     latencies: list[float] = []
     predictor = SentimentPredictor.from_pretrained(model, precision=precision)

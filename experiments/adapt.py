@@ -191,7 +191,7 @@ def _targets(
     """Every row's target distribution, as a soft-label file: a person's label (smoothed) for the
     keyword's rows, the base model's own probabilities for the original rows, so that elsewhere it
     stays itself; and the original rows' labels (the base's most likely class where none is known)."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     base_probs = (
         SentimentPredictor.from_pretrained(config.base, batch_size=128, precision="fp32").class_proba(own_texts)

@@ -2,7 +2,7 @@
 
 :meth:`BertFamily.fit` runs :mod:`experiments.train_bert`'s data preparation and fit loop;
 :meth:`BertFamily.save` writes the servable model directory; predictions go through
-:class:`model_api.predictor.SentimentPredictor` loaded from that directory, as the service loads it.
+:class:`model_api.model.predictor.SentimentPredictor` loaded from that directory, as the service loads it.
 With ``FitConfig.bert_model`` the family trains nothing and evaluates that directory instead.
 """
 
@@ -22,7 +22,7 @@ from experiments.bert_writer import write_curve, write_metrics, write_model
 from experiments.data import Split
 from experiments.family import FitConfig, Fitted
 from experiments.train_bert import load_base_model, prepare_data, seed_everything, training_metrics
-from model_api.predictor import SentimentPredictor
+from model_api.model.predictor import SentimentPredictor
 
 
 @dataclass

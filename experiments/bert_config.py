@@ -9,7 +9,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from experiments.data import SEED, SEMEVAL_FILE, shared_file
-from model_api.engines import bf16_supported
+from model_api.model.engines import bf16_supported
 from sentiment.cleaning import RECIPES
 
 DESCRIPTION = "Fine-tune a BERT-family model on Sentiment140 and write a servable model directory."

@@ -121,7 +121,7 @@ def calibrate(
 ) -> dict:
     """Fit the map of ``model_dir`` on three-class rows (and binary rows, labels 1 = positive),
     store it in the directory's ``tweet_sentiment.json``, and return what was found."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     info = read_model_info(model_dir)
     predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128, precision="fp32")
@@ -138,7 +138,7 @@ def calibrate_by_agreement(model_dir: Path, texts: list[str]) -> dict:
     """Fit the map of ``model_dir`` without labels (:func:`agreement_map` of its probabilities on
     ``texts``), store it, and return it with the share of ``texts`` whose served label is the
     most likely class."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     info = read_model_info(model_dir)
     predictor = SentimentPredictor.from_pretrained(model_dir, batch_size=128, precision="fp32")

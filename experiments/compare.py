@@ -226,7 +226,7 @@ def compare_three_class(
 ) -> tuple[list[dict], list[str]]:
     """The three-class table's rows and the names of its evaluation sets."""
     from experiments.three_class import EvalSet, run_three_class
-    from model_api.predictor import FAST_MODEL_DIR, FULL_MODEL_DIR
+    from model_api.model.predictor import FAST_MODEL_DIR, FULL_MODEL_DIR
     from sentiment.labels import LABELS
 
     split = subsample(load_three_class_split(train_file, config_spec(config)), profile, config.seed)

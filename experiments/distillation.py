@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model_api.predictor import SentimentPredictor
+from model_api.model.predictor import SentimentPredictor
 
 
 def kept_layers(total: int, keep: int) -> list[int]:

@@ -37,7 +37,7 @@ class Scorer:
 
 def model_scorer(folder: str, precision: str = "fp32") -> Scorer:
     """A model directory (or hub name) through the predictor, with its own probability map."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     predictor = SentimentPredictor.from_pretrained(folder, batch_size=128, precision=precision)
     name = Path(folder).name

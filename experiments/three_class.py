@@ -71,7 +71,7 @@ def family_predictors(models: list[str], split: Split, config: FitConfig, bert_d
     for ``bert`` the model directories ``bert_dirs`` trained earlier."""
     for name in models:
         if name == "bert":
-            from model_api.predictor import SentimentPredictor
+            from model_api.model.predictor import SentimentPredictor
 
             for folder in bert_dirs:
                 predictor = SentimentPredictor.from_pretrained(folder, batch_size=128, precision="fp32")

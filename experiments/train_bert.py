@@ -54,7 +54,7 @@ from experiments.data import (
 )
 from experiments.distillation import keep_layers
 from experiments.evaluation import macro_f1
-from model_api.predictor import SentimentPredictor
+from model_api.model.predictor import SentimentPredictor
 from sentiment.logs import setup_logging
 
 __all__ = ["TrainConfig", "build_parser", "train", "main"]

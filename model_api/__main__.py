@@ -3,9 +3,9 @@
 Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
 
 Each worker process loads the model once. ``granian`` reads and writes HTTP in Rust and runs the
-ASGI application of ``model_api.asgi.create``: the scoring routes on an event loop, the others
+ASGI application of ``model_api.front.asgi.create``: the scoring routes on an event loop, the others
 in the Flask app. ``gunicorn`` runs the Flask app alone in gthread workers, a thread per request
-in flight. Both serve the routes of :mod:`model_api.routes`.
+in flight. Both serve the routes of :mod:`model_api.front.routes`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import signal
 import sys
 import tempfile
 
-from model_api.locations import check_model, model_location
-from model_api.model_share import SHARE_ENV
+from model_api.model.locations import check_model, model_location
+from model_api.runner.model_share import SHARE_ENV
 from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
 from sentiment.logs import setup_logging
 
@@ -53,8 +53,8 @@ def serve_gunicorn(config: Config) -> None:
             self.cfg.set("accesslog", None)
 
         def load(self):
-            from model_api.app import create_app
-            from model_api.worker import create_service
+            from model_api.front.app import create_app
+            from model_api.front.worker import create_service
 
             return create_app(predictor=create_service(config))  # in each worker, after the fork
 
@@ -83,7 +83,7 @@ def serve_granian(config: Config, config_file: str | None, overrides: dict[str, 
     # worker's own handlers (once its application is loaded), a signal ends it: it has no work yet.
     os.register_at_fork(after_in_child=_default_stop_signals)
     Granian(
-        "model_api.asgi:create",
+        "model_api.front.asgi:create",
         factory=True,
         address=service.host,
         port=service.port,

@@ -1,4 +1,4 @@
-"""Build (or find) the compiled engine of a model in the engine cache (:mod:`model_api.engine_cache`).
+"""Build (or find) the compiled engine of a model in the engine cache (:mod:`model_api.model.engine_cache`).
 
 Usage: python -m model_api.build_engine --model DIR --precision int8-static [--cache DIR] [--no-pack]
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from model_api.engine_cache import cache_dir
+from model_api.model.engine_cache import cache_dir
 from sentiment.logs import setup_logging
 
 
@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pack", action="store_true", help="padded rows, one text each")
     args = parser.parse_args(argv)
     setup_logging()
-    from model_api.predictor import SentimentPredictor
-    from model_api.torch_setup import quiet_torch_logs
+    from model_api.model.predictor import SentimentPredictor
+    from model_api.model.torch_setup import quiet_torch_logs
 
     quiet_torch_logs()
     predictor = SentimentPredictor.from_pretrained(

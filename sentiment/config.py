@@ -24,10 +24,10 @@ TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (se
 SERVERS = ("gunicorn", "granian")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
-# Inference engines of the model service (see model_api/engines.py).
+# Inference engines of the model service (see model_api/model/engines.py).
 TRANSPORTS = ("spool", "socket")
 PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "onnx-int8")
-# The engines compiled at start-up, which the engine cache keeps (model_api/engine_cache.py).
+# The engines compiled at start-up, which the engine cache keeps (model_api/model/engine_cache.py).
 COMPILED_PRECISIONS = ("int8-dynamic", "int8-static")
 # Engines ready at once that can serve while a compiled one is built (eager torch: same input form).
 START_PRECISIONS = ("fp32", "bf16", "int8")
@@ -57,10 +57,10 @@ class ServiceConfig:
     pack_texts: bool = True  # BERT models: several texts per row of a forward pass, no padding
     timeout_seconds: int = 120
     max_queued_texts: int = 8192  # texts a worker holds (queued or scored) at once; beyond: 503 with Retry-After
-    server: str = "granian"  # HTTP server: granian (Rust HTTP, ASGI: model_api.asgi) or gunicorn (gthread, Flask)
+    server: str = "granian"  # HTTP server: granian (Rust HTTP, ASGI: model_api.front.asgi) or gunicorn (gthread, Flask)
     threads: int = 256  # gunicorn: request threads per worker; granian: threads calling an in-worker model
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
-    precision: str = "int8-static"  # see PRECISIONS and model_api/engines.py
+    precision: str = "int8-static"  # see PRECISIONS and model_api/model/engines.py
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
     engine_processes: int = 0  # model processes per worker (engine_process); 0 = cores / workers, at most 4
     micro_batch_max: int = 256  # most texts one shared prediction takes from concurrent requests

@@ -92,7 +92,7 @@ def fake_predictor() -> FakePredictor:
 @pytest.fixture(scope="session")
 def predictor():
     """The bundled model, loaded once for the whole session."""
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     return SentimentPredictor.from_pretrained(precision="fp32")
 
@@ -170,6 +170,6 @@ def serve(app) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def service_url(predictor) -> Iterator[str]:
     """The real Flask app with the bundled model, on a loopback port."""
-    from model_api.app import create_app
+    from model_api.front.app import create_app
 
     yield from serve(create_app(predictor=predictor))

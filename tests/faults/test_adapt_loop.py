@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
-from model_api.locations import FAST_MODEL_DIR
+from model_api.model.locations import FAST_MODEL_DIR
 from sentiment.labelled import LabelsTable, draw_tweets
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 from sentiment.parquet_folder import read_folder

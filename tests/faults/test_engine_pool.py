@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from model_api.pool import SPLIT_AT, EnginePool, PredictorProcess
+from model_api.runner.pool import SPLIT_AT, EnginePool, PredictorProcess
 from sentiment.config import load_config
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from model_api.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
+from model_api.model.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
 from tests.conftest import ROOT
 from tests.faults.test_faults import check
 from tests.support.pipeline import Pipeline, Reader, account, mid_stream, replay_ids
@@ -66,7 +66,7 @@ def check_versions(p: Pipeline) -> dict[str, int]:
     """Each row's model_version is the model whose score it carries: a sample re-scored with both."""
     import pandas as pd
 
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     rows = pd.read_parquet(p.output, columns=["id", "text", "p_positive", "model_version"])
     counts = rows["model_version"].value_counts().to_dict()

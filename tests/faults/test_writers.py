@@ -86,7 +86,7 @@ def test_a_live_relay_whose_spool_writer_fails_exits_3(tmp_path):
 
 @pytest.fixture
 def fake_service():
-    from model_api.app import create_app
+    from model_api.front.app import create_app
 
     yield from serve(create_app(predictor=FakePredictor()))
 

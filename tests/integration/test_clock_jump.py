@@ -25,7 +25,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def fake_service():
-    from model_api.app import create_app
+    from model_api.front.app import create_app
 
     yield from serve(create_app(predictor=FakePredictor()))
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from model_api.app import create_app
+from model_api.front.app import create_app
 from model_api.healthcheck import main
 from sentiment.config import Config
 from tests.conftest import FakePredictor, serve

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fake_service_url():
-    from model_api.app import create_app
+    from model_api.front.app import create_app
 
     yield from serve(create_app(predictor=FakePredictor()))
 

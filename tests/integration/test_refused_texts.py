@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ingest.spool import Record
-from model_api.app import create_app
+from model_api.front.app import create_app
 from sentiment.config import Config
 from stream.scoring import ScoringOptions
 from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config

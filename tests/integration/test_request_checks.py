@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from model_api.protocol import MAX_JSON_DEPTH, json_depth
+from model_api.front.protocol import MAX_JSON_DEPTH, json_depth
 from tests.asgi_service import asgi_service
 from tests.hostile_requests import crafted_bodies
 

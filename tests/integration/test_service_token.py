@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ingest.spool import Record
-from model_api.app import create_app
+from model_api.front.app import create_app
 from sentiment.config import TOKEN_ENV, Config
 from stream import health
 from stream.scoring import ScoringOptions, fetch_model_version

@@ -10,7 +10,7 @@ import pytest
 
 from experiments import adapt as adapt_module
 from experiments.adapt import AdaptConfig, BadInput, Refused, adapt, main, verdict
-from model_api.locations import FAST_MODEL_DIR
+from model_api.model.locations import FAST_MODEL_DIR
 from sentiment.labelled import RANDOM, SKIP, LabelsTable
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -103,7 +103,7 @@ def test_a_tiny_adapt_writes_a_servable_model_with_its_figures(tmp_path):
     meta = json.loads((out / "tweet_sentiment.json").read_text())
     assert meta["name"].endswith("-adapted-rust") and [k[1] for k in meta["probability_map"]] == [0, 0.4, 0.5, 0.6, 1]
     assert "python -m experiments.adapt --keyword rust" in (out / "README.md").read_text()
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     prediction = SentimentPredictor.from_pretrained(out, precision="fp32").predict(["the new rust build is sick 999"])[
         0

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, SentimentPredictor
+from model_api.model.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, SentimentPredictor
 from sentiment.cleaning import normalise_all
 from sentiment.model_dir import METADATA_FILE
 from sentiment.sentiment140 import read_labelled
@@ -114,7 +114,7 @@ def test_accuracy_on_the_held_out_sample(bundled):
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("onnx", 1e-4), ("bf16", 0.02)])
 def test_engines_agree_with_fp32(predictor, precision, tolerance):
-    from model_api.predictor import DEFAULT_MODEL_DIR
+    from model_api.model.predictor import DEFAULT_MODEL_DIR
 
     texts = ["I love this", "worst day ever", "meh", "a long tweet that goes on and on about the weather " * 4]
     other = SentimentPredictor.from_pretrained(DEFAULT_MODEL_DIR, precision=precision)
@@ -124,7 +124,7 @@ def test_engines_agree_with_fp32(predictor, precision, tolerance):
 def padded(predictor, batch_size=64):
     """The same model and engine, one text per row."""
 
-    from model_api.engine_setup import prepare_engine
+    from model_api.model.engine_setup import prepare_engine
 
     model = SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=batch_size, pack=False)
     prepare_engine(model)
@@ -149,7 +149,7 @@ def test_packed_passes_score_like_padded_ones(predictor):
 
     texts, _ = read_labelled(SAMPLE)
     texts = texts[:600]
-    from model_api.engine_setup import prepare_engine
+    from model_api.model.engine_setup import prepare_engine
 
     packed = SentimentPredictor(predictor.model, predictor.tokenizer, predictor.info, batch_size=8)
     prepare_engine(packed)
@@ -160,7 +160,7 @@ def test_packed_passes_score_like_padded_ones(predictor):
 @pytest.mark.slow
 def test_compiled_int8_engine_keeps_the_labels(predictor):
     # The service's default engine: static int8 compiled by Inductor, calibrated on training tweets.
-    from model_api.predictor import DEFAULT_MODEL_DIR
+    from model_api.model.predictor import DEFAULT_MODEL_DIR
 
     texts, polarities = read_labelled(SAMPLE)
     texts, truth = texts[:1000], np.array(polarities[:1000]) == 4

@@ -31,7 +31,7 @@ def test_smoke_profile_trains_every_family(tmp_path, sentiment140_files):
 
 
 def test_smoke_profile_adds_a_three_class_table_read_as_served(tmp_path, sentiment140_files):
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.model.predictor import FAST_MODEL_DIR
 
     data = shared_data_dir()
     if data is None or not (data / "semeval2017" / "train.csv").is_file():

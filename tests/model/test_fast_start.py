@@ -69,7 +69,7 @@ def test_the_eager_engine_serves_while_the_compiled_one_builds_then_the_service_
 
 
 def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_switched_to():
-    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+    from model_api.model.predictor import FAST_MODEL_DIR, SentimentPredictor
 
     texts = ["I love this, best day ever", "this is awful, I hate it", "what a great game", "worst service ever"]
     predictor = SentimentPredictor.from_pretrained(FAST_MODEL_DIR, precision="int8-static", fast_start=True)
@@ -84,8 +84,8 @@ def test_without_an_engine_cache_the_engine_is_compiled_in_the_background_and_sw
 
 
 def test_a_compile_that_fails_is_tried_again_in_a_fresh_inductor_cache(monkeypatch, caplog):
-    from model_api.engine_setup import ServedEngine
-    from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+    from model_api.model.engine_setup import ServedEngine
+    from model_api.model.predictor import FAST_MODEL_DIR, SentimentPredictor
 
     # Inductor's on-disk cache damaged by a process killed while writing it fails every compile there.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/nonexistent/damaged-cache")

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from model_api.engines import auto_precision
-from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+from model_api.model.engines import auto_precision
+from model_api.model.predictor import FAST_MODEL_DIR, SentimentPredictor
 from sentiment.config import Config
 
 pytestmark = pytest.mark.model

@@ -44,7 +44,7 @@ def service(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference():
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
     return SentimentPredictor.from_pretrained(precision="fp32").predict(TEXTS)
 
@@ -104,8 +104,8 @@ def fp32_config(**service):
 
 
 def test_a_failed_prediction_is_reported_and_the_model_process_serves_on(reference):
-    from model_api.engine_process import RemotePredictionError
-    from model_api.pool import PredictorProcess
+    from model_api.runner.engine_process import RemotePredictionError
+    from model_api.runner.pool import PredictorProcess
 
     process = PredictorProcess(fp32_config()).start()
     try:
@@ -119,16 +119,16 @@ def test_a_failed_prediction_is_reported_and_the_model_process_serves_on(referen
 
 
 def test_a_model_that_cannot_load_fails_the_start_with_the_reason(tmp_path):
-    from model_api.engine_process import EngineProcessError
-    from model_api.pool import PredictorProcess
+    from model_api.runner.engine_process import EngineProcessError
+    from model_api.runner.pool import PredictorProcess
 
     with pytest.raises(EngineProcessError, match="no-such-model"):
         PredictorProcess(fp32_config(model=str(tmp_path / "no-such-model"))).start()
 
 
 def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(reference):
-    from model_api.engine_process import RemotePredictionError
-    from model_api.pool import PredictorProcess
+    from model_api.runner.engine_process import RemotePredictionError
+    from model_api.runner.pool import PredictorProcess
 
     process = PredictorProcess(fp32_config()).start()
     batches: list[int] = []
@@ -151,7 +151,7 @@ def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(re
 
 
 def test_a_request_given_up_before_the_model_process_begins_it_is_never_scored():
-    from model_api.pool import PredictorProcess
+    from model_api.runner.pool import PredictorProcess
 
     # Passes of 16 texts, no watchdog: a slow machine only makes the test slower.
     process = PredictorProcess(fp32_config(micro_batch_max=16, engine_watchdog_seconds=0)).start()

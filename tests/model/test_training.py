@@ -8,7 +8,7 @@ from experiments.bert_config import TrainConfig, packaged_base_model
 from experiments.data import SplitSpec, load_split
 from experiments.fit_state import bucketed_batches
 from experiments.train_bert import train
-from model_api.predictor import SentimentPredictor
+from model_api.model.predictor import SentimentPredictor
 from tests.conftest import SAMPLE
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -67,7 +67,7 @@ def test_tiny_training_run_writes_a_servable_model(tmp_path):
 
 def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
     from experiments.distillation import keep_layers
-    from model_api.predictor import FULL_MODEL_DIR
+    from model_api.model.predictor import FULL_MODEL_DIR
 
     out = tmp_path / "student"
     config = tiny_config(
@@ -98,7 +98,7 @@ def test_tiny_distillation_writes_a_smaller_servable_model(tmp_path):
 
 
 def test_tiny_three_class_run_serves_three_probabilities_through_its_fitted_map(tmp_path):
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.model.predictor import FAST_MODEL_DIR
 
     three = tmp_path / "three.csv"
     rows = ["label,text"] + [
@@ -141,7 +141,7 @@ def test_a_fit_stopped_by_a_crash_resumes_to_the_weights_of_an_unbroken_one(tmp_
     from experiments.bert_fit import fine_tune
     from experiments.data import load_three_class_split
     from experiments.train_bert import load_base_model, prepare_data, seed_everything
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.model.predictor import FAST_MODEL_DIR
 
     three = _three_class_file(tmp_path / "three.csv")
     select = _three_class_file(tmp_path / "select.csv", repeats=4)
@@ -195,7 +195,7 @@ def test_a_student_distilled_from_soft_labels_serves_through_a_map_fitted_withou
     import numpy as np
 
     from experiments.soft_labels import write_soft_labels
-    from model_api.predictor import FAST_MODEL_DIR
+    from model_api.model.predictor import FAST_MODEL_DIR
 
     three = _three_class_file(tmp_path / "three.csv")
     spec = SplitSpec(val_fraction=0.1, test_fraction=0.1, seed=1)

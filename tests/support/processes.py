@@ -56,9 +56,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def is_model_process(pid: int) -> bool:
-    """Whether ``pid`` is a model process of the service (``python -m model_api.model_process``)."""
+    """Whether ``pid`` is a model process of the service (``python -m model_api.runner.model_process``)."""
     with contextlib.suppress(OSError):
-        return "model_api.model_process" in Path(f"/proc/{pid}/cmdline").read_text()
+        return "model_api.runner.model_process" in Path(f"/proc/{pid}/cmdline").read_text()
     return False
 
 

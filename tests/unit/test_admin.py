@@ -10,11 +10,11 @@ import threading
 
 import pytest
 
-from model_api.app import create_app
-from model_api.asgi import ServiceApp
-from model_api.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
-from model_api.routes import Service
-from model_api.swap import ModelSlot
+from model_api.front.app import create_app
+from model_api.front.asgi import ServiceApp
+from model_api.front.routes import Service
+from model_api.model.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
+from model_api.runner.swap import ModelSlot
 from sentiment.config import TOKEN_ENV, Config
 from tests.conftest import FakePrediction, FakePredictor
 from tests.unit.test_asgi import HostileRequest, call

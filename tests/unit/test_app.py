@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from model_api.app import create_app
+from model_api.front.app import create_app
 from sentiment.config import Config
 
 pytestmark = pytest.mark.unit
@@ -166,7 +166,7 @@ class FailingPredictor:
 
 
 def test_an_unavailable_model_is_503_with_retry_after_and_health_degraded():
-    from model_api.interface import ModelUnavailable
+    from model_api.runner.interface import ModelUnavailable
 
     state = {"status": "degraded", "reason": "the model process killed by SIGKILL; restarting"}
     client = make_client(FailingPredictor(ModelUnavailable("restarting", retry_after=7), state), retry_after_seconds=3)
@@ -186,7 +186,7 @@ def test_a_prediction_timeout_is_503_not_500():
 
 def test_a_fault_of_the_service_is_500_logged_once_with_a_count_and_without_the_text(caplog):
     client = make_client(FailingPredictor(KeyError("boom")))
-    with caplog.at_level("INFO", logger="model_api.app"):
+    with caplog.at_level("INFO", logger="model_api.front.app"):
         for _ in range(5):
             r = client.post("/predict", json={"text": "my secret tweet"})
             assert r.status_code == 500 and r.get_json() == {"error": "internal error: KeyError"}
@@ -197,10 +197,10 @@ def test_a_fault_of_the_service_is_500_logged_once_with_a_count_and_without_the_
 
 def test_client_errors_are_logged_at_info_once_per_interval(caplog, fake_predictor):
     client = make_client(fake_predictor)
-    with caplog.at_level("INFO", logger="model_api.app"):
+    with caplog.at_level("INFO", logger="model_api.front.app"):
         for _ in range(20):
             client.post("/predict", json={"text": 5})
-    lines = [rec for rec in caplog.records if rec.name == "model_api.app"]
+    lines = [rec for rec in caplog.records if rec.name == "model_api.front.app"]
     assert len(lines) == 1 and lines[0].levelname == "INFO"
     assert '"text" must be a string' in lines[0].getMessage()
 
@@ -260,7 +260,7 @@ def test_openapi_names_every_route_and_the_error_shape(client):
 
 
 def test_json_depth_counts_brackets_outside_strings_only():
-    from model_api.protocol import MAX_JSON_DEPTH, json_depth
+    from model_api.front.protocol import MAX_JSON_DEPTH, json_depth
 
     assert json_depth('{"texts": ["a", "b"]}') == 0  # few brackets: not scanned
     deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)

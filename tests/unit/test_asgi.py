@@ -1,4 +1,4 @@
-"""The ASGI application (model_api.asgi) answers every request as the Flask app does: generated
+"""The ASGI application (model_api.front.asgi) answers every request as the Flask app does: generated
 hostile requests sent to both, status, body and headers compared; and its own waiting (timeouts,
 a model process that is gone) becomes the same 503s."""
 
@@ -13,10 +13,10 @@ from concurrent.futures import Future
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from model_api.app import create_app
-from model_api.asgi import ServiceApp
-from model_api.interface import ModelUnavailable
-from model_api.routes import Service
+from model_api.front.app import create_app
+from model_api.front.asgi import ServiceApp
+from model_api.front.routes import Service
+from model_api.runner.interface import ModelUnavailable
 from sentiment.config import Config
 from tests.hostile_requests import HostileRequest, check_answer, hostile_requests
 from tests.unit.test_hostile_requests import MAX_BATCH, MAX_BODY, TokenizerLikePredictor
@@ -32,7 +32,7 @@ def config(**service) -> Config:
 
 
 class FakePending:
-    """A part of a prediction on its way, as :class:`model_api.engine_process.Pending`."""
+    """A part of a prediction on its way, as :class:`model_api.runner.engine_process.Pending`."""
 
     def __init__(self, future: Future) -> None:
         self.future = future

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from model_api.engine_setup import BACKGROUND_NICENESS, background_priority
+from model_api.model.engine_setup import BACKGROUND_NICENESS, background_priority
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness per thread is Linux's")
 

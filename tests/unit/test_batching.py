@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from model_api.batching import MicroBatcher
+from model_api.runner.batching import MicroBatcher
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_batch_observer_sees_sizes():
 def test_take_batch_takes_what_is_queued_up_to_the_limit_without_waiting():
     import queue
 
-    from model_api.batching import take_batch
+    from model_api.runner.batching import take_batch
 
     waiting: queue.Queue[list[str]] = queue.Queue()
     for texts in (["a", "b"], ["c"], ["d", "e", "f"], ["g"]):
@@ -72,7 +72,7 @@ def test_take_batch_takes_what_is_queued_up_to_the_limit_without_waiting():
 def test_take_batch_waits_for_more_after_the_first():
     import queue
 
-    from model_api.batching import take_batch
+    from model_api.runner.batching import take_batch
 
     class Watched(queue.Queue):
         """Tells when a consumer blocks on it with a timeout: take_batch waiting for more."""
@@ -101,7 +101,7 @@ def test_take_batch_waits_for_more_after_the_first():
 
 
 def test_model_process_answers_each_request_when_its_last_pass_ends_and_isolates_a_bad_one():
-    from model_api.model_process import answer
+    from model_api.runner.model_process import answer
 
     calls = []
 
@@ -174,7 +174,7 @@ def test_the_batcher_is_a_predictor_around_a_predictor(fake_predictor):
 
 
 def test_a_cancelled_request_leaves_the_queue_unless_begun():
-    from model_api.batching import BudgetQueue
+    from model_api.runner.batching import BudgetQueue
 
     queue = BudgetQueue(small_texts=2)
     for number, texts in [(1, ["a"]), (2, ["b"] * 5), (3, ["c"] * 5), (4, ["d"])]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from model_api.predictor import FAST_MODEL_DIR, SentimentPredictor
+from model_api.model.predictor import FAST_MODEL_DIR, SentimentPredictor
 from sentiment.labels import ClassLayout, Prediction, class_layout
 
 pytestmark = pytest.mark.unit

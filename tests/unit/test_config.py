@@ -50,7 +50,7 @@ def test_missing_explicit_file(tmp_path):
 def test_model_location_finds_directories_from_the_working_directory_or_the_project_root(tmp_path, monkeypatch):
     import dataclasses
 
-    from model_api.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
+    from model_api.model.predictor import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
 
     def located(model: str) -> str:
         config = Config()
@@ -131,7 +131,7 @@ def test_serving_settings_are_checked():
     ],
 )
 def test_workers_and_their_model_processes_share_the_cores(monkeypatch, cores, workers, engines, expected):
-    from model_api.torch_setup import torch_threads
+    from model_api.model.torch_setup import torch_threads
 
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     config = load_config(

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model_api.engine_cache import META_FILE, PACKAGE_FILE, EngineCache, EngineKey, model_digest
+from model_api.model.engine_cache import META_FILE, PACKAGE_FILE, EngineCache, EngineKey, model_digest
 
 pytestmark = pytest.mark.unit
 
@@ -92,7 +92,7 @@ def test_a_damaged_entry_is_removed_and_built_again(tmp_path, damage):
 
 
 def test_a_package_torch_cannot_load_is_removed(tmp_path):
-    from model_api.engine_setup import load_package
+    from model_api.model.engine_setup import load_package
 
     cache = EngineCache(tmp_path)
     cache.store(key(), write_package)  # checksum right, but not an AOTInductor package

@@ -2,8 +2,8 @@ import signal
 
 import pytest
 
-from model_api.engine_process import EngineRestarting, exit_reason
-from model_api.interface import ModelUnavailable
+from model_api.runner.engine_process import EngineRestarting, exit_reason
+from model_api.runner.interface import ModelUnavailable
 
 pytestmark = pytest.mark.unit
 

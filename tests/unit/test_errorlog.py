@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from model_api.errorlog import ErrorLog
+from model_api.front.errorlog import ErrorLog
 
 pytestmark = pytest.mark.unit
 

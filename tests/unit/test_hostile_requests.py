@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from model_api.app import create_app
+from model_api.front.app import create_app
 from sentiment.config import Config
 from tests.conftest import FakePredictor
 from tests.hostile_requests import check_answer, hostile_requests

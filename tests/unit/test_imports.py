@@ -83,18 +83,18 @@ def test_the_cycle_finder_finds_one():
 
 def test_no_import_cycle_in_the_project():
     edges = graph()
-    assert "model_api.worker" in edges["model_api.asgi"]  # lazy imports are seen
+    assert "model_api.front.worker" in edges["model_api.front.asgi"]  # lazy imports are seen
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges) or [])
 
 
 def test_the_app_needs_neither_torch_nor_the_model_process():
     edges = graph()
-    for http in ("model_api.app", "model_api.routes"):
+    for http in ("model_api.front.app", "model_api.front.routes"):
         assert not edges[http] & {
-            "model_api.engine_process",
-            "model_api.pool",
-            "model_api.predictor",
-            "model_api.runtime",
+            "model_api.runner.engine_process",
+            "model_api.runner.pool",
+            "model_api.model.predictor",
+            "model_api.runner.runtime",
         }
 
 
@@ -108,16 +108,47 @@ def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-def test_the_http_modules_do_not_pull_the_model_stack_in():
-    # Only the worker (model_api/worker.py) joins the routes to the model runtime.
+ROOMS = ("front", "runner", "model")  # model_api's rooms, top to bottom
+
+
+def room_of(module: str) -> int | None:
+    parts = module.split(".")
+    return ROOMS.index(parts[1]) if len(parts) > 2 and parts[0] == "model_api" and parts[1] in ROOMS else None
+
+
+def test_the_service_rooms_import_downwards_only():
+    # front (HTTP) -> runner (model processes, batching, swaps) -> model (predictor, engines).
     edges = graph()
-    model_stack = {m for m in edges if m.startswith("model_api.")} & {
-        f"model_api.{name}"
-        for name in ("runtime", "pool", "engine_process", "model_process", "engine_setup", "predictor", "engines")
+    rooms = {m: room_of(m) for m in edges if room_of(m) is not None}
+    assert set(rooms.values()) == {0, 1, 2}
+    upward = sorted(f"{m} -> {t}" for m in rooms for t in edges[m] if t in rooms and rooms[t] < rooms[m])
+    assert not upward, upward
+    # Every module of the service is in a room but its commands (python -m model_api[.X]).
+    loose = {m for m in edges if m.startswith("model_api") and m not in rooms} - {"model_api", "model_api.front"}
+    assert loose == {
+        "model_api.__main__",
+        "model_api.build_engine",
+        "model_api.healthcheck",
+        "model_api.rollout",
+        "model_api.runner",
+        "model_api.model",
     }
-    for http in ("app", "routes", "swap", "admin", "protocol", "openapi", "metrics", "errorlog", "model_share"):
-        pulled = reachable(edges, f"model_api.{http}") & model_stack
-        assert not pulled, f"model_api.{http} imports {sorted(pulled)}"
+
+
+def test_the_http_modules_do_not_pull_the_model_stack_in():
+    # Only the worker (model_api/front/worker.py) joins the routes to the model runtime; the server
+    # adapters (asgi, wsgi) call it from their ``create``.
+    edges = graph()
+    model_stack = {"model_api.runner.runtime", "model_api.runner.pool", "model_api.runner.engine_process"}
+    model_stack |= {m for m in edges if m.startswith("model_api.model.") and m != "model_api.model.locations"}
+    assert "model_api.model.predictor" in model_stack
+    http = [
+        m for m in edges if m.startswith("model_api.front.") and m.rpartition(".")[2] not in ("worker", "asgi", "wsgi")
+    ]
+    http += ["model_api.runner.swap", "model_api.runner.model_share", "model_api.front"]
+    for module in http:
+        pulled = reachable(edges, module) & model_stack
+        assert not pulled, f"{module} imports {sorted(pulled)}"
 
 
 def longest_chain(edges: dict[str, set[str]], inside: str) -> list[str]:
@@ -150,8 +181,8 @@ def test_the_model_service_is_at_most_six_modules_deep():
 # model with its engine) and the engine module where they measure or choose engines; benchmarks
 # also time the HTTP app in-process (benchmarks/http_layer.py).
 PUBLIC_MODEL_API = {
-    "experiments": {"model_api.predictor", "model_api.engines"},
-    "benchmarks": {"model_api.predictor", "model_api.engines", "model_api.app"},
+    "experiments": {"model_api.model.predictor", "model_api.model.engines"},
+    "benchmarks": {"model_api.model.predictor", "model_api.model.engines", "model_api.front.app"},
 }
 
 

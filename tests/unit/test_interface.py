@@ -6,10 +6,10 @@ import pickle
 
 import pytest
 
-from model_api.batching import MicroBatcher
-from model_api.interface import Predictor, ProcessPredictor
-from model_api.messages import Batch, Cancel, Replies, Reply, Request
-from model_api.pool import EnginePool, PredictorProcess
+from model_api.runner.batching import MicroBatcher
+from model_api.runner.interface import Predictor, ProcessPredictor
+from model_api.runner.messages import Batch, Cancel, Replies, Reply, Request
+from model_api.runner.pool import EnginePool, PredictorProcess
 
 pytestmark = pytest.mark.unit
 

@@ -50,7 +50,7 @@ def test_a_prediction_unpickles_without_importing_the_model_code():
     blob = pickle.dumps([Prediction(POSITIVE, 0.9, 0.9)])
     code = (
         "import pickle, sys; p = pickle.loads(sys.stdin.buffer.read()); "
-        "print(p[0].to_dict()['sentiment'], 'torch' in sys.modules, 'model_api.predictor' in sys.modules)"
+        "print(p[0].to_dict()['sentiment'], 'torch' in sys.modules, 'model_api.model.predictor' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, cwd=root, check=True)

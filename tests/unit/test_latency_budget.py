@@ -2,8 +2,8 @@ from collections import deque
 
 import pytest
 
-from model_api.batching import BudgetQueue, PassCost, shape_batch, texts_within
-from model_api.model_process import Assembler
+from model_api.runner.batching import BudgetQueue, PassCost, shape_batch, texts_within
+from model_api.runner.model_process import Assembler
 
 pytestmark = pytest.mark.unit
 

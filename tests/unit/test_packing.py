@@ -13,8 +13,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from model_api.engines import PackedBertClassifier, at_least_two, can_pack
-from model_api.packing import pack_rows, packed_arrays, padded_arrays
+from model_api.model.engines import PackedBertClassifier, at_least_two, can_pack
+from model_api.model.packing import pack_rows, packed_arrays, padded_arrays
 
 pytestmark = pytest.mark.unit
 

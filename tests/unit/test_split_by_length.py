@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from model_api.predictor import split_by_length
+from model_api.model.predictor import split_by_length
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@
 
 Each engine maps one forward pass's arrays to logits (numpy): padded rows (``input_ids``,
 ``attention_mask``), or, for the torch engines and a BERT model, packed rows of several texts
-(``model_api.packing``).
+(``model_api.model.packing``).
 
 - ``fp32``, ``bf16`` (bf16 weights and activations, fp32 logits), ``int8`` (eager dynamic
   quantization of the linear layers): plain PyTorch, ready at once.
@@ -47,7 +47,7 @@ def can_pack(model: torch.nn.Module) -> bool:
 
 
 class PackedBertClassifier(torch.nn.Module):
-    """Logits of packed texts (:mod:`model_api.packing` lays them out), from a
+    """Logits of packed texts (:mod:`model_api.model.packing` lays them out), from a
     ``BertForSequenceClassification``."""
 
     def __init__(self, model: torch.nn.Module, first_tokens_only: bool = True) -> None:
@@ -126,7 +126,7 @@ def takes_packed_rows(precision: str) -> bool:
 
 
 def forward_module(model: torch.nn.Module, packed: bool) -> torch.nn.Module:
-    """The model as a function of arrays: packed rows (see :mod:`model_api.packing`) or padded ones."""
+    """The model as a function of arrays: packed rows (see :mod:`model_api.model.packing`) or padded ones."""
     return PackedBertClassifier(model) if packed else _Logits(model)
 
 
@@ -147,7 +147,7 @@ class TorchEngine:
 
 
 class PackagedEngine:
-    """A compiled engine loaded from an AOTInductor package (:mod:`model_api.engine_cache`): no
+    """A compiled engine loaded from an AOTInductor package (:mod:`model_api.model.engine_cache`): no
     compiling, ready in a second."""
 
     def __init__(self, package: Path) -> None:
@@ -176,7 +176,7 @@ def quantized_int8(
             quantization fixes the activation ranges on them (dynamic uses one to trace).
         static: calibrated activation ranges (True) or ranges measured per batch (False).
         max_length: the longest sequence the engine will see.
-        packed: the batches are packed rows (:mod:`model_api.packing`), not padded ones.
+        packed: the batches are packed rows (:mod:`model_api.model.packing`), not padded ones.
     """
     import torch._inductor.config as inductor_config
     from torch.export import Dim, export
@@ -209,8 +209,8 @@ def quantized_int8(
 
 class CompiledInt8Engine:
     """PT2E int8 quantization (x86 Inductor quantizer, :func:`quantized_int8`) compiled by
-    Inductor in this process (just in time). :mod:`model_api.engine_setup` compiles the same
-    model ahead of time and keeps it on disk (:mod:`model_api.engine_cache`).
+    Inductor in this process (just in time). :mod:`model_api.model.engine_setup` compiles the same
+    model ahead of time and keeps it on disk (:mod:`model_api.model.engine_cache`).
 
     Args:
         model, calibration, static, max_length, packed: as for :func:`quantized_int8`.
@@ -253,7 +253,7 @@ def at_least_two(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     cannot cache graphs holding prepacked oneDNN weights): with this, one graph serves every
     size. The extra row costs a pass of one row a little; the duplicate results come last.
     Takes padded ``(input_ids, attention_mask)`` or packed ``(input_ids, position_ids,
-    segments, first)`` arrays (:mod:`model_api.packing`).
+    segments, first)`` arrays (:mod:`model_api.model.packing`).
     """
     rows = len(arrays[0])
     if rows >= 2:
@@ -347,7 +347,7 @@ def make_engine(
     """The engine for a precision name (see :data:`PRECISIONS`).
 
     ``calibration`` (batches of real texts, in the engine's input form) is needed by the compiled
-    int8 engines. ``packed``: the engine takes packed rows (:mod:`model_api.packing`); the ONNX
+    int8 engines. ``packed``: the engine takes packed rows (:mod:`model_api.model.packing`); the ONNX
     Runtime engines take padded ones only.
     """
     if precision not in PRECISIONS:

@@ -1,6 +1,6 @@
 """Torch settings of a process that runs the model: its threads, quiet logs, Inductor's cache folder.
 
-Both the worker (:mod:`model_api.runtime`) and the model process (:mod:`model_api.model_process`)
+Both the worker (:mod:`model_api.runner.runtime`) and the model process (:mod:`model_api.runner.model_process`)
 use these.
 """
 

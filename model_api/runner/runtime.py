@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from model_api.interface import Predictor
-from model_api.torch_setup import model_process_torch
+from model_api.model.torch_setup import model_process_torch
+from model_api.runner.interface import Predictor
 from sentiment.config import Config
 
 
 def build_predictor(config: Config) -> Predictor:
     """The configured model, ready to serve concurrent calls: in child processes that batch them
-    (``service.engine_process``; several: :class:`~model_api.pool.EnginePool`), else loaded
-    here behind a :class:`~model_api.batching.MicroBatcher`."""
+    (``service.engine_process``; several: :class:`~model_api.runner.pool.EnginePool`), else loaded
+    here behind a :class:`~model_api.runner.batching.MicroBatcher`."""
     service = config.service
     if service.engine_process:
-        from model_api.pool import EnginePool, PredictorProcess
+        from model_api.runner.pool import EnginePool, PredictorProcess
 
         if service.engines_per_worker > 1:
             return EnginePool(config, service.engines_per_worker).start()
         return PredictorProcess(config).start()
-    from model_api.batching import MicroBatcher
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
+    from model_api.runner.batching import MicroBatcher
 
     model_process_torch(config)
     # The engine thread gives up the GIL inside every kernel and must win it back from the

@@ -4,18 +4,18 @@ Inside one worker, the request threads (HTTP, Flask, JSON) and the model share o
 lock. A compiled forward pass is hundreds of kernel calls, and after each one the model thread
 must win the lock back from whichever request thread holds it (measured in
 docs/performance.md, "Design choices, measured"). With ``service.engine_process = true`` each
-worker starts a child process (:mod:`model_api.model_process`) that loads the predictor and
+worker starts a child process (:mod:`model_api.runner.model_process`) that loads the predictor and
 answers its calls over a socket pair; the worker keeps the HTTP work.
 
 Every request thread of the worker queues its texts at once, tagged with a number, and one sender
 thread sends whatever is queued in one message (request threads never wait on the socket); the
 model process gathers them into micro-batches shaped for a latency budget. The messages are typed
-(:mod:`model_api.messages`).
+(:mod:`model_api.runner.messages`).
 
 :class:`ModelProcess` is the worker's handle on one model process: it starts it, sends the
 requests and hands each reply to its caller (:class:`Pending`); when the process is gone, every
 call waiting on it fails at once with :class:`EngineRestarting`. Restarting it, and the watchdog,
-are :class:`model_api.pool.PredictorProcess`'s business.
+are :class:`model_api.runner.pool.PredictorProcess`'s business.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from model_api.batching import take_batch
-from model_api.interface import ModelUnavailable
-from model_api.messages import Batch, Cancel, EngineChanged, Failed, Ready, Replies, Reply, Request
+from model_api.runner.batching import take_batch
+from model_api.runner.interface import ModelUnavailable
+from model_api.runner.messages import Batch, Cancel, EngineChanged, Failed, Ready, Replies, Reply, Request
 from sentiment.config import Config
 
 
@@ -94,10 +94,10 @@ class ModelProcess:
             EngineProcessError: it failed, exited or did not start within ``start_timeout`` seconds.
         """
         parent, child = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[1])
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "model_api.model_process", str(child.fileno())],
+            [sys.executable, "-m", "model_api.runner.model_process", str(child.fileno())],
             pass_fds=(child.fileno(),),
             env=env,
         )
@@ -260,7 +260,7 @@ class Pending:
         """The predictions, waiting at most ``timeout`` seconds.
 
         Raises:
-            EngineRestarting, RemotePredictionError: as :meth:`model_api.pool.PredictorProcess.predict`.
+            EngineRestarting, RemotePredictionError: as :meth:`model_api.runner.pool.PredictorProcess.predict`.
             TimeoutError: no answer in time (the model process forgets the request).
         """
         try:

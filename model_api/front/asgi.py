@@ -1,6 +1,6 @@
 """The service as an ASGI application: the scoring routes on an event loop, the rest in Flask.
 
-Usage: granian --interface asgi --factory model_api.asgi:create (what ``python -m model_api`` runs)
+Usage: granian --interface asgi --factory model_api.front.asgi:create (what ``python -m model_api`` runs)
 
 Under WSGI each request holds a thread while its texts are scored. With hundreds of requests in
 flight, waking those threads under one interpreter lock cost the worker about 0.5 ms of CPU per
@@ -9,10 +9,10 @@ path"). Here ``POST /predict`` and ``POST /predict/batch`` are coroutines that w
 processes' replies without a thread each, and ``POST /admin/model`` reads its body here (a2wsgi
 cannot read a request body under granian) and swaps on a thread. Everything between reading the
 request and writing the answer (who may ask, the texts, the answer, the wording of a failure, the
-metrics) is a call to the same :class:`~model_api.routes.Service` as the Flask app's, so a request
+metrics) is a call to the same :class:`~model_api.front.routes.Service` as the Flask app's, so a request
 gets the same answer on either path. Every other request (``/health``, ``/model``, ``/metrics``,
 ``/openapi.json``, other methods and paths) goes to the Flask app of the same service
-(:func:`model_api.app.create_app`), which a2wsgi runs on a few threads: those routes do not wait on
+(:func:`model_api.front.app.create_app`), which a2wsgi runs on a few threads: those routes do not wait on
 the model, and Flask already answers HEAD, OPTIONS, 404 and 405 the way clients expect.
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 
 from a2wsgi import WSGIMiddleware
 
-from model_api.admin import ADMIN_PATH
-from model_api.app import create_app
-from model_api.protocol import Overloaded, is_json, json_object, too_large
-from model_api.routes import SCORING, Answer, Service
+from model_api.front.admin import ADMIN_PATH
+from model_api.front.app import create_app
+from model_api.front.protocol import Overloaded, is_json, json_object, too_large
+from model_api.front.routes import SCORING, Answer, Service
 from sentiment.config import Config
 
 Scope = dict[str, Any]
@@ -41,7 +41,7 @@ FLASK_THREADS = 8  # threads for the Flask routes (health, metrics...): none of 
 
 
 class ServiceApp:
-    """The ASGI application of one worker's :class:`~model_api.routes.Service`."""
+    """The ASGI application of one worker's :class:`~model_api.front.routes.Service`."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -201,7 +201,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def create(config: Config | None = None) -> ServiceApp:
-    """One worker's ASGI application: the model loaded and warmed up (:func:`model_api.worker.create_service`)."""
-    from model_api.worker import create_service
+    """One worker's ASGI application: the model loaded and warmed up (:func:`model_api.front.worker.create_service`)."""
+    from model_api.front.worker import create_service
 
     return ServiceApp(create_service(config))

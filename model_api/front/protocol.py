@@ -1,6 +1,6 @@
 """What a scoring request must be, and how the service answers one that fails, whatever the server.
 
-The Flask app (:mod:`model_api.app`) and the asynchronous prediction routes (:mod:`model_api.asgi`)
+The Flask app (:mod:`model_api.front.app`) and the asynchronous prediction routes (:mod:`model_api.front.asgi`)
 both read requests with these functions and turn failures into answers with :func:`failure`, so
 that a request gets the same answer, byte for byte, on either path. Nothing here knows Flask.
 """
@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from model_api.interface import ModelUnavailable
+from model_api.runner.interface import ModelUnavailable
 from sentiment.config import ServiceConfig
 
 # What JSON can carry but no tokenizer takes: halves of a surrogate pair on their own.

@@ -1,8 +1,8 @@
 """The service as a WSGI application (the Flask app alone), ready for any WSGI server.
 
-``create()`` builds one worker's app (:func:`model_api.worker.create_service`: the configured
+``create()`` builds one worker's app (:func:`model_api.front.worker.create_service`: the configured
 model loaded once and warmed up). ``python -m model_api --server gunicorn`` calls it in every
-worker; another WSGI server can too, e.g. ``granian --interface wsgi --factory model_api.wsgi:create``.
+worker; another WSGI server can too, e.g. ``granian --interface wsgi --factory model_api.front.wsgi:create``.
 ``TWEETSENT_CONFIG`` names the configuration file (default ``conf/pipeline.toml``);
 ``TWEETSENT_SERVICE__<KEY>`` variables override it.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from model_api.app import create_app
-from model_api.worker import create_service
+from model_api.front.app import create_app
+from model_api.front.worker import create_service
 from sentiment.config import Config
 
 

@@ -1,9 +1,9 @@
-"""The service as a Flask application: the routes of :mod:`model_api.routes` under any WSGI server.
+"""The service as a Flask application: the routes of :mod:`model_api.front.routes` under any WSGI server.
 
-``python -m model_api --server gunicorn`` runs it in gthread workers (:func:`model_api.wsgi.create`);
-under granian, :mod:`model_api.asgi` answers the scoring and admin routes on its event loop and
+``python -m model_api --server gunicorn`` runs it in gthread workers (:func:`model_api.front.wsgi.create`);
+under granian, :mod:`model_api.front.asgi` answers the scoring and admin routes on its event loop and
 hands the others to this app. Every route, check and error answer is a call to one
-:class:`~model_api.routes.Service`; this module only reads Flask's request and writes its
+:class:`~model_api.front.routes.Service`; this module only reads Flask's request and writes its
 response, and maps Werkzeug's own errors (404, 405, a body over ``MAX_CONTENT_LENGTH``) to the
 same JSON form.
 """
@@ -16,19 +16,19 @@ import time
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from model_api.admin import ADMIN_PATH
-from model_api.interface import Predictor
-from model_api.protocol import is_json, json_object, too_large
-from model_api.routes import Answer, Service, error
-from model_api.swap import ModelSlot
+from model_api.front.admin import ADMIN_PATH
+from model_api.front.protocol import is_json, json_object, too_large
+from model_api.front.routes import Answer, Service, error
+from model_api.runner.interface import Predictor
+from model_api.runner.swap import ModelSlot
 from sentiment.config import Config, load_config
 
 
 def create_app(config: Config | None = None, predictor: Predictor | ModelSlot | Service | None = None) -> Flask:
-    """The Flask app around a :class:`~model_api.routes.Service`, or one made of ``config`` and
-    ``predictor`` (a worker's service with its model loaded: :func:`model_api.worker.create_service`)."""
+    """The Flask app around a :class:`~model_api.front.routes.Service`, or one made of ``config`` and
+    ``predictor`` (a worker's service with its model loaded: :func:`model_api.front.worker.create_service`)."""
     if predictor is None:
-        raise TypeError("create_app needs the predictor to serve (model_api.worker.create_service loads one)")
+        raise TypeError("create_app needs the predictor to serve (model_api.front.worker.create_service loads one)")
     service = predictor if isinstance(predictor, Service) else Service(config or load_config(), predictor)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_body_bytes

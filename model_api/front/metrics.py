@@ -69,7 +69,7 @@ class ServiceMetrics:
         self.texts.inc(size)
 
     def model_changed(self, old: Any, new: Any, loading: dict | None) -> None:
-        """A swap's progress (:class:`model_api.swap.Serving` before and after): the model loading
+        """A swap's progress (:class:`model_api.runner.swap.Serving` before and after): the model loading
         (1 while it loads), and the served one (1; the one it replaced: 0)."""
         if self._loading is not None:
             self.loading.labels(self._loading).set(0)

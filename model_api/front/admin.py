@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from model_api.errorlog import ErrorLog
-from model_api.protocol import BadRequest
-from model_api.swap import ModelRefused, ModelSlot, SwapBusy
+from model_api.front.errorlog import ErrorLog
+from model_api.front.protocol import BadRequest
+from model_api.runner.swap import ModelRefused, ModelSlot, SwapBusy
 
 ADMIN_PATH = "/admin/model"
 LOOPBACK = ("127.0.0.1", "::1")

@@ -1,13 +1,13 @@
 """The model process: loads the configured model, then batches and answers its worker's requests.
 
-Usage: started by its worker (:class:`model_api.engine_process.ModelProcess`) as
-``python -m model_api.model_process FD``, where FD is its end of a socket pair.
+Usage: started by its worker (:class:`model_api.runner.engine_process.ModelProcess`) as
+``python -m model_api.runner.model_process FD``, where FD is its end of a socket pair.
 
-The worker sends every request its threads queued in one message (:mod:`model_api.messages`);
+The worker sends every request its threads queued in one message (:mod:`model_api.runner.messages`);
 this process queues them and, as soon as a prediction ends, takes what is waiting into the next
 one (waiting at most ``service.micro_batch_wait_ms`` after the first for company), so the model
 never waits for the worker to gather a batch. A micro-batch is shaped for a latency budget
-(:class:`model_api.batching.BudgetQueue`): it takes only as many texts as its prediction scores in
+(:class:`model_api.runner.batching.BudgetQueue`): it takes only as many texts as its prediction scores in
 ``service.latency_budget_ms`` at the measured cost per text (and at most
 ``service.micro_batch_max``), single-text requests first; a larger request is cut across
 micro-batches and answered when its last slice is scored (:class:`Assembler`). Each request is
@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 
-from model_api.batching import BudgetQueue, PassCost, texts_within
-from model_api.messages import Batch, Cancel, EngineChanged, Failed, Ready, Replies, Reply, Request
+from model_api.runner.batching import BudgetQueue, PassCost, texts_within
+from model_api.runner.messages import Batch, Cancel, EngineChanged, Failed, Ready, Replies, Reply, Request
 from sentiment.config import Config
 from sentiment.logs import setup_logging
 
@@ -76,7 +76,7 @@ def answer(passes: Passes, requests: list[Request], reply: Callable[[list[Reply]
 
 
 class Assembler:
-    """Puts the answers of a large request's slices (see :func:`model_api.batching.shape_batch`)
+    """Puts the answers of a large request's slices (see :func:`model_api.runner.batching.shape_batch`)
     back together: replies for the request once all its texts are scored, or when a slice failed."""
 
     def __init__(self, reply: Callable[[list[Reply]], None]) -> None:
@@ -110,8 +110,8 @@ class Assembler:
 
 def load(config: Config):
     """The configured model with its engine, warmed up, on this process's share of the cores."""
-    from model_api.predictor import SentimentPredictor
-    from model_api.torch_setup import model_process_torch
+    from model_api.model.predictor import SentimentPredictor
+    from model_api.model.torch_setup import model_process_torch
 
     model_process_torch(config)
     predictor = SentimentPredictor.from_config(config)

@@ -15,7 +15,7 @@ from sentiment.model_dir import read_class_layout
 # The two bundled models (their README.md; figures in docs/experiments.md and docs/performance.md):
 # 6 layers, whose labels hold up best on tweets unlike its training data, and 3 layers cut from it
 # and distilled again, twice the tweets per core for about 0.03 of out-of-domain macro-F1.
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # weights, apart from the code
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # weights, apart from the code
 FULL_MODEL_DIR = MODELS_DIR / "default"
 FAST_MODEL_DIR = MODELS_DIR / "fast"
 # What an empty ``service.model`` loads: the 6-layer one, chosen by the out-of-domain figures

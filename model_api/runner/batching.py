@@ -4,7 +4,7 @@
 texts or ``max_wait`` seconds after the first. :class:`MicroBatcher` applies it inside one process
 (request threads call :meth:`MicroBatcher.submit`; one thread, from :meth:`MicroBatcher.start`,
 runs one prediction for the batch and hands each caller its own results); the model process
-(:mod:`model_api.model_process`) applies it to the requests its worker sends.
+(:mod:`model_api.runner.model_process`) applies it to the requests its worker sends.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Usage::
 
 The model tokenises, runs the forward passes on its engine and turns logits into calibrated
 probabilities and labels; which engine that is (eager, compiled, cached, switched while serving) is
-:mod:`model_api.engine_setup`'s business: :meth:`SentimentPredictor.from_pretrained` picks one by
+:mod:`model_api.model.engine_setup`'s business: :meth:`SentimentPredictor.from_pretrained` picks one by
 what the CPU has unless told (``precision=``).
 """
 
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from model_api.engine_cache import EngineCache, cache_dir
-from model_api.engine_setup import prepare_engine
-from model_api.engines import auto_precision, can_pack, takes_packed_rows
-from model_api.locations import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
-from model_api.packing import pack_rows, packed_arrays, padded_arrays
+from model_api.model.engine_cache import EngineCache, cache_dir
+from model_api.model.engine_setup import prepare_engine
+from model_api.model.engines import auto_precision, can_pack, takes_packed_rows
+from model_api.model.locations import DEFAULT_MODEL_DIR, FAST_MODEL_DIR, FULL_MODEL_DIR, model_location
+from model_api.model.packing import pack_rows, packed_arrays, padded_arrays
 from sentiment.cleaning import normalise_all
 from sentiment.config import Config
 from sentiment.labels import NeutralBand, Prediction, ProbabilityMap, class_layout, confidence
@@ -84,7 +84,7 @@ def split_by_length(lengths: Sequence[int], max_rows: int, overhead: float = PAS
 
 
 class Engine(Protocol):
-    """What the model runs its forward passes on (:class:`model_api.engine_setup.ServedEngine`)."""
+    """What the model runs its forward passes on (:class:`model_api.model.engine_setup.ServedEngine`)."""
 
     def logits(self, *arrays: np.ndarray) -> np.ndarray: ...
 
@@ -97,7 +97,7 @@ class SentimentPredictor:
     """Scores texts with a sequence-classification model and maps them to labels.
 
     :meth:`from_pretrained` loads one ready to predict; it runs its forward passes on ``engine``,
-    which :mod:`model_api.engine_setup` prepares for it (eager, compiled, cached) and may switch
+    which :mod:`model_api.model.engine_setup` prepares for it (eager, compiled, cached) and may switch
     while it serves.
     """
 
@@ -120,8 +120,8 @@ class SentimentPredictor:
         self.calibrate = ProbabilityMap(info.probability_map)
         self.band = band
         self.batch_size = batch_size
-        # Several texts per row (model_api.packing) where the model allows it (and the engine:
-        # model_api.engine_setup passes ``pack`` false for one that takes padded rows only).
+        # Several texts per row (model_api.model.packing) where the model allows it (and the engine:
+        # model_api.model.engine_setup passes ``pack`` false for one that takes padded rows only).
         self.packed = pack and can_pack(self.model)
         # Unpacked: how sorted token counts are cut into forward passes: ``(lengths, max_rows) -> end indices``.
         self.split_passes: Callable[[Sequence[int], int], list[int]] = split_by_length
@@ -145,13 +145,13 @@ class SentimentPredictor:
         """A predictor of a model directory or Hugging Face hub name, with its engine prepared and
         started: ready to :meth:`predict`.
 
-        ``precision`` picks the engine (see :mod:`model_api.engines`): ``auto`` (the default) the
-        fastest one ready at once on this CPU (:func:`~model_api.engines.auto_precision`); ``fp32``,
+        ``precision`` picks the engine (see :mod:`model_api.model.engines`): ``auto`` (the default) the
+        fastest one ready at once on this CPU (:func:`~model_api.model.engines.auto_precision`); ``fp32``,
         ``bf16``, ``int8`` (eager torch); ``int8-static`` or ``int8-dynamic`` (PT2E int8 compiled by
         Inductor on first use); ``onnx`` or ``onnx-int8`` (ONNX Runtime; exported and cached on
         first use). ``pack``: several texts in each row of a forward pass where the model is a BERT
-        classifier and the engine a torch one (:mod:`model_api.packing`). ``engine_cache``: a
-        folder where compiled int8 engines are kept (:mod:`model_api.engine_cache`); None compiles
+        classifier and the engine a torch one (:mod:`model_api.model.packing`). ``engine_cache``: a
+        folder where compiled int8 engines are kept (:mod:`model_api.model.engine_cache`); None compiles
         them in this process at every start. ``fast_start``: a compiled engine not at hand is built
         in the background while ``start_precision`` (an eager torch engine) serves; then the model
         switches.
@@ -189,7 +189,7 @@ class SentimentPredictor:
         pack: bool = True,
     ) -> SentimentPredictor:
         """Read a model directory or Hugging Face hub name, without an engine (what
-        :meth:`from_pretrained` gives it: :func:`model_api.engine_setup.prepare_engine`).
+        :meth:`from_pretrained` gives it: :func:`model_api.model.engine_setup.prepare_engine`).
 
         Raises:
             OSError: if the checkpoint cannot be found or read.
@@ -221,7 +221,7 @@ class SentimentPredictor:
 
         Texts are tokenized once. Packed (``self.packed``): texts are packed into rows of
         ``max_length`` tokens, ``batch_size`` rows per pass, and ``arrays`` are
-        :func:`model_api.packing.packed_arrays`. Otherwise ``arrays`` are ``(input_ids,
+        :func:`model_api.model.packing.packed_arrays`. Otherwise ``arrays`` are ``(input_ids,
         attention_mask)``: texts sorted by their number of tokens, cut into passes of at most
         ``batch_size`` rows where padding would cost more than another pass (``split_passes``, by
         default :func:`split_by_length`), and padded per pass only to the longest in it.

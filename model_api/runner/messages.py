@@ -1,8 +1,8 @@
 """The messages between a worker and its model process, as types.
 
-The worker (:mod:`model_api.engine_process`) sends the :class:`~sentiment.config.Config` once,
+The worker (:mod:`model_api.runner.engine_process`) sends the :class:`~sentiment.config.Config` once,
 then lists of :class:`Request` and :class:`Cancel`, everything it had queued in one message. The
-model process (:mod:`model_api.model_process`) answers the configuration with :class:`Ready` or
+model process (:mod:`model_api.runner.model_process`) answers the configuration with :class:`Ready` or
 :class:`Failed`, then sends :class:`Replies` as predictions end, :class:`Batch` after each
 micro-batch and :class:`EngineChanged` when it switches engine. Both sides dispatch on the type
 (``match``). They are named tuples: as cheap to pickle as the plain tuples they replace.

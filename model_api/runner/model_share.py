@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from model_api.swap import ModelRefused, ModelSlot, SwapBusy
+from model_api.runner.swap import ModelRefused, ModelSlot, SwapBusy
 from sentiment.config import ENV_PREFIX, Config
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ assignment: the requests sent before it finish on the old model, those after go 
 and each answer names the model that scored it. The old model's processes are closed once they
 have answered what they hold. A model that does not load or fails the check is refused
 (:class:`ModelRefused`) and the old one goes on serving. Several workers follow one another
-through a shared folder (:mod:`model_api.model_share`).
+through a shared folder (:mod:`model_api.runner.model_share`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from model_api.interface import Predictor, ProcessPredictor
-from model_api.locations import check_model, model_location
+from model_api.model.locations import check_model, model_location
+from model_api.runner.interface import Predictor, ProcessPredictor
 from sentiment.config import Config
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class ModelSlot:
 
     Args:
         build: builds a predictor from a configuration (the worker passes
-            :func:`model_api.runtime.build_predictor`; tests pass a fake; :func:`cannot_load` refuses
+            :func:`model_api.runner.runtime.build_predictor`; tests pass a fake; :func:`cannot_load` refuses
             every swap).
         generation: the swap this model came from (0: the configured one).
     """
@@ -140,7 +140,7 @@ class ModelSlot:
         self.switching = False  # /health answers 503 "switching" (a rolling roll-out routes around it)
         self.observe: Callable[[int, float], None] | None = None  # metrics: (texts, seconds) per prediction
         self.on_change: Callable[[Serving | None, Serving | None, dict | None], None] | None = None
-        self.share: Any = None  # a model_api.model_share.SharedModel when several workers follow one another
+        self.share: Any = None  # a model_api.runner.model_share.SharedModel when several workers follow one another
         self._lock = threading.Lock()
         self._hook(predictor)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_api.protocol import limits
+from model_api.front.protocol import limits
 from sentiment.config import ServiceConfig
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -41,7 +41,7 @@ _VERSION_HEADERS = {
 
 
 def _admin_path(token: bool) -> dict:
-    """``POST /admin/model`` (model_api.admin): always behind the token when one is set."""
+    """``POST /admin/model`` (model_api.front.admin): always behind the token when one is set."""
     swap = {
         "type": "object",
         "properties": {

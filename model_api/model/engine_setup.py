@@ -1,12 +1,12 @@
 """How the model's engine is chosen and prepared: eager, compiled, cached, or started fast.
 
 Usage: ``SentimentPredictor.from_pretrained(path, precision="int8-static", engine_cache=folder, fast_start=True)``
-(:mod:`model_api.predictor`) reads the model and gives it its engine with :func:`prepare_engine`.
+(:mod:`model_api.model.predictor`) reads the model and gives it its engine with :func:`prepare_engine`.
 
-The model (:class:`model_api.predictor.SentimentPredictor`) runs its forward passes on the engine
+The model (:class:`model_api.model.predictor.SentimentPredictor`) runs its forward passes on the engine
 it is given and does not know which it got. :class:`ServedEngine` is that engine: it prepares the
-engine of a precision (:mod:`model_api.engines`); for the compiled int8 ones, it takes the package
-from the engine cache (:mod:`model_api.engine_cache`) or compiles it, and with fast start serves an
+engine of a precision (:mod:`model_api.model.engines`); for the compiled int8 ones, it takes the package
+from the engine cache (:mod:`model_api.model.engine_cache`) or compiles it, and with fast start serves an
 eager engine meanwhile: the compiled one is built in the background (by a process of its own,
 :mod:`model_api.build_engine`, with a cache; in a thread of this process without one), then
 warmed up and switched to, and ``on_change`` is called. The background work begins at
@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from model_api.engine_cache import EngineCache, EngineKey, model_digest
-from model_api.engines import PackagedEngine, bf16_supported, make_engine, quantized_int8, takes_packed_rows
-from model_api.locations import DEFAULT_MODEL_DIR
-from model_api.torch_setup import fresh_inductor_cache
+from model_api.model.engine_cache import EngineCache, EngineKey, model_digest
+from model_api.model.engines import PackagedEngine, bf16_supported, make_engine, quantized_int8, takes_packed_rows
+from model_api.model.locations import DEFAULT_MODEL_DIR
+from model_api.model.torch_setup import fresh_inductor_cache
 from sentiment.config import COMPILED_PRECISIONS
 from sentiment.model_dir import calibration_file, read_calibration_texts
 
 if TYPE_CHECKING:  # the predictor imports this module
-    from model_api.predictor import SentimentPredictor
+    from model_api.model.predictor import SentimentPredictor
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,6 @@ def build_command(model_path: str, precision: str, folder: Path, packed: bool, b
 
 def build_in_background(command: list[str]) -> subprocess.Popen:
     """Start a build at low CPU priority, so that the engine serving meanwhile keeps the cores."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(command, env=env, preexec_fn=lambda: os.nice(10))

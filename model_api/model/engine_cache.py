@@ -1,9 +1,9 @@
 """Compiled engines kept on disk, so that only the first start of a model on a machine compiles.
 
-The compiled int8 engines (:class:`model_api.engines.CompiledInt8Engine`) take a minute or more to
-quantize and compile. :mod:`model_api.engine_setup` compiles the quantized model ahead of time by
+The compiled int8 engines (:class:`model_api.model.engines.CompiledInt8Engine`) take a minute or more to
+quantize and compile. :mod:`model_api.model.engine_setup` compiles the quantized model ahead of time by
 AOTInductor into one package file and keeps it here, where a later start finds it and loads it
-(:class:`model_api.engines.PackagedEngine`) in well under a second. An entry is keyed by everything
+(:class:`model_api.model.engines.PackagedEngine`) in well under a second. An entry is keyed by everything
 the compiled code depends on: the model's files (weights, config, calibration tweets), the torch
 version, the CPU's features and the engine settings (precision, packing, maximum length, mixed
 bf16), so a new model, a torch upgrade or another machine builds its own entry.

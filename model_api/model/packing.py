@@ -8,9 +8,9 @@ same text (a block-diagonal mask), so every text is scored exactly as on its own
 first token ([CLS]) is then taken from the flat output and classified.
 
 This module lays the texts out (rows, positions, segments, first tokens);
-:class:`model_api.engines.PackedBertClassifier` is the forward pass over them for BERT-architecture
+:class:`model_api.model.engines.PackedBertClassifier` is the forward pass over them for BERT-architecture
 classifiers (``BertForSequenceClassification``: absolute position ids, a pooler on [CLS]); other
-architectures are scored padded (:func:`model_api.engines.can_pack`, :func:`padded_arrays`), as the
+architectures are scored padded (:func:`model_api.model.engines.can_pack`, :func:`padded_arrays`), as the
 training loop also pads its batches.
 """
 

@@ -1,8 +1,8 @@
 """The model processes of a worker, as the predictor the HTTP layer calls.
 
-:class:`PredictorProcess` is one model process (:class:`~model_api.engine_process.ModelProcess`),
+:class:`PredictorProcess` is one model process (:class:`~model_api.runner.engine_process.ModelProcess`),
 supervised: when it dies (a crash, SIGKILL, the OOM killer) the calls waiting on it fail at once
-with :class:`~model_api.engine_process.EngineRestarting` (the service answers 503 with
+with :class:`~model_api.runner.engine_process.EngineRestarting` (the service answers 503 with
 ``Retry-After``), the reason is logged, ``health()`` says "degraded", and a new one with the same
 configuration starts after ``service.engine_restart_seconds`` (doubling while starts fail, up to
 30 s). A watchdog pings it about once a second (an empty request); one that answers nothing for
@@ -20,7 +20,7 @@ smaller requests go to the process with the fewest texts waiting. A model proces
 hung is restarted by its own :class:`PredictorProcess`; meanwhile the others take its requests.
 A worker with one model process serves a :class:`PredictorProcess` alone: the pool's routing,
 and its ``engine_processes`` in ``describe()``, are for several. Both have the
-:class:`~model_api.interface.ProcessPredictor` interface.
+:class:`~model_api.runner.interface.ProcessPredictor` interface.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from model_api.engine_process import EngineProcessError, EngineRestarting, ModelProcess, Pending, exit_reason
+from model_api.runner.engine_process import EngineProcessError, EngineRestarting, ModelProcess, Pending, exit_reason
 from sentiment.config import Config
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """What the HTTP layer asks of a predictor, and the error that means "not now, try again".
 
-The app (:mod:`model_api.app`) stores one :class:`Predictor` and calls it. The model itself
-(:class:`model_api.predictor.SentimentPredictor`) and the micro-batcher that wraps it in the worker
-(:class:`model_api.batching.MicroBatcher`) have this interface. The model in child processes
-(:class:`model_api.pool.PredictorProcess`, and :class:`model_api.pool.EnginePool` for several)
+The app (:mod:`model_api.front.app`) stores one :class:`Predictor` and calls it. The model itself
+(:class:`model_api.model.predictor.SentimentPredictor`) and the micro-batcher that wraps it in the worker
+(:class:`model_api.runner.batching.MicroBatcher`) have this interface. The model in child processes
+(:class:`model_api.runner.pool.PredictorProcess`, and :class:`model_api.runner.pool.EnginePool` for several)
 has :class:`ProcessPredictor`: the same, plus what lets the HTTP layer await predictions without a
 thread (``pending``), count them (``on_batch``) and retire the model (``in_flight``, ``close``).
 """
@@ -34,7 +34,7 @@ class Predictor(Protocol):
 
 
 class PendingPart(Protocol):
-    """Predictions on their way (:class:`model_api.engine_process.Pending`)."""
+    """Predictions on their way (:class:`model_api.runner.engine_process.Pending`)."""
 
     future: Future
 

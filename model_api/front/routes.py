@@ -2,12 +2,12 @@
 
 ``POST /predict`` (``{"text": ...}``), ``POST /predict/batch`` (``{"texts": [...]}``),
 ``GET /health``, ``GET /model``, ``GET /metrics`` (Prometheus), ``GET /openapi.json`` and
-``POST /admin/model`` (serve another model without stopping: :mod:`model_api.swap`).
+``POST /admin/model`` (serve another model without stopping: :mod:`model_api.runner.swap`).
 :class:`Service` holds what a worker serves with (the configuration, the
-:class:`~model_api.swap.ModelSlot`, the metrics, the error log, the token, the OpenAPI document)
+:class:`~model_api.runner.swap.ModelSlot`, the metrics, the error log, the token, the OpenAPI document)
 and turns each step of a request into an :class:`Answer`: who may ask, what the body says, what
 the scoring answer is, how a failure is worded, what is recorded. It knows neither Flask nor ASGI:
-the two adapters (:mod:`model_api.app` for any WSGI server, :mod:`model_api.asgi` under granian)
+the two adapters (:mod:`model_api.front.app` for any WSGI server, :mod:`model_api.front.asgi` under granian)
 read the request and write the answer, and call these functions for everything in between, so a
 request gets the same answer, byte for byte, on either.
 
@@ -28,12 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_api.admin import ADMIN_PATH, admin_swap, allowed_without_token
-from model_api.errorlog import ErrorLog
-from model_api.interface import Predictor
-from model_api.metrics import ServiceMetrics
-from model_api.openapi import openapi_document
-from model_api.protocol import (
+from model_api.front.admin import ADMIN_PATH, admin_swap, allowed_without_token
+from model_api.front.errorlog import ErrorLog
+from model_api.front.metrics import ServiceMetrics
+from model_api.front.openapi import openapi_document
+from model_api.front.protocol import (
     BEARER_REALM,
     SWITCHING_HEADER,
     UNAUTHORIZED,
@@ -46,10 +45,11 @@ from model_api.protocol import (
     retry_after,
     single_text,
 )
-from model_api.swap import ModelSlot, cannot_load
+from model_api.runner.interface import Predictor
+from model_api.runner.swap import ModelSlot, cannot_load
 from sentiment.config import Config, service_token
 
-log = logging.getLogger("model_api.app")  # the request log, under the name operators filter on
+log = logging.getLogger("model_api.front.app")  # the request log, under the name operators filter on
 
 SCORING = {"/predict": single_text, "/predict/batch": batch_texts}
 
@@ -78,8 +78,8 @@ class Service:
     """What one worker serves with, and every route's answer (see the module docstring).
 
     Args:
-        predictor: the served model; a :class:`~model_api.swap.ModelSlot`, or a predictor put in one
-            that cannot swap (:func:`~model_api.swap.cannot_load`: it has no way to load another model).
+        predictor: the served model; a :class:`~model_api.runner.swap.ModelSlot`, or a predictor put in one
+            that cannot swap (:func:`~model_api.runner.swap.cannot_load`: it has no way to load another model).
     """
 
     def __init__(self, config: Config, predictor: Predictor | ModelSlot) -> None:
@@ -113,7 +113,7 @@ class Service:
         """The texts a scoring request on ``route`` sends.
 
         Raises:
-            BadRequest: what the client must fix (:mod:`model_api.protocol`).
+            BadRequest: what the client must fix (:mod:`model_api.front.protocol`).
         """
         return SCORING[route](json_object(data, content_type), self.settings)
 
@@ -128,7 +128,7 @@ class Service:
 
     def failed(self, route: str, e: Exception) -> Answer:
         """The answer to a request on ``route`` that raised ``e``, recorded in the error log: the
-        client's fault or the model's state (:func:`model_api.protocol.failure`), else a 500."""
+        client's fault or the model's state (:func:`model_api.front.protocol.failure`), else a 500."""
         answer = failure(e, self.settings, route)
         if answer is None:
             self.errors.report(f"internal error {type(e).__name__}", f"{route}: {e}", logging.ERROR, exc_info=e)
@@ -163,7 +163,7 @@ class Service:
         return Answer(200, self.openapi)
 
     def admin(self, request: dict) -> Answer:
-        """``POST /admin/model``: :func:`model_api.admin.admin_swap` (blocks until the swap ends).
+        """``POST /admin/model``: :func:`model_api.front.admin.admin_swap` (blocks until the swap ends).
 
         Raises:
             BadRequest: the body does not name a model.
