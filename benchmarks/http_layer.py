@@ -1,11 +1,11 @@
-"""The cost of the HTTP layer alone: each server with a stub model that answers at once.
+"""The cost of the HTTP layer alone: the service's front with a stub model that answers at once.
 
-Usage: python -m benchmarks.http_layer [--servers granian,gunicorn] [--users 64] [--seconds 20]
+Usage: python -m benchmarks.http_layer [--users 64] [--seconds 20]
 
-Serves the real Flask app (routing, JSON, micro-batcher, metrics) with a constant predictor under
-each server, one worker, on loopback; Locust sends single tweets with no pause between requests.
-Prints requests/s and the worker's CPU time per request: what every request costs besides the
-model.
+Serves the real front (:class:`model_api.front.asgi.ServiceApp`: routing, checks, admission, JSON,
+metrics) with a constant predictor under granian, one worker, on loopback; Locust sends single
+tweets with no pause between requests. Prints requests/s and the worker's CPU time per request:
+what every request costs besides the model.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ class StubPredictor:
 
 
 def create():
-    """WSGI factory: the app with the stub predictor."""
-    from model_api.front.app import create_app
+    """ASGI factory: the service's front with the stub predictor."""
+    from model_api.front.asgi import ServiceApp
+    from model_api.front.routes import Service
+    from sentiment.config import Config
 
-    return create_app(predictor=StubPredictor())
+    return ServiceApp(Service(Config(), StubPredictor()))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -59,15 +61,11 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def serve(server: str, port: int) -> subprocess.Popen:
-    """One worker of ``server`` with 64 request threads, serving :func:`create` on ``port``."""
-    if server == "granian":
-        args = ["--interface", "wsgi", "--factory", "--port", str(port), "--blocking-threads", "64", "--no-ws"]
-        args.append("benchmarks.http_layer:create")
-    else:
-        args = ["-k", "gthread", "--threads", "64", "-b", f"127.0.0.1:{port}", "benchmarks.http_layer:create()"]
+def serve(port: int) -> subprocess.Popen:
+    """One granian worker serving :func:`create` on ``port``."""
+    args = ["--interface", "asgi", "--factory", "--port", str(port), "--no-ws", "benchmarks.http_layer:create"]
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / server), *args],
+        [str(Path(sys.executable).parent / "granian"), *args],
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdout=subprocess.DEVNULL,
@@ -77,15 +75,14 @@ def serve(server: str, port: int) -> subprocess.Popen:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.http_layer", description=__doc__.split("\n")[0])
-    p.add_argument("--servers", default="granian,gunicorn")
     p.add_argument("--users", type=int, default=64)
     p.add_argument("--seconds", type=int, default=20)
     args = p.parse_args(argv)
     setup_logging()
     print(f"{'server':<10}{'requests/s':>12}{'CPU ms/request':>16}")
-    for server in args.servers.split(","):
+    for server in ("granian",):
         port = free_port()
-        service = serve(server, port)
+        service = serve(port)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for_workers(url, 1, timeout=60)

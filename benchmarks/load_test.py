@@ -34,7 +34,6 @@ from pathlib import Path
 
 import requests
 
-from sentiment.config import SERVERS
 from sentiment.logs import setup_logging
 from tests.support.processes import free_port, wait_for_workers
 
@@ -107,7 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="Locust processes sharing the users (its --processes); one process adds its own latency at 500 users",
     )
     p.add_argument("--workers", type=int, help="service workers (default: service.workers of the config)")
-    p.add_argument("--server", choices=SERVERS, help="HTTP server (default: service.server)")
     p.add_argument("--model", help="model directory or hub name (default: service.model, the bundled model)")
     p.add_argument("--out", type=Path, default=ROOT / "output" / "load_tests")
     return p
@@ -118,7 +116,6 @@ def service_command(args: argparse.Namespace, port: int) -> list[str]:
     if args.scenario == "floor":
         return ["-m", "granian", "--interface", "asgi", "--port", str(port), "benchmarks.floor_server:app"]
     command = ["-m", "model_api", "--port", str(port), "--workers", str(args.workers)]
-    command += ["--server", args.server] if args.server else []
     return command + (["--model", args.model] if args.model else [])
 
 

@@ -9,7 +9,7 @@ run, each phase in its own process (so that peak memory is its own):
 1. ``pipeline-single``: transformers ``pipeline("text-classification")`` called once per text;
 2. ``pipeline-batched``: the same pipeline given the list, ``batch_size=64``;
 3. ``engine``: our predictor in-process (token-length-bucketed batches, the service's engine);
-4. ``service``: our service under gunicorn (as configured: workers, engine), ``POST /predict/batch``
+4. ``service``: our service (as configured: workers, engine), ``POST /predict/batch``
    with 256 texts per request from ``--clients`` concurrent clients.
 
 It prints tweets/s, p50/p95/p99 latency per call (a call is one text, one pipeline batch or one

@@ -1,11 +1,10 @@
-"""Serve the sentiment model over HTTP, under granian (default) or gunicorn.
+"""Serve the sentiment model over HTTP, under granian.
 
-Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--server S]
+Usage: python -m model_api [--host H] [--port P] [--model DIR_OR_NAME] [--workers N] [--config FILE]
 
-Each worker process loads the model once. ``granian`` reads and writes HTTP in Rust and runs the
-ASGI application of ``model_api.front.asgi.create``: the scoring routes on an event loop, the others
-in the Flask app. ``gunicorn`` runs the Flask app alone in gthread workers, a thread per request
-in flight. Both serve the routes of :mod:`model_api.front.routes`.
+Each worker process loads the model once (in its model processes) and runs the ASGI front of
+``model_api.front.asgi.create``: the scoring and admin routes on an event loop, the reading
+routes in a Flask app. Granian reads and writes HTTP in Rust and restarts a worker that dies.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import tempfile
 
 from model_api.model.locations import check_model, model_location
 from model_api.runner.model_share import SHARE_ENV
-from sentiment.config import ENV_PREFIX, SERVERS, Config, ConfigError, load_config
+from sentiment.config import ENV_PREFIX, Config, ConfigError, load_config
 from sentiment.logs import setup_logging
 
 
@@ -29,36 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default from conf)")
     p.add_argument("--model", help="model directory or Hugging Face hub name (default: bundled model)")
     p.add_argument("--workers", type=int, help="worker processes; each loads the model once")
-    p.add_argument("--server", choices=SERVERS, help="HTTP server (default from conf)")
     p.add_argument("--config", help="TOML configuration file (default conf/pipeline.toml)")
     return p
-
-
-def serve_gunicorn(config: Config) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    service = config.service
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{service.host}:{service.port}")
-            self.cfg.set("workers", service.worker_processes)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", service.threads)
-            self.cfg.set("worker_connections", 2000)
-            self.cfg.set("backlog", 2048)
-            self.cfg.set("keepalive", 30)
-            self.cfg.set("timeout", service.timeout_seconds)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", None)
-
-        def load(self):
-            from model_api.front.app import create_app
-            from model_api.front.worker import create_service
-
-            return create_app(predictor=create_service(config))  # in each worker, after the fork
-
-    Server().run()
 
 
 def _default_stop_signals() -> None:
@@ -111,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                 "port": args.port,
                 "model": args.model,
                 "workers": args.workers,
-                "server": args.server,
             }.items()
             if v is not None
         }
@@ -130,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         # This service's workers follow a model swap (POST /admin/model) through files in this folder:
         # a new one for each service, so that replicas started from one shell swap one at a time.
         os.environ[SHARE_ENV] = tempfile.mkdtemp(prefix="tweetsent-model-")
-    if config.service.server == "granian":
-        serve_granian(config, args.config, overrides)
-    else:
-        serve_gunicorn(config)
+    serve_granian(config, args.config, overrides)
     return 0
 
 

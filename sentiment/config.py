@@ -21,7 +21,7 @@ from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 ENV_PREFIX = "TWEETSENT_"
 AUTO_WORKERS_MAX = 4  # automatic workers / model processes per worker: at most this many (a model is about 1 GB)
 TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (see service_token)
-SERVERS = ("gunicorn", "granian")
+SERVERS = ("granian",)  # gunicorn was one until the scoring routes were written once, for ASGI
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/model/engines.py).
@@ -57,8 +57,8 @@ class ServiceConfig:
     pack_texts: bool = True  # BERT models: several texts per row of a forward pass, no padding
     timeout_seconds: int = 120
     max_queued_texts: int = 8192  # texts a worker holds (queued or scored) at once; beyond: 503 with Retry-After
-    server: str = "granian"  # HTTP server: granian (Rust HTTP, ASGI: model_api.front.asgi) or gunicorn (gthread, Flask)
-    threads: int = 256  # gunicorn: request threads per worker; granian: threads calling an in-worker model
+    server: str = "granian"  # HTTP server: granian (Rust HTTP, running the ASGI front model_api.front.asgi)
+    threads: int = 256  # threads calling a model loaded in the worker itself (engine_process = false)
     torch_threads: int = 0  # intra-op threads of each worker's engine; 0 = cores / workers
     precision: str = "int8-static"  # see PRECISIONS and model_api/model/engines.py
     engine_process: bool = True  # run each worker's model in a child process (no GIL shared with HTTP)
@@ -78,7 +78,9 @@ class ServiceConfig:
 
     def __post_init__(self) -> None:
         _check(self.precision in PRECISIONS, f"service.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        _check(self.server in SERVERS, f"service.server must be one of {SERVERS}, got {self.server!r}")
+        _check(
+            self.server in SERVERS, f"service.server must be one of {SERVERS} (docs/serving.md), got {self.server!r}"
+        )
         _check(self.threads >= 1, f"service.threads must be at least 1, got {self.threads}")
         _check(self.torch_threads >= 0, f"service.torch_threads must be >= 0 (0 = automatic), got {self.torch_threads}")
         _check(

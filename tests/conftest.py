@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,23 +152,9 @@ def run_job_on_spool(spark, records, config, lines: int, timeout: float):
     return query, stats
 
 
-def serve(app) -> Iterator[str]:
-    """Serve a WSGI app on 127.0.0.1 and a free port; yield its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def service_url(predictor) -> Iterator[str]:
-    """The real Flask app with the bundled model, on a loopback port."""
-    from model_api.front.app import create_app
+    """The service's front with the bundled model, on a loopback port."""
+    from tests.support.front import front, serve_front
 
-    yield from serve(create_app(predictor=predictor))
+    yield from serve_front(front(None, predictor))

@@ -1,19 +1,18 @@
-"""The service as an ASGI application: the scoring routes on an event loop, the rest in Flask.
+"""The service's front: one ASGI application per worker, run by granian (``python -m model_api``).
 
 Usage: granian --interface asgi --factory model_api.front.asgi:create (what ``python -m model_api`` runs)
 
-Under WSGI each request holds a thread while its texts are scored. With hundreds of requests in
-flight, waking those threads under one interpreter lock cost the worker about 0.5 ms of CPU per
-request, a quarter of the machine at 1,000 single tweets a second (docs/serving.md, "The request
-path"). Here ``POST /predict`` and ``POST /predict/batch`` are coroutines that wait for the model
-processes' replies without a thread each, and ``POST /admin/model`` reads its body here (a2wsgi
-cannot read a request body under granian) and swaps on a thread. Everything between reading the
-request and writing the answer (who may ask, the texts, the answer, the wording of a failure, the
-metrics) is a call to the same :class:`~model_api.front.routes.Service` as the Flask app's, so a request
-gets the same answer on either path. Every other request (``/health``, ``/model``, ``/metrics``,
-``/openapi.json``, other methods and paths) goes to the Flask app of the same service
-(:func:`model_api.front.app.create_app`), which a2wsgi runs on a few threads: those routes do not wait on
-the model, and Flask already answers HEAD, OPTIONS, 404 and 405 the way clients expect.
+A ``POST`` to a scoring route (``/predict``, ``/predict/batch``) or to ``/admin/model`` is answered
+here, and only here, in one sequence: who may ask, the body read up to ``service.max_body_bytes``,
+the texts, admission against the worker's queue (503 beyond ``service.max_queued_texts``), the wait
+for the model processes' replies on the event loop without a thread per request (the texts are
+dropped from the model's queue if the client hangs up), and the answer. Every step's decision and
+wording is a call to the worker's :class:`~model_api.front.routes.Service`. Every other request
+(``/health``, ``/model``, ``/metrics``, ``/openapi.json``, other methods and paths) goes to the
+Flask app of the same service (:func:`model_api.front.app.create_app`), which a2wsgi runs on a few
+threads: none of those routes waits on the model, and Flask answers HEAD, OPTIONS, 404 and 405 the
+way clients expect. Any ASGI server can run :func:`create`; granian is the one the project ships
+and measures (docs/serving.md, "The request path").
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ class ServiceApp:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.settings = service.settings
-        self.flask = WSGIMiddleware(create_app(predictor=service), workers=FLASK_THREADS)
+        self.flask = WSGIMiddleware(create_app(service), workers=FLASK_THREADS)
         # Model processes (``pending``, reporting their own predictions to ``on_batch``) are waited
         # for on the loop; a predictor in this process is called on threads, enough for its
         # micro-batches to gather.

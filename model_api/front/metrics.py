@@ -1,6 +1,6 @@
 """Prometheus metrics of the service: requests, latency, batch sizes, inference time, model version.
 
-With several gunicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``python -m model_api`` does) so
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``python -m model_api`` does) so
 that ``GET /metrics`` adds up every worker.
 """
 

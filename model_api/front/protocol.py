@@ -1,8 +1,8 @@
-"""What a scoring request must be, and how the service answers one that fails, whatever the server.
+"""What a scoring request must be, and how the service answers one that fails.
 
-The Flask app (:mod:`model_api.front.app`) and the asynchronous prediction routes (:mod:`model_api.front.asgi`)
-both read requests with these functions and turn failures into answers with :func:`failure`, so
-that a request gets the same answer, byte for byte, on either path. Nothing here knows Flask.
+The front (:mod:`model_api.front.asgi`) reads requests with these functions and turns failures into
+answers with :func:`failure`; the limits a client packs its requests below (:func:`limits`) and the
+bearer-token check live here too. Nothing here knows HTTP servers.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@
 :class:`~model_api.runner.swap.ModelSlot`, the metrics, the error log, the token, the OpenAPI document)
 and turns each step of a request into an :class:`Answer`: who may ask, what the body says, what
 the scoring answer is, how a failure is worded, what is recorded. It knows neither Flask nor ASGI:
-the two adapters (:mod:`model_api.front.app` for any WSGI server, :mod:`model_api.front.asgi` under granian)
-read the request and write the answer, and call these functions for everything in between, so a
-request gets the same answer, byte for byte, on either.
+the front (:mod:`model_api.front.asgi`, and the Flask app of the reading routes it runs,
+:mod:`model_api.front.app`) reads the request, writes the answer and calls these functions for
+everything in between.
 
 Each scoring answer names the model that scored it (``model_version``, and the ``X-Model-Version``
 header). Every error is a JSON body ``{"error": ...}``: 4xx for what the client must fix, 503 with

@@ -1,8 +1,8 @@
 """One worker of the service, put together: the configured model loaded once and warmed up, in
 the slot that lets it be swapped, behind the routes (:class:`model_api.front.routes.Service`).
 
-The one place that joins the HTTP side to the model side: :func:`model_api.front.asgi.create` (granian)
-and :func:`model_api.front.wsgi.create` (gunicorn, any WSGI server) both call :func:`create_service`.
+The one place that joins the HTTP side to the model side: :func:`model_api.front.asgi.create`
+calls :func:`create_service` in every worker.
 With several workers (:data:`model_api.runner.model_share.SHARE_ENV`), a worker starts on the model the
 others serve and follows their swaps.
 """

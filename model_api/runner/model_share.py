@@ -1,6 +1,6 @@
 """How the workers of one service follow a model swap: a folder they share.
 
-``python -m model_api`` with several worker processes (granian's or gunicorn's, each with its own
+``python -m model_api`` with several worker processes (granian's, each with its own
 model processes) creates the folder and names it in :data:`SHARE_ENV` before the workers start.
 The worker that takes ``POST /admin/model`` swaps its own model first (loaded, checked: a refusal
 stops there, and no other worker loads anything); then it writes ``model.json`` (the model, a

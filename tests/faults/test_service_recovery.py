@@ -61,7 +61,7 @@ class Service:
             "TWEETSENT_SERVICE__THREADS": "32",
             "TWEETSENT_SERVICE_TOKEN": TOKEN,
         }
-        self.process, _ = start_service(log, settings, "--server", "granian", port=self.port)
+        self.process, _ = start_service(log, settings, port=self.port)
         try:
             self.wait_until_ok(180)
         except AssertionError:

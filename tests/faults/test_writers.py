@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sentiment.folders import read_holder
-from tests.conftest import FakePredictor, serve
+from tests.conftest import FakePredictor
 from tests.fake_x_api import fake_x_api
 from tests.support.pipeline import Pipeline
 from tests.support.processes import file_size_limit, run_module, sigterm_and_time, wait_until
@@ -86,9 +86,9 @@ def test_a_live_relay_whose_spool_writer_fails_exits_3(tmp_path):
 
 @pytest.fixture
 def fake_service():
-    from model_api.front.app import create_app
+    from tests.support.front import front, serve_front
 
-    yield from serve(create_app(predictor=FakePredictor()))
+    yield from serve_front(front(None, FakePredictor()))
 
 
 def job_args(url: str, *extra: str) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from ingest.spool import Record, Spool
 from sentiment.spool_format import segment_name
 from stream.query import JobStats, ProgressListener, build_query, drive, read_source
 from stream.scoring import ScoringOptions
-from tests.conftest import FakePredictor, serve, tmp_job_config
+from tests.conftest import FakePredictor, tmp_job_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,9 +25,9 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def fake_service():
-    from model_api.front.app import create_app
+    from tests.support.front import front, serve_front
 
-    yield from serve(create_app(predictor=FakePredictor()))
+    yield from serve_front(front(None, FakePredictor()))
 
 
 def tweet(i: int) -> str:

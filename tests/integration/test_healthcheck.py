@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from model_api.front.app import create_app
 from model_api.healthcheck import main
 from sentiment.config import Config
-from tests.conftest import FakePredictor, serve
+from tests.conftest import FakePredictor
+from tests.support.front import front, serve_front
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def served(open_paths: str):
     config = Config()
     config = dataclasses.replace(config, service=dataclasses.replace(config.service, open_paths=open_paths))
-    return serve(create_app(config, predictor=FakePredictor()))
+    return serve_front(front(config, FakePredictor()))
 
 
 def test_without_a_token(monkeypatch):

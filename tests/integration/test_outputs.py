@@ -18,16 +18,16 @@ from stream.query import JobConfig, JobStats
 from stream.scoring import ScoringOptions
 from stream.summary import summary
 from stream.trends import TrendsJob
-from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
+from tests.conftest import FakePredictor, run_job_on_spool, tmp_job_config
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def fake_service_url():
-    from model_api.front.app import create_app
+    from tests.support.front import front, serve_front
 
-    yield from serve(create_app(predictor=FakePredictor()))
+    yield from serve_front(front(None, FakePredictor()))
 
 
 def job_config(tmp_path, service_url: str = "http://127.0.0.1:9") -> JobConfig:

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ingest.spool import Record
-from model_api.front.app import create_app
 from sentiment.config import Config
 from stream.scoring import ScoringOptions
-from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
+from tests.conftest import FakePredictor, run_job_on_spool, tmp_job_config
+from tests.support.front import front, serve_front
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ LIMIT = 8192  # the service's body limit here; the job's budget is larger, as if
 @pytest.fixture
 def small_service():
     config = dataclasses.replace(Config(), service=dataclasses.replace(Config().service, max_body_bytes=LIMIT))
-    yield from serve(create_app(config, predictor=FakePredictor()))
+    yield from serve_front(front(config, FakePredictor()))
 
 
 def test_refused_tweets_are_quarantined_with_the_reason_and_the_rest_scored_once(spark, small_service, tmp_path):

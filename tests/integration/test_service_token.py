@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from ingest.spool import Record
-from model_api.front.app import create_app
 from sentiment.config import TOKEN_ENV, Config
 from stream import health
 from stream.scoring import ScoringOptions, fetch_model_version
-from tests.conftest import FakePredictor, run_job_on_spool, serve, tmp_job_config
+from tests.conftest import FakePredictor, run_job_on_spool, tmp_job_config
+from tests.support.front import front, serve_front
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def closed_service(monkeypatch):
     """The Flask app with a token and no open path, on a loopback port."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     config = dataclasses.replace(Config(), service=dataclasses.replace(Config().service, open_paths=""))
-    yield from serve(create_app(config, predictor=FakePredictor()))
+    yield from serve_front(front(config, FakePredictor()))
 
 
 def test_health_command_sends_the_token(closed_service, monkeypatch, capsys):

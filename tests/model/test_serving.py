@@ -1,5 +1,5 @@
-"""The service as it is run: ``python -m model_api`` under each HTTP server, the model in a process
-of its own, on a loopback port; results must equal the in-process predictor's."""
+"""The service as it is run: ``python -m model_api`` (granian), the model in a process of its own, on
+a loopback port; results must equal the in-process predictor's."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ TEXTS = [r.text for r in iter_rows(SAMPLE)][:48]
 
 
 class Service:
-    def __init__(self, server: str, log: Path) -> None:
+    def __init__(self, log: Path) -> None:
         settings = {
             "TWEETSENT_SERVICE__PRECISION": "fp32",
             "TWEETSENT_SERVICE__ENGINE_PROCESS": "true",
@@ -28,16 +28,16 @@ class Service:
             "TWEETSENT_SERVICE__ENGINE_PROCESSES": "1",
         }
         self.log = log
-        self.process, self.url = start_service(log, settings, "--server", server)
+        self.process, self.url = start_service(log, settings)
         (self.worker,) = wait_for_service(self.process, self.url, log, timeout=180)
 
     def stop(self) -> None:
         stop_process(self.process)
 
 
-@pytest.fixture(scope="module", params=["granian", "gunicorn"])
-def service(request, tmp_path_factory):
-    svc = Service(request.param, tmp_path_factory.mktemp("svc") / "service.log")
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    svc = Service(tmp_path_factory.mktemp("svc") / "service.log")
     yield svc
     svc.stop()
 

@@ -1,5 +1,5 @@
-"""``POST /admin/model``: the token, the refusals and what a swap answers, on the Flask app and the
-ASGI path, with fake models (the real swap under load: tests/faults/test_model_rollout.py)."""
+"""``POST /admin/model``: the token, the refusals and what a swap answers, through the service's
+front with fake models (the real swap under load: tests/faults/test_model_rollout.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import threading
 
 import pytest
 
-from model_api.front.app import create_app
-from model_api.front.asgi import ServiceApp
-from model_api.front.routes import Service
 from model_api.model.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
 from model_api.runner.swap import ModelSlot
 from sentiment.config import TOKEN_ENV, Config
 from tests.conftest import FakePrediction, FakePredictor
-from tests.unit.test_asgi import HostileRequest, call
+from tests.support.front import FrontClient, front
 
 pytestmark = pytest.mark.unit
 
@@ -60,14 +57,13 @@ class Builds:
 def service(build: Builds, first: WordsPredictor | None = None):
     config = dataclasses.replace(Config(), service=dataclasses.replace(Config().service, model=str(FAST_MODEL_DIR)))
     slot = ModelSlot(config, first or WordsPredictor("0"), build=build)
-    app = create_app(config, slot)
-    return app, slot
+    return FrontClient(front(config, slot)), slot
 
 
 def test_swap_answers_the_new_version_and_serves_it_with_the_previous_named():
     first, new = WordsPredictor("0"), WordsPredictor("1")
     app, slot = service(Builds(new), first)
-    client = app.test_client()
+    client = app
     r = client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)})
     assert r.status_code == 200, r.get_json()
     answer = r.get_json()
@@ -97,7 +93,7 @@ def test_swap_answers_the_new_version_and_serves_it_with_the_previous_named():
 )
 def test_a_refused_model_is_a_clear_answer_and_the_old_one_serves_on(model, build, status, message):
     app, slot = service(build)
-    client = app.test_client()
+    client = app
     r = client.post("/admin/model", json={"model": model})
     assert r.status_code == status and message in r.get_json()["error"], r.get_json()
     assert client.post("/predict", json={"text": "love"}).get_json()["model_version"] == "fake@0"
@@ -106,9 +102,9 @@ def test_a_refused_model_is_a_clear_answer_and_the_old_one_serves_on(model, buil
 
 
 def test_an_app_made_of_a_bare_predictor_refuses_to_swap_and_serves_on():
-    # create_app(config, predictor) puts the predictor in a slot that loads no other model.
+    # A service of a bare predictor puts it in a slot that loads no other model.
     config = dataclasses.replace(Config(), service=dataclasses.replace(Config().service, model=str(FAST_MODEL_DIR)))
-    client = create_app(config, WordsPredictor("0")).test_client()
+    client = FrontClient(front(config, WordsPredictor("0")))
     r = client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)})
     assert r.status_code == 422 and "without a way to load models" in r.get_json()["error"], r.get_json()
     assert client.post("/predict", json={"text": "love"}).get_json()["model_version"] == "fake@0"
@@ -120,7 +116,7 @@ def test_labels_that_cannot_be_read_are_refused(tmp_path):
     config["id2label"], config["label2id"] = {"0": "foo", "1": "bar", "2": "baz"}, {}
     (tmp_path / "config.json").write_text(json.dumps(config))
     app, _ = service(Builds())
-    r = app.test_client().post("/admin/model", json={"model": str(tmp_path)})
+    r = app.post("/admin/model", json={"model": str(tmp_path)})
     assert r.status_code == 422 and "classes or metadata cannot be read" in r.get_json()["error"]
 
 
@@ -128,8 +124,8 @@ def test_the_token_is_needed_even_if_the_route_is_listed_open(monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
     config = Config()
     config = dataclasses.replace(config, service=dataclasses.replace(config.service, open_paths="/health,/admin/model"))
-    app = create_app(config, ModelSlot(config, WordsPredictor("0"), build=Builds(WordsPredictor("1"))))
-    client = app.test_client()
+    app = FrontClient(front(config, ModelSlot(config, WordsPredictor("0"), build=Builds(WordsPredictor("1")))))
+    client = app
     assert client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)}).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)}, headers=wrong).status_code == 401
@@ -139,9 +135,7 @@ def test_the_token_is_needed_even_if_the_route_is_listed_open(monkeypatch):
 
 def test_without_a_token_only_loopback_may_swap():
     app, _ = service(Builds(WordsPredictor("1")))
-    r = app.test_client().post(
-        "/admin/model", json={"model": str(FULL_MODEL_DIR)}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
-    )
+    r = app.post("/admin/model", json={"model": str(FULL_MODEL_DIR)}, environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert r.status_code == 403 and "loopback" in r.get_json()["error"]
 
 
@@ -154,7 +148,7 @@ def test_a_second_swap_while_one_loads_is_409_and_health_says_loading_in_model()
         return WordsPredictor("1")
 
     app, slot = service(slow_build)
-    client = app.test_client()
+    client = app
     first = threading.Thread(target=lambda: client.post("/admin/model", json={"model": str(FULL_MODEL_DIR)}))
     first.start()
     try:
@@ -172,7 +166,7 @@ def test_a_second_swap_while_one_loads_is_409_and_health_says_loading_in_model()
 
 def test_a_switching_replica_answers_503_health_and_marks_its_answers():
     app, slot = service(Builds())
-    client = app.test_client()
+    client = app
     slot.switching = True
     health = client.get("/health")
     assert health.status_code == 503 and health.get_json()["status"] == "switching"
@@ -182,32 +176,11 @@ def test_a_switching_replica_answers_503_health_and_marks_its_answers():
     assert "X-Model-Switching" not in client.post("/predict", json={"text": "x"}).headers
 
 
-def admin_request(body: dict, token: str | None = None) -> HostileRequest:
-    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
-    return HostileRequest("admin", "POST", "/admin/model", json.dumps(body).encode(), headers)
-
-
-def test_the_asgi_path_swaps_and_refuses_as_flask_does(monkeypatch):
-    app, _ = service(Builds(WordsPredictor("1")))
-    asgi = ServiceApp(app.extensions["tweetsent.service"])
-    status, headers, body = call(asgi, admin_request({"model": "/no/such/model"}))
-    assert status == 422 and "no such model directory" in json.loads(body)["error"]
-    status, headers, body = call(asgi, admin_request({"model": str(FULL_MODEL_DIR)}))
-    assert status == 200 and json.loads(body)["version"] == "fake@1"
-    status, headers, body = call(
-        asgi, HostileRequest("one", "POST", "/predict", b'{"text": "love"}', {"Content-Type": "application/json"})
-    )
-    assert status == 200 and json.loads(body)["model_version"] == "fake@1" and headers["x-model-version"] == "fake@1"
-    monkeypatch.setenv(TOKEN_ENV, "s3cret")
-    locked = ServiceApp(Service(Config(), WordsPredictor("0")))
-    assert call(locked, admin_request({"model": str(FULL_MODEL_DIR)}))[0] == 401
-
-
 def test_model_shows_the_engine_the_predictor_serves_now_not_the_one_it_started_with():
     # Fast start: the predictor switches from the eager engine to the compiled one after load.
     first = WordsPredictor("0")
     app, slot = service(Builds(), first)
-    client = app.test_client()
+    client = app
     first.describe = lambda: {**WordsPredictor.describe(first), "engine": "int8", "engine_state": "building"}
     assert client.get("/model").get_json()["engine"] == "int8"
     first.describe = lambda: {**WordsPredictor.describe(first), "engine": "int8-static", "engine_state": "ready"}

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from model_api.front.app import create_app
 from sentiment.config import Config
+from tests.support.front import FrontClient, front
 
 pytestmark = pytest.mark.unit
 
@@ -15,8 +15,7 @@ def client(fake_predictor):
     config = dataclasses.replace(
         config, service=dataclasses.replace(config.service, max_batch=3, max_body_bytes=2048, max_text_chars=50)
     )
-    app = create_app(config, predictor=fake_predictor)
-    return app.test_client()
+    return FrontClient(front(config, fake_predictor))
 
 
 def test_predict_one(client):
@@ -94,7 +93,7 @@ def test_metrics_count_requests_by_endpoint_and_status(client):
 def make_client(predictor, **service):
     config = Config()
     config = dataclasses.replace(config, service=dataclasses.replace(config.service, **service))
-    return create_app(config, predictor=predictor).test_client()
+    return FrontClient(front(config, predictor))
 
 
 def test_a_lone_surrogate_is_replaced_and_its_neighbours_are_scored(client, fake_predictor):
@@ -122,26 +121,12 @@ def test_bodies_no_parser_takes_are_400(fake_predictor, body, message):
 
 
 def test_an_oversized_chunked_body_is_413_like_one_with_a_length(fake_predictor):
-    import io
-
     client = make_client(fake_predictor, max_body_bytes=2048)
     body = b'{"text": "' + b"x" * 4000 + b'"}'
-    r = client.post(
-        "/predict",
-        input_stream=io.BytesIO(body),
-        content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},  # as granian and gunicorn mark a chunked body
-    )
+    r = client.post("/predict", data=body, content_type="application/json", chunked=True)
     assert r.status_code == 413
     assert "larger than the limit of 2048 bytes" in r.get_json()["error"]
-    small = client.post(
-        "/predict",
-        input_stream=io.BytesIO(b'{"text": "good"}'),
-        content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},  # as granian and gunicorn mark a chunked body
-    )
+    small = client.post("/predict", data=b'{"text": "good"}', content_type="application/json", chunked=True)
     assert small.status_code == 200 and small.get_json()["sentiment"] == "Positive"
 
 

@@ -1,18 +1,17 @@
-"""Thousands of generated hostile requests against the app (test client, a fake model): never a 500."""
+"""Thousands of generated hostile requests against the service's front (in-process, a fake model): never a 500."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from model_api.front.app import create_app
 from sentiment.config import Config
 from tests.conftest import FakePredictor
 from tests.hostile_requests import check_answer, hostile_requests
+from tests.support.front import FrontClient, front
 
 pytestmark = pytest.mark.unit
 
@@ -31,25 +30,24 @@ class TokenizerLikePredictor(FakePredictor):
         return super().predict(texts)
 
 
-APP = create_app(CONFIG, predictor=TokenizerLikePredictor())
-PATHS = APP.extensions["tweetsent.service"].openapi["paths"]
+CLIENT = FrontClient(front(CONFIG, TokenizerLikePredictor()))
+PATHS = CLIENT.service.openapi["paths"]
 KINDS: Counter[str] = Counter()
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(request=hostile_requests(MAX_BODY, MAX_BATCH))
 def test_no_request_gets_a_500_and_every_error_is_json(request):
-    client = APP.test_client()
     headers = dict(request.headers)
     content_type = headers.pop("Content-Type", None)
-    kwargs = (
-        {"input_stream": io.BytesIO(request.body), "environ_overrides": {"wsgi.input_terminated": True}}
-        if request.chunked
-        else {"data": request.body}
+    r = CLIENT.open(
+        request.path,
+        method=request.method,
+        headers=headers,
+        content_type=content_type,
+        data=request.body,
+        chunked=request.chunked,
     )
-    if request.chunked:
-        headers["Transfer-Encoding"] = "chunked"
-    r = client.open(request.path, method=request.method, headers=headers, content_type=content_type, **kwargs)
     KINDS[request.kind] += 1
     check_answer(request, r.status_code, r.headers, r.get_data(), PATHS)
 
@@ -57,6 +55,6 @@ def test_no_request_gets_a_500_and_every_error_is_json(request):
 def test_the_service_is_still_correct_after_the_flood():
     print("hostile requests by kind:", dict(KINDS), "total", sum(KINDS.values()))
     assert sum(KINDS.values()) >= 2000 and len(KINDS) == 12
-    r = APP.test_client().post("/predict/batch", json={"texts": ["good", "bad \ud800", "meh"]})
+    r = CLIENT.post("/predict/batch", json={"texts": ["good", "bad \ud800", "meh"]})
     assert r.status_code == 200
     assert [x["sentiment"] for x in r.get_json()["results"]] == ["Positive", "Negative", "Neutral"]

@@ -179,10 +179,15 @@ def test_the_model_service_is_at_most_six_modules_deep():
 
 # What experiments/ and benchmarks/ may take from the model service: the predictor (which loads a
 # model with its engine) and the engine module where they measure or choose engines; benchmarks
-# also time the HTTP app in-process (benchmarks/http_layer.py).
+# also serve the HTTP front with a stub model (benchmarks/http_layer.py).
 PUBLIC_MODEL_API = {
     "experiments": {"model_api.model.predictor", "model_api.model.engines"},
-    "benchmarks": {"model_api.model.predictor", "model_api.model.engines", "model_api.front.app"},
+    "benchmarks": {
+        "model_api.model.predictor",
+        "model_api.model.engines",
+        "model_api.front.asgi",
+        "model_api.front.routes",
+    },
 }
 
 
