@@ -21,7 +21,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -46,10 +45,6 @@ class ServiceApp:
         self.service = service
         self.settings = service.settings
         self.flask = WSGIMiddleware(create_app(service), workers=FLASK_THREADS)
-        # Model processes (``pending``, reporting their own predictions to ``on_batch``) are waited
-        # for on the loop; a predictor in this process is called on threads, enough for its
-        # micro-batches to gather.
-        self._blocking = ThreadPoolExecutor(self.settings.threads)  # threads start only when used
         self.held = 0  # texts admitted and not yet answered (changed on the event loop only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,15 +141,14 @@ class ServiceApp:
             self.held -= len(texts)
 
     async def _scores(self, texts: list[str]) -> tuple[str, list]:
-        """(version, predictions) of ``texts``, waiting without a thread for the model processes.
+        """(version, predictions) of ``texts``, waiting on the loop, without a thread, for the model
+        (its processes, or the threads that run a model in this worker: :mod:`model_api.runner.interface`).
 
         Raises:
-            TimeoutError: none within ``service.timeout_seconds`` (the model processes forget them).
-            ModelUnavailable, RemotePredictionError: as the predictor's ``predict``.
+            TimeoutError: none within ``service.timeout_seconds`` (the model forgets them).
+            ModelUnavailable, RemotePredictionError: as the model's answer raises them.
         """
         current = self.service.slot.serving  # the model that scores these texts, even if a swap follows
-        if not current.waits:
-            return await asyncio.get_running_loop().run_in_executor(self._blocking, self.service.slot.score, texts)
         parts = current.predictor.pending(texts)
         waiting = asyncio.gather(*(asyncio.wrap_future(part.future) for part in parts), return_exceptions=True)
         try:

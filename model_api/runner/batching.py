@@ -5,6 +5,8 @@ texts or ``max_wait`` seconds after the first. :class:`MicroBatcher` applies it 
 (request threads call :meth:`MicroBatcher.submit`; one thread, from :meth:`MicroBatcher.start`,
 runs one prediction for the batch and hands each caller its own results); the model process
 (:mod:`model_api.runner.model_process`) applies it to the requests its worker sends.
+:class:`InWorker` serves a predictor of this process as the model processes are served: its calls
+run on threads and answer through futures.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -257,3 +259,68 @@ class BudgetQueue:
                 if remaining <= 0 or not self._ready.wait(remaining):
                     break
             return shape_batch(self._small, self._bulk, max_texts)
+
+
+class InWorker:
+    """A predictor of this process (``service.engine_process = false``, or a test's fake) with the
+    interface of the model processes (:class:`~model_api.runner.interface.ServedPredictor`): each
+    call to ``pending`` runs ``predict`` on one of ``threads`` threads (enough for a
+    :class:`MicroBatcher` behind it to gather its batches) and returns its future at once."""
+
+    def __init__(self, predictor: Any, threads: int) -> None:
+        self.predictor = predictor
+        self.on_batch: Callable[[int, float], None] | None = None
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="model-call")  # started when used
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def pending(self, texts: Sequence[str]) -> list[_Call]:
+        with self._lock:
+            self._running += 1
+        future = self._threads.submit(self._timed, list(texts))
+        future.add_done_callback(self._done)  # answered, failed or forgotten before it ran
+        return [_Call(future)]
+
+    def _timed(self, texts: list[str]) -> list[Any]:
+        started = time.perf_counter()
+        results = self.predictor.predict(texts)
+        if self.on_batch is not None:
+            self.on_batch(len(texts), time.perf_counter() - started)
+        return results
+
+    def _done(self, _: Future) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def predict(self, texts: Sequence[str]) -> list[Any]:
+        return self.predictor.predict(texts)
+
+    def describe(self) -> dict:
+        return self.predictor.describe()
+
+    def health(self) -> dict:
+        return self.predictor.health() if hasattr(self.predictor, "health") else {"status": "ok"}
+
+    def warm_up(self) -> None:
+        if hasattr(self.predictor, "warm_up"):
+            self.predictor.warm_up()
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._running
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
+        close = getattr(self.predictor, "close", None)
+        if close is not None:
+            close()
+
+
+class _Call:
+    """A call on its way in an :class:`InWorker` (a call already running cannot be taken back)."""
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+
+    def forget(self) -> None:
+        self.future.cancel()  # not begun: it never runs

@@ -256,19 +256,6 @@ class Pending:
     def __init__(self, child: ModelProcess, number: int, future: Future) -> None:
         self.child, self.number, self.future = child, number, future
 
-    def result(self, timeout: float) -> list:
-        """The predictions, waiting at most ``timeout`` seconds.
-
-        Raises:
-            EngineRestarting, RemotePredictionError: as :meth:`model_api.runner.pool.PredictorProcess.predict`.
-            TimeoutError: no answer in time (the model process forgets the request).
-        """
-        try:
-            return self.future.result(timeout=timeout)
-        except TimeoutError:
-            self.forget()
-            raise
-
     def forget(self) -> None:
         """Give up waiting: the model process's answer, when it comes, is dropped."""
         self.child.forget(self.number)

@@ -1,15 +1,20 @@
-"""What the HTTP layer asks of a predictor, and the error that means "not now, try again".
+"""What the front asks of the served model, the one wait for its answers, and the error that
+means "not now, try again".
 
-The app (:mod:`model_api.front.app`) stores one :class:`Predictor` and calls it. The model itself
-(:class:`model_api.model.predictor.SentimentPredictor`) and the micro-batcher that wraps it in the worker
-(:class:`model_api.runner.batching.MicroBatcher`) have this interface. The model in child processes
-(:class:`model_api.runner.pool.PredictorProcess`, and :class:`model_api.runner.pool.EnginePool` for several)
-has :class:`ProcessPredictor`: the same, plus what lets the HTTP layer await predictions without a
-thread (``pending``), count them (``on_batch``) and retire the model (``in_flight``, ``close``).
+A :class:`Predictor` predicts, describes itself, reports its health and warms up: the model itself
+(:class:`model_api.model.predictor.SentimentPredictor`), the micro-batcher that wraps it in the
+worker (:class:`model_api.runner.batching.MicroBatcher`), a test's fake. What the front serves is a
+:class:`ServedPredictor`: the same, plus what lets it await predictions without a thread
+(``pending``: the parts of the answer, as futures), count them (``on_batch``) and retire the model
+(``in_flight``, ``close``). The model processes (:class:`model_api.runner.pool.EnginePool`) are one
+natively; the slot (:class:`model_api.runner.swap.ModelSlot`) makes any other predictor one by
+running it on threads (:class:`model_api.runner.batching.InWorker`). So the front waits for every
+model the same way, on its event loop; :func:`collect` is the one wait for those that block.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
@@ -44,10 +49,10 @@ class PendingPart(Protocol):
 
 
 @runtime_checkable
-class ProcessPredictor(Predictor, Protocol):
-    """A predictor whose model runs in other processes, which batch and time the predictions."""
+class ServedPredictor(Predictor, Protocol):
+    """A predictor that answers through futures, timing its own predictions (see the module docstring)."""
 
-    # Called with (texts, seconds) after each prediction in a model process; None: nobody counts.
+    # Called with (texts, seconds) after each prediction; None: nobody counts.
     on_batch: Callable[[int, float], None] | None
 
     def pending(self, texts: Sequence[str]) -> list[PendingPart]:
@@ -59,8 +64,26 @@ class ProcessPredictor(Predictor, Protocol):
         ...
 
     def close(self) -> None:
-        """Stop the model processes."""
+        """Stop the model (its processes, its threads)."""
         ...
+
+
+def collect(parts: Sequence[PendingPart], timeout: float) -> list:
+    """The predictions of ``parts``, in order, waiting at most ``timeout`` seconds for all of them.
+
+    Raises:
+        TimeoutError: not all in time; every part is forgotten (its answer is dropped when it comes).
+        ModelUnavailable, RemotePredictionError: as the part's future raises them.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        return [
+            prediction for part in parts for prediction in part.future.result(max(0.0, deadline - time.monotonic()))
+        ]
+    except TimeoutError:
+        for part in parts:
+            part.forget()
+        raise
 
 
 class ModelUnavailable(RuntimeError):

@@ -18,9 +18,8 @@ connection reaches every model process, so one client alone still gets all the c
 ``/predict/batch`` of at least :data:`SPLIT_AT` texts is cut into one slice per model process, and
 smaller requests go to the process with the fewest texts waiting. A model process that died or
 hung is restarted by its own :class:`PredictorProcess`; meanwhile the others take its requests.
-A worker with one model process serves a :class:`PredictorProcess` alone: the pool's routing,
-and its ``engine_processes`` in ``describe()``, are for several. Both have the
-:class:`~model_api.runner.interface.ProcessPredictor` interface.
+A worker always serves a pool (of one model process when ``service.engine_processes`` says one):
+the one :class:`~model_api.runner.interface.ServedPredictor` the front waits on.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from model_api.runner.engine_process import EngineProcessError, EngineRestarting, ModelProcess, Pending, exit_reason
+from model_api.runner.interface import collect
 from sentiment.config import Config
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,10 @@ class PredictorProcess:
             RemotePredictionError: the prediction raised in the model process.
             TimeoutError: no answer within ``timeout`` seconds (default ``service.timeout_seconds``).
         """
-        pending = self.submit(texts)
-        return pending.result(self.timeout if timeout is None else timeout)
+        return collect(self.pending(texts), self.timeout if timeout is None else timeout)
 
     def submit(self, texts: Sequence[str]) -> Pending:
-        """Send ``texts`` to the model process and return at once; :meth:`Pending.result` waits.
+        """Send ``texts`` to the model process and return at once (:func:`~model_api.runner.interface.collect` waits).
 
         Raises:
             EngineRestarting: the model process is gone; a new one is starting.
@@ -304,9 +303,7 @@ class EnginePool:
             EngineRestarting: no model process is up (all are restarting).
             RemotePredictionError, TimeoutError: as :meth:`PredictorProcess.predict`.
         """
-        parts = self.pending(texts)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)  # one wait for all parts
-        return [prediction for part in parts for prediction in part.result(max(0.0, deadline - time.monotonic()))]
+        return collect(self.pending(texts), self.timeout if timeout is None else timeout)
 
     def describe(self) -> dict:
         """The first member's description; while any member still prepares its compiled engine, that

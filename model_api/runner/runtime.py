@@ -10,16 +10,14 @@ from sentiment.config import Config
 
 
 def build_predictor(config: Config) -> Predictor:
-    """The configured model, ready to serve concurrent calls: in child processes that batch them
-    (``service.engine_process``; several: :class:`~model_api.runner.pool.EnginePool`), else loaded
-    here behind a :class:`~model_api.runner.batching.MicroBatcher`."""
+    """The configured model, ready to serve concurrent calls: a pool of child processes that batch
+    them (``service.engine_process``: :class:`~model_api.runner.pool.EnginePool`), else loaded here
+    behind a :class:`~model_api.runner.batching.MicroBatcher`."""
     service = config.service
     if service.engine_process:
-        from model_api.runner.pool import EnginePool, PredictorProcess
+        from model_api.runner.pool import EnginePool
 
-        if service.engines_per_worker > 1:
-            return EnginePool(config, service.engines_per_worker).start()
-        return PredictorProcess(config).start()
+        return EnginePool(config, max(1, service.engines_per_worker)).start()
     from model_api.model.predictor import SentimentPredictor
     from model_api.runner.batching import MicroBatcher
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from model_api.model.locations import check_model, model_location
-from model_api.runner.interface import Predictor, ProcessPredictor
+from model_api.runner.batching import InWorker
+from model_api.runner.interface import Predictor, ServedPredictor, collect
 from sentiment.config import Config
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,10 @@ class SwapBusy(RuntimeError):
 class Serving:
     """One served model: its predictor, where it was loaded from and its ``name@version``."""
 
-    predictor: Predictor
+    predictor: ServedPredictor
     model: str
     version: str
     info: dict
-    waits: bool  # a ProcessPredictor (model processes): awaited on the loop, reporting its own batches
 
 
 def version_of(info: dict) -> str:
@@ -57,10 +57,15 @@ def version_of(info: dict) -> str:
     return f"{info.get('name', 'model')}@{info.get('version', 'unversioned')}"
 
 
-def serving(predictor: Predictor, model: str) -> Serving:
+def served(predictor: Predictor, threads: int) -> ServedPredictor:
+    """``predictor`` as the front waits on it: model processes as they are, any other on threads
+    (:class:`~model_api.runner.batching.InWorker`)."""
+    return predictor if isinstance(predictor, ServedPredictor) else InWorker(predictor, threads)
+
+
+def serving(predictor: ServedPredictor, model: str) -> Serving:
     info = predictor.describe()
-    waits = isinstance(predictor, ProcessPredictor)
-    return Serving(predictor, model, version_of(info), info, waits)
+    return Serving(predictor, model, version_of(info), info)
 
 
 def check_location(config: Config) -> str:
@@ -133,7 +138,7 @@ class ModelSlot:
     ) -> None:
         self.config = config
         self._build = build
-        self.serving = serving(predictor, model_location(config))
+        self.serving = serving(served(predictor, config.service.threads), model_location(config))
         self.previous = previous
         self.generation = generation
         self.loading: dict | None = None  # the model being loaded, and since when
@@ -142,27 +147,19 @@ class ModelSlot:
         self.on_change: Callable[[Serving | None, Serving | None, dict | None], None] | None = None
         self.share: Any = None  # a model_api.runner.model_share.SharedModel when several workers follow one another
         self._lock = threading.Lock()
-        self._hook(predictor)
-
-    def _hook(self, predictor: Predictor) -> None:
-        if hasattr(predictor, "on_batch"):
-            predictor.on_batch = self._observed
+        self.serving.predictor.on_batch = self._observed
 
     def _observed(self, texts: int, seconds: float) -> None:
         if self.observe is not None:
             self.observe(texts, seconds)
 
-    # The serving path: one attribute read, then the model's own calls.
+    # The serving path: one attribute read (the front reads ``serving`` and awaits its
+    # ``pending``), then the model's own calls.
 
     def score(self, texts: Sequence[str]) -> tuple[str, list]:
-        """(version, predictions) of ``texts``, waiting for them."""
+        """(version, predictions) of ``texts``, blocking until they come (at most ``service.timeout_seconds``)."""
         current = self.serving
-        if current.waits:
-            return current.version, current.predictor.predict(texts)
-        started = time.perf_counter()
-        results = current.predictor.predict(texts)
-        self._observed(len(texts), time.perf_counter() - started)
-        return current.version, results
+        return current.version, collect(current.predictor.pending(texts), self.config.service.timeout_seconds)
 
     def predict(self, texts: Sequence[str]) -> list:
         return self.score(texts)[1]
@@ -237,7 +234,8 @@ class ModelSlot:
             if isinstance(e, ModelRefused):
                 raise ModelRefused(f"{location}: {e}") from None
             raise ModelRefused(f"{location} failed the quick check: {type(e).__name__}: {e}") from None
-        self._hook(new)
+        new = served(new, config.service.threads)
+        new.on_batch = self._observed
         old, self.serving = self.serving, serving(new, location)  # the switch: one assignment
         self.previous, self.generation = old.model, generation if generation is not None else self.generation + 1
         self.config = config
