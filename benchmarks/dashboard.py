@@ -41,10 +41,10 @@ import pandas as pd
 from dashboard.browser import DashboardServer, launch_chromium, rss_mib, wait_for_charts
 from dashboard.data import OutputReader
 from dashboard.demo import Demo, make_tweets, write_demo_output
+from harness.processes import process_tree
 from sentiment.config import PROJECT_ROOT
 from sentiment.logs import setup_logging
 from sentiment.trends import trends_from_tweets
-from tests.support.processes import process_tree
 
 KEYWORDS = ("python", "rust", "golang", "java", "weather", "football", "music", "movies", "coffee", "travel")
 RATE = 100  # tweets per keyword per minute

@@ -2,7 +2,7 @@
 
 Usage: python -m benchmarks.faults [--scenario NAME ...] [--tweets N] [--rate R] [--outage S] [--json]
 
-Runs the scenarios of :mod:`tests.support.scenarios` (which the tests in ``tests/faults`` assert on)
+Runs the scenarios of :mod:`harness.scenarios` (which the tests in ``tests/faults`` assert on)
 and prints, for each, the tweets in, the rows out, those lost and duplicated, the seconds to recover
 and what a reader polling the output saw. Exits 1 when any tweet was lost or duplicated.
 """
@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.scenarios import SCENARIOS, run_scenario
 from sentiment.logs import setup_logging
-from tests.support.scenarios import SCENARIOS, run_scenario
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.load_test import ROOT
+from harness.processes import free_port, process_tree, wait_for_workers
 from sentiment.labels import Prediction
 from sentiment.logs import setup_logging
-from tests.support.processes import free_port, process_tree, wait_for_workers
 
 
 class StubPredictor:

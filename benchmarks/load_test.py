@@ -34,8 +34,8 @@ from pathlib import Path
 
 import requests
 
+from harness.processes import free_port, wait_for_workers
 from sentiment.logs import setup_logging
-from tests.support.processes import free_port, wait_for_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 

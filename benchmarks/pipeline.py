@@ -45,6 +45,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.steady import drive_or_fail, steady_stream
+from harness.processes import free_port, wait_for_workers
 from ingest.relay import SpoolTicker, write_records
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from ingest.spool import Record, Spool
@@ -54,7 +55,6 @@ from stream.query import JobConfig, JobStats, build_query, percentiles, read_sou
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
 from stream.trends import TrendsJob, build_trends_query
-from tests.support.processes import free_port, wait_for_workers
 
 
 def start_service(
@@ -233,7 +233,7 @@ def bench_first_row() -> dict:
 
 def scaling(args: argparse.Namespace, texts: list[str]) -> list[dict]:
     """Each master times each replica count (and the floor), printed as a table as they finish."""
-    from tests.support.pipeline import Cluster
+    from harness.pipeline import Cluster
 
     masters, counts, cpus = args.master or ["local[2]"], args.replicas or [1], os.cpu_count() or 1
     clusters: dict[str, Cluster] = {}

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import requests
 
+from harness.processes import cpu_seconds, is_model_process, process_tree
 from sentiment.logs import setup_logging
-from tests.support.processes import cpu_seconds, is_model_process, process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 TWEET = "just got the new phone and i love it, best day ever @friend http://t.co/x"

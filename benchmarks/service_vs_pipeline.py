@@ -162,7 +162,7 @@ def run_phase(name: str, model: str, n: int, precision: str, url: str | None = N
 
 def _tree_peak_rss_mb(pid: int) -> int:
     """Sum of the peak resident memory (VmHWM) of a process and its descendants."""
-    from tests.support.processes import process_tree
+    from harness.processes import process_tree
 
     total = 0
     for current in process_tree(pid):
@@ -177,7 +177,7 @@ def _tree_peak_rss_mb(pid: int) -> int:
 def start_service(model: str, precision: str, workers: int) -> tuple[subprocess.Popen, str]:
     import os
 
-    from tests.support.processes import free_port, wait_for_workers
+    from harness.processes import free_port, wait_for_workers
 
     port = free_port()
     env = dict(os.environ, TWEETSENT_SERVICE__PRECISION=precision)

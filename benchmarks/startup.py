@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from benchmarks.service_goals import ROOT, load_average, start_service, stop, wait_ready
+from harness.pipeline import work_env
 from sentiment.logs import setup_logging
-from tests.support.pipeline import work_env
 
 GOALS = {"later_healthy_s": 15, "later_first_row_s": 30, "first_first_row_s": 60}
 

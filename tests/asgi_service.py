@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.processes import free_port, healthy, start_module, stop_group, stop_process, wait_until
 from model_api.front.asgi import ServiceApp
 from model_api.front.routes import Service
 from sentiment.config import load_config
 from tests.conftest import FakePredictor
-from tests.support.processes import free_port, healthy, start_module, stop_group, stop_process, wait_until
 
 DELAY_ENV = "TWEETSENT_TEST_PREDICT_SECONDS"
 

@@ -79,8 +79,8 @@ def test_a_model_is_rolled_out_from_the_page_to_the_running_service(page, tmp_pa
     """A real service on loopback (the 3-layer, fp32): the page swaps it to the 6-layer."""
     import requests
 
+    from harness.processes import start_service, stop_process, wait_for_service
     from model_api.model.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
-    from tests.support.processes import start_service, stop_process, wait_for_service
 
     settings = {
         "TWEETSENT_SERVICE__MODEL": str(FAST_MODEL_DIR),

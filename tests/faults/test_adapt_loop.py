@@ -1,7 +1,7 @@
 """Teaching the running pipeline a keyword: labels taken from its output, a model adapted on them and
 rolled out while the job streams; every tweet once, each row stamped with the model that scored it.
 
-Real processes (the service on the 3-layer model, the relay, the job: :class:`tests.support.pipeline.Pipeline`).
+Real processes (the service on the 3-layer model, the relay, the job: :class:`harness.pipeline.Pipeline`).
 The labels are drawn as the labelling page draws them (:func:`sentiment.labelled.draw_tweets`, a few
 at a time, never one already labelled) and appended one by one through
 :class:`sentiment.labelled.LabelsTable`; a word list stands in for the person. ``python -m
@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.pipeline import Pipeline, Reader, account
+from harness.processes import run_module, wait_until
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from model_api.model.locations import FAST_MODEL_DIR
 from sentiment.labelled import LabelsTable, draw_tweets
@@ -27,8 +29,6 @@ from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 from sentiment.parquet_folder import read_folder
 from tests.faults.test_faults import check
 from tests.faults.test_model_rollout import failed_requests, rollout, served, version
-from tests.support.pipeline import Pipeline, Reader, account
-from tests.support.processes import run_module, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """The job on a Spark standalone cluster (a master and two workers on 127.0.0.1), and on two
 model-service replicas: every tweet counted, with a worker or a replica SIGKILLed mid-stream.
 
-The scenarios are those of :mod:`tests.support.scenarios` (``python -m benchmarks.faults --scenario
+The scenarios are those of :mod:`harness.scenarios` (``python -m benchmarks.faults --scenario
 kill-worker|kill-replica`` prints the same figures). The cluster tests share one cluster; the worker kill comes last.
 """
 
@@ -13,11 +13,11 @@ import subprocess
 
 import pytest
 
+from harness.pipeline import Cluster, work_env
+from harness.processes import free_port
+from harness.scenarios import cluster_replay, run_scenario
 from tests.conftest import ROOT
 from tests.faults.test_faults import check
-from tests.support.pipeline import Cluster, work_env
-from tests.support.processes import free_port
-from tests.support.scenarios import cluster_replay, run_scenario
 
 TWEETS = 800
 RATE = 100.0

@@ -1,6 +1,6 @@
 """Fault tests: the real processes (service, relay, job), one broken on purpose, every tweet counted.
 
-Each scenario is one of :mod:`tests.support.scenarios` (``python -m benchmarks.faults`` prints the
+Each scenario is one of :mod:`harness.scenarios` (``python -m benchmarks.faults`` prints the
 same figures): every input id exactly once in what ``pandas.read_parquet`` returns, and a reader
 polling the output all along never fails.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.scenarios import run_scenario
+from harness.scenarios import run_scenario
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

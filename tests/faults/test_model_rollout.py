@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.pipeline import Pipeline, Reader, account, mid_stream, replay_ids
 from model_api.model.locations import FAST_MODEL_DIR, FULL_MODEL_DIR
 from tests.conftest import ROOT
 from tests.faults.test_faults import check
-from tests.support.pipeline import Pipeline, Reader, account, mid_stream, replay_ids
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 
+from harness.processes import model_processes, start_service, stop_process
 from tests.hostile_requests import check_answer, hostile_requests
-from tests.support.processes import model_processes, start_service, stop_process
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.pipeline import work_env
+from harness.processes import free_port, sigterm_and_time, start_module, start_process, stop_group, wait_until
 from tests.conftest import ROOT
 from tests.fake_x_api import fake_x_api
-from tests.support.pipeline import work_env
-from tests.support.processes import free_port, sigterm_and_time, start_module, start_process, stop_group, wait_until
 
 pytestmark = [pytest.mark.faults]
 

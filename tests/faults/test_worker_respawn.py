@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.processes import (
+from harness.processes import (
     model_processes,
     process_tree,
     start_service,

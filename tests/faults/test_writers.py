@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.pipeline import Pipeline
+from harness.processes import file_size_limit, run_module, sigterm_and_time, wait_until
 from sentiment.folders import read_holder
 from tests.conftest import FakePredictor
 from tests.fake_x_api import fake_x_api
-from tests.support.pipeline import Pipeline
-from tests.support.processes import file_size_limit, run_module, sigterm_and_time, wait_until
 
 pytestmark = [pytest.mark.faults]
 

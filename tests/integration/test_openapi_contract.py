@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import start_service, stop_process, wait_for_service
+from harness.processes import start_service, stop_process, wait_for_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
+from harness.pipeline import spooled, work_env
+from harness.processes import free_port, healthy, process_tree, wait_until
 from tests.conftest import ROOT
-from tests.support.pipeline import spooled, work_env
-from tests.support.processes import free_port, healthy, process_tree, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -130,7 +130,7 @@ def test_an_outage_longer_than_the_limit_is_an_error(flaky):
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens (connections are refused)."""
-    from tests.support.processes import free_port
+    from harness.processes import free_port
 
     return f"http://127.0.0.1:{free_port()}"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.processes import start_service, stop_process, wait_for_service
+from harness.processes import start_service, stop_process, wait_for_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

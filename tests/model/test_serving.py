@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.processes import model_processes, start_service, stop_process, wait_for_service
 from sentiment.sentiment140 import iter_rows
 from tests.conftest import SAMPLE
-from tests.support.processes import model_processes, start_service, stop_process, wait_for_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import requests
 
 from benchmarks.pipeline import bench_replicas, run
 from benchmarks.steady import ParquetPoller, batch_files, summarise, visible_latencies
-from tests.support.processes import free_port
+from harness.processes import free_port
 
 pytestmark = pytest.mark.unit
 

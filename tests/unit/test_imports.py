@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-PACKAGES = ("sentiment", "ingest", "stream", "model_api", "dashboard", "experiments", "benchmarks")
+PACKAGES = ("sentiment", "ingest", "stream", "model_api", "dashboard", "experiments", "benchmarks", "harness")
 
 
 def imports_of(path: Path, module: str) -> set[str]:

@@ -1,7 +1,7 @@
 """The product's packages import neither the benchmarks nor the experiments, the Spark job reaches
 the model service only over HTTP and the spool only through its format in ``sentiment/``, and the
-tests stand on their own (``tests/support``, never the benchmarks): read from every module's
-imports, without running it."""
+tests and the benchmarks share only the harness (``harness/``), which imports neither: read from
+every module's imports, without running it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("ingest", "stream", "model_api", "sentiment", "dashboard")
-NOT_FOR_PRODUCT = {"benchmarks", "experiments"}
+NOT_FOR_PRODUCT = {"benchmarks", "experiments", "harness", "tests"}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -73,9 +73,15 @@ def test_no_test_imports_the_benchmarks() -> None:
         for module, names in imports_by_module("tests").items()
         if "benchmarks" in names and not is_a_benchmarks_own_test(module)
     }
-    assert offending == {}, f"tests import benchmarks/ (use tests/support instead): {offending}"
+    assert offending == {}, f"tests import benchmarks/ (use harness/ instead): {offending}"
 
 
-def test_test_support_never_imports_the_benchmarks() -> None:
-    offending = [module for module, names in imports_by_module("tests/support").items() if "benchmarks" in names]
-    assert offending == [], f"tests/support imports benchmarks/ (benchmarks import it, not the reverse): {offending}"
+def test_the_harness_imports_neither_the_tests_nor_the_benchmarks() -> None:
+    offending = {
+        module: sorted(names & {"benchmarks", "tests"})
+        for module, names in imports_by_module("harness").items()
+        if names & {"benchmarks", "tests"}
+    }
+    assert offending == {}, f"harness/ imports the tests or the benchmarks (they import it): {offending}"
+    benchmarks = {module for module, names in imports_by_module("benchmarks").items() if "tests" in names}
+    assert benchmarks == set(), f"benchmarks import the tests (use harness/): {sorted(benchmarks)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.processes import free_port, wait_for_workers
+from harness.processes import free_port, wait_for_workers
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Fault scenarios for the guards of docs/operations.md, run by :func:`tests.support.scenarios.run_scenario`.
+"""Fault scenarios for the guards of docs/operations.md, run by :func:`harness.scenarios.run_scenario`.
 
 ``two-writers``: mid-stream, a second relay and a second job are started on the same spool and
 checkpoint, both with ``--start-over``; both must be refused and the stream go on untouched.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.pipeline import Outcome, Pipeline, account, mid_stream, replay_ids, watched
-from tests.support.processes import file_size_limit, run_module, sigterm_and_time
+from harness.pipeline import Outcome, Pipeline, account, mid_stream, replay_ids, watched
+from harness.processes import file_size_limit, run_module, sigterm_and_time
 
 
 def two_writers(work: Path, tweets: int, rate: float) -> Outcome:

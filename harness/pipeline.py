@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.processes import free_port, healthy, process_tree, start_module, stop_group, wait_until
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 from sentiment.config import PROJECT_ROOT
 from sentiment.spool_format import STATE_FILE
-from tests.support.processes import free_port, healthy, process_tree, start_module, stop_group, wait_until
 
 
 def work_env(work: Path) -> dict[str, str]:

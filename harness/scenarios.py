@@ -14,8 +14,8 @@ started again), ``kill-job`` (the job SIGKILLed mid-stream, then the same comman
 with one bad line of 13 kinds for every two good ones, and one id sent 62 times), ``cluster`` (the
 job on a standalone master with two workers), ``kill-worker`` (the same, one worker SIGKILLed
 mid-stream), ``kill-replica`` (two model-service replicas, one SIGKILLed mid-stream),
-``long-posts`` (:mod:`tests.support.long_posts`), and the guards' scenarios of
-:mod:`tests.support.guards`: ``two-writers``, ``disk-full``, ``sigterm``.
+``long-posts`` (:mod:`harness.long_posts`), and the guards' scenarios of
+:mod:`harness.guards`: ``two-writers``, ``disk-full``, ``sigterm``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ import json
 import time
 from pathlib import Path
 
-from ingest.replay import BUNDLED_SAMPLE, replay_tweets
-from tests.support import guards
-from tests.support.long_posts import long_posts
-from tests.support.pipeline import (
+from harness import guards
+from harness.long_posts import long_posts
+from harness.pipeline import (
     Cluster,
     Outcome,
     Pipeline,
@@ -38,7 +37,8 @@ from tests.support.pipeline import (
     replay_ids,
     watched,
 )
-from tests.support.processes import wait_until
+from harness.processes import wait_until
+from ingest.replay import BUNDLED_SAMPLE, replay_tweets
 
 SCENARIOS = (
     "service-outage",

@@ -1,6 +1,6 @@
 """Fault scenarios about what a request carries: long posts of non-ASCII text through the whole pipeline.
 
-Usage: ``run_scenario("long-posts", ...)`` (:mod:`tests.support.scenarios`), or
+Usage: ``run_scenario("long-posts", ...)`` (:mod:`harness.scenarios`), or
 ``python -m benchmarks.faults --scenario long-posts``
 
 ``long-posts``: ordinary tweets with valid posts of 20,000 CJK characters mixed in (60 KB a line,
@@ -16,8 +16,8 @@ import random
 import time
 from pathlib import Path
 
+from harness.pipeline import Outcome, Pipeline, account, parquet_files, watched
 from ingest.replay import BUNDLED_SAMPLE, replay_tweets
-from tests.support.pipeline import Outcome, Pipeline, account, parquet_files, watched
 
 LONG_CHARS = 20_000
 
