@@ -1,7 +1,7 @@
 """Load-test the model service with Locust, headless, on loopback, bounded in time.
 
 Usage: python -m benchmarks.load_test [--scenario single|batch|floor] [--users 500] [--spawn-rate 50]
-       [--user-rate 1.0] [--aligned] [--seconds 60] [--locust-processes N] [--workers N] [--server S]
+       [--user-rate 1.0] [--aligned] [--seconds 60] [--locust-processes N] [--workers N]
        [--model DIR] [--out DIR]
 
 Starts ``python -m model_api`` on a free 127.0.0.1 port, runs Locust against it, then prints

@@ -83,7 +83,7 @@ def metric(exposition: str, name: str) -> float:
 
 
 def test_stopping_the_service_stops_its_model_process(tmp_path):
-    svc = Service("granian", tmp_path / "service.log")
+    svc = Service(tmp_path / "service.log")
     (engine,) = model_processes(svc.worker)
     svc.stop()
     deadline = time.monotonic() + 15
@@ -151,6 +151,7 @@ def test_the_model_process_batches_concurrent_calls_and_a_bad_one_fails_alone(re
 
 
 def test_a_request_given_up_before_the_model_process_begins_it_is_never_scored():
+    from model_api.runner.interface import collect
     from model_api.runner.pool import PredictorProcess
 
     # Passes of 16 texts, no watchdog: a slow machine only makes the test slower.
@@ -161,7 +162,7 @@ def test_a_request_given_up_before_the_model_process_begins_it_is_never_scored()
         busy = process.submit(TEXTS * 2)  # 96 texts: six passes
         given_up = process.submit(TEXTS * 2)  # queued behind it in the model process
         given_up.forget()  # its client is gone
-        assert len(busy.result(300)) == 96
+        assert len(collect([busy], 300)) == 96
         assert process.predict(TEXTS[:1], 300)  # sent after the cancellation: answered after it took effect
         deadline = time.monotonic() + 30  # each pass is reported just after its answers
         while sum(scored) < 97 and time.monotonic() < deadline:
