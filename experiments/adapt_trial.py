@@ -1,7 +1,7 @@
 """How much adapting to a keyword buys: a person's labels simulated from a labelled set.
 
 Usage: python -m experiments.adapt_trial --set ../shared/data/ood/gop_debate_2015.csv --base models/default
-       [--labels 300] [--draw random|page] [--work DIR] [--repeat N] [--epochs N] [--lr LR]
+       [--labels 300] [--draw random|page] [--work DIR] [--repeat N] [--epochs N] [--lr LR] [--band-only]
 
 Draws ``--labels`` tweets of the set at random (as a person labelling the dashboard's random draws
 would) or, with ``--draw page``, as the labelling page draws them (mostly the base model's least
@@ -9,6 +9,8 @@ sure), writes them to a labels table under ``--work`` as that person's labels of
 ``trial``, runs :func:`experiments.adapt.adapt` on them, and scores the base and the adapted model,
 as served, on **the rest of the set** (the tweets no label came from), beside adapt's own figures on
 the standard evaluation. Prints one JSON object; nothing is written outside ``--work``.
+``--band-only`` adapts nothing but the neutral band: the raw edges that score the drawn labels best
+(:func:`experiments.calibration.best_edges`), judged on the rest of the set beside the base's.
 """
 
 from __future__ import annotations
@@ -86,6 +88,20 @@ def rest_scores(labels: list[int], p_positive: np.ndarray) -> dict:
     return {k: round(v, 4) for k, v in scores.items() if k in ("macro_f1", "macro_recall")}
 
 
+def band_only(raw: np.ndarray, labels: list[int], chosen: np.ndarray, rest: np.ndarray) -> dict:
+    """The base model with only its band's edges refitted on the chosen tweets' labels (``raw``: its
+    positive-probabilities before the map), scored on the rest."""
+    from experiments.calibration import band_classes, best_edges
+    from experiments.three_class import three_class_scores
+
+    low, high, _ = best_edges(raw[chosen], np.asarray(labels)[chosen])
+    served = three_class_scores(np.asarray(labels)[rest], band_classes(raw[rest], low, high))
+    return {
+        "raw_edges": [round(low, 4), round(high, 4)],
+        **{k: round(served[k], 4) for k in ("macro_f1", "macro_recall")},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.adapt_trial", description=__doc__.splitlines()[0])
     p.add_argument("--set", type=Path, required=True, help="a label,text file (negative/neutral/positive)")
@@ -105,13 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=AdaptConfig.repeat, help="as adapt's --repeat")
     p.add_argument("--epochs", type=float, default=AdaptConfig.epochs, help="as adapt's --epochs")
     p.add_argument("--lr", type=float, default=AdaptConfig.lr, help="as adapt's --lr")
+    p.add_argument("--band-only", action="store_true", help="refit only the band's edges on the labels; no training")
     args = p.parse_args(argv)
     setup_logging()
+    from experiments.calibration import CLASS_ORDER
     from experiments.scorers import model_scorer
 
     texts, labels = read_three_class(args.set)
-    base_p = served_positive(model_scorer(args.base), texts)  # scored once: the page's draws and the rest
+    base = model_scorer(args.base)
+    raw = CLASS_ORDER.positive_probability(np.asarray(base.class_proba(texts)))  # scored once, read by all
+    base_p = base.probability_map(raw)
     rows, rest = simulated_labels(texts, labels, args.labels, args.seed, base_p if args.draw == "page" else None)
+    if args.band_only:
+        chosen = rows["id"].astype(int).to_numpy()
+        rest_labels = [labels[i] for i in rest]
+        report = {
+            "set": str(args.set),
+            "labels": len(chosen),
+            "tweets": len(rest),
+            "base": rest_scores(rest_labels, base_p[rest]),
+            "band_refit": band_only(raw, labels, chosen, rest),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="adapt-trial-"))
     LabelsTable(work / "labels").append(rows.to_dict("records"))
     out = work / "adapted"
