@@ -176,3 +176,11 @@ def test_a_bad_boolean_in_the_file_is_named(tmp_path):
     f.write_text('[trends]\nenabled = "perhaps"\n')
     with pytest.raises(ConfigError, match="trends.enabled"):
         load_config(f, env={})
+
+
+def test_a_server_other_than_granian_is_named_with_where_to_read_why(monkeypatch):
+    monkeypatch.setenv("TWEETSENT_SERVICE__SERVER", "gunicorn")
+    with pytest.raises(
+        ConfigError, match=r"service.server must be one of \('granian',\) \(docs/serving.md\), got 'gunicorn'"
+    ):
+        load_config()
