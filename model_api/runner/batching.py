@@ -42,7 +42,23 @@ def take_batch(
     return items
 
 
-class MicroBatcher:
+class _Wrapper:
+    """What a predictor around another (``inner``) passes on: its description, health and warm-up."""
+
+    inner: Any
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+    def health(self) -> dict:
+        return self.inner.health() if hasattr(self.inner, "health") else {"status": "ok"}
+
+    def warm_up(self) -> None:
+        if hasattr(self.inner, "warm_up"):
+            self.inner.warm_up()
+
+
+class MicroBatcher(_Wrapper):
     """A predictor that groups concurrent calls of another's ``predict(texts) -> list`` into shared
     batches. ``inner`` is a predictor (its ``describe``, ``health`` and ``warm_up`` are passed on)
     or a bare ``predict`` function. A shared batch that fails is retried call by call, so that one
@@ -80,16 +96,6 @@ class MicroBatcher:
     def predict(self, texts: Sequence[str]) -> list[Any]:
         """:meth:`submit` with the batcher's timeout."""
         return self.submit(texts, self.timeout)
-
-    def describe(self) -> dict:
-        return self.inner.describe()
-
-    def health(self) -> dict:
-        return self.inner.health() if hasattr(self.inner, "health") else {"status": "ok"}
-
-    def warm_up(self) -> None:
-        if hasattr(self.inner, "warm_up"):
-            self.inner.warm_up()
 
     def _run(self) -> None:
         while True:
@@ -261,14 +267,14 @@ class BudgetQueue:
             return shape_batch(self._small, self._bulk, max_texts)
 
 
-class InWorker:
+class InWorker(_Wrapper):
     """A predictor of this process (``service.engine_process = false``, or a test's fake) with the
     interface of the model processes (:class:`~model_api.runner.interface.ServedPredictor`): each
     call to ``pending`` runs ``predict`` on one of ``threads`` threads (enough for a
     :class:`MicroBatcher` behind it to gather its batches) and returns its future at once."""
 
     def __init__(self, predictor: Any, threads: int) -> None:
-        self.predictor = predictor
+        self.inner = predictor
         self.on_batch: Callable[[int, float], None] | None = None
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="model-call")  # started when used
         self._running = 0
@@ -283,7 +289,7 @@ class InWorker:
 
     def _timed(self, texts: list[str]) -> list[Any]:
         started = time.perf_counter()
-        results = self.predictor.predict(texts)
+        results = self.inner.predict(texts)
         if self.on_batch is not None:
             self.on_batch(len(texts), time.perf_counter() - started)
         return results
@@ -293,17 +299,7 @@ class InWorker:
             self._running -= 1
 
     def predict(self, texts: Sequence[str]) -> list[Any]:
-        return self.predictor.predict(texts)
-
-    def describe(self) -> dict:
-        return self.predictor.describe()
-
-    def health(self) -> dict:
-        return self.predictor.health() if hasattr(self.predictor, "health") else {"status": "ok"}
-
-    def warm_up(self) -> None:
-        if hasattr(self.predictor, "warm_up"):
-            self.predictor.warm_up()
+        return self.inner.predict(texts)
 
     def in_flight(self) -> int:
         with self._lock:
@@ -311,7 +307,7 @@ class InWorker:
 
     def close(self) -> None:
         self._threads.shutdown(wait=False)
-        close = getattr(self.predictor, "close", None)
+        close = getattr(self.inner, "close", None)
         if close is not None:
             close()
 
