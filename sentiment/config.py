@@ -21,7 +21,7 @@ from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 ENV_PREFIX = "TWEETSENT_"
 AUTO_WORKERS_MAX = 4  # automatic workers / model processes per worker: at most this many (a model is about 1 GB)
 TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (see service_token)
-SERVERS = ("granian",)  # gunicorn was one until the scoring routes were written once, for ASGI
+SERVERS = ("granian",)  # one server for the one front, an ASGI application (docs/serving.md)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
 # Inference engines of the model service (see model_api/model/engines.py).
