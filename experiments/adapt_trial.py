@@ -102,7 +102,7 @@ def band_only(raw: np.ndarray, labels: list[int], chosen: np.ndarray, rest: np.n
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.adapt_trial", description=__doc__.splitlines()[0])
     p.add_argument("--set", type=Path, required=True, help="a label,text file (negative/neutral/positive)")
     p.add_argument("--base", required=True, help="the model directory to adapt")
@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=float, default=AdaptConfig.epochs, help="as adapt's --epochs")
     p.add_argument("--lr", type=float, default=AdaptConfig.lr, help="as adapt's --lr")
     p.add_argument("--band-only", action="store_true", help="refit only the band's edges on the labels; no training")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging()
     from experiments.calibration import CLASS_ORDER
     from experiments.scorers import model_scorer

@@ -1,5 +1,6 @@
 """A figure stated in more than one doc agrees with its home: docs/performance.md (with its dated
-record, docs/performance-history.md) for speeds and goals, docs/experiments.md (or performance.md) for the models' accuracy.
+record, docs/performance-history.md) for speeds and goals, docs/experiments.md (or performance.md)
+for the models' accuracy.
 
 What is checked, simply, by the words around a number (README.md, docs/*.md, output/ and docker/ READMEs):
 
