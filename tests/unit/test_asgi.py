@@ -4,7 +4,6 @@ that is gone) becomes 503s."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from concurrent.futures import Future
@@ -17,6 +16,7 @@ from model_api.front.routes import Service
 from model_api.runner.interface import ModelUnavailable
 from sentiment.config import Config
 from tests.hostile_requests import HostileRequest, check_answer, hostile_requests
+from tests.support.front import FrontClient
 from tests.unit.test_hostile_requests import MAX_BATCH, MAX_BODY, TokenizerLikePredictor
 
 pytestmark = pytest.mark.unit
@@ -78,45 +78,18 @@ class ProcessLikePredictor(TokenizerLikePredictor):
         self.gone = ModelUnavailable("closed")
 
 
+CLIENTS: dict[int, FrontClient] = {}
+
+
 def call(app: ServiceApp, request: HostileRequest) -> tuple[int, dict, bytes]:
-    """Send ``request`` to the ASGI ``app`` as a server would (a chunked body in pieces, without
-    a length); return status, headers and body."""
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
-    if request.chunked:
-        cut = len(request.body) // 2
-        messages = [request.body[:cut], request.body[cut:]]
-    else:
-        headers.append((b"content-length", str(len(request.body)).encode()))
-        messages = [request.body]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": request.method,
-        "scheme": "http",
-        "path": request.path,
-        "raw_path": request.path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-    }
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        if messages:
-            return {"type": "http.request", "body": messages.pop(0), "more_body": bool(messages)}
-        await asyncio.sleep(3600)  # a client that sent everything waits for its answer
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+    """Send ``request`` to the ASGI ``app`` as a server would (:class:`tests.support.front.FrontClient`:
+    a chunked body in pieces, without a length); return status, lower-cased headers and body."""
+    if id(app) not in CLIENTS:
+        CLIENTS[id(app)] = FrontClient(app)
+    r = CLIENTS[id(app)].open(
+        request.path, method=request.method, headers=dict(request.headers), data=request.body, chunked=request.chunked
+    )
+    return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data()
 
 
 APPS = {
