@@ -1,6 +1,8 @@
-"""What the job keeps in its checkpoint beside Spark's own state: its lock, and which spool it reads.
+"""What the job keeps in its checkpoint beside Spark's own state: its lock, which spool it reads, and
+whether Spark's file source made it.
 
-Usage: ``lock = lock_checkpoint(folder)``; ``check_spool(checkpoint, spool)`` before and while running
+Usage: ``lock = lock_checkpoint(folder)``; ``check_spool(checkpoint, spool)`` before and while running;
+``made_by_file_source(checkpoint)`` before a query starts
 
 * One job per checkpoint: the job locks its checkpoint folder (:class:`sentiment.folders.FolderLock`)
   before anything else, so a second job, even one started with ``--start-over``, is refused at
@@ -10,6 +12,10 @@ Usage: ``lock = lock_checkpoint(folder)``; ``check_spool(checkpoint, spool)`` be
   again: a job resuming on it would skip them without a word. So the job records the spool's id
   (``spool_id``, made by the relay with the spool) in its checkpoint on first sight, and stops with
   :class:`SpoolMismatch` when the spool's id is another.
+* A checkpoint made before the job read the spool with :mod:`stream.spool_source` holds Spark's
+  file source log (``sources/0``), the names of the segments it read: its offsets mean nothing to
+  the new source, so such a checkpoint goes on with the file source (:func:`made_by_file_source`)
+  until the job is started over.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from sentiment.folders import FolderLock
 from sentiment.spool_format import spool_id
 
 SPOOL_ID_FILE = "spool_id"
+FILE_SOURCE_LOG = Path("sources", "0")  # Spark's file source log of the query's one source
 
 
 class SpoolMismatch(RuntimeError):
@@ -63,3 +70,11 @@ def check_spool(checkpoint: str | Path, spool: str | Path) -> None:
             "(python -m stream --start-over, or ./run_pipeline.sh --start-over), which reads the new spool "
             "from its start"
         )
+
+
+def made_by_file_source(checkpoint: str | Path) -> bool:
+    """Whether Spark's file source wrote this checkpoint's source log (the spool source writes none)."""
+    try:
+        return any(not p.name.startswith(".") for p in (Path(checkpoint) / FILE_SOURCE_LOG).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False

@@ -25,11 +25,12 @@ from sentiment.config import StreamConfig
 from sentiment.labels import NeutralBand
 from sentiment.schema import QUARANTINE_COLUMNS
 from sentiment.spool_format import archive_dir
-from stream.checkpoint import check_spool
+from stream.checkpoint import check_spool, made_by_file_source
 from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
 from stream.sink import ParquetSink, sink_for
+from stream.spool_source import SOURCE_NAME, spool_options
 from stream.transforms import enrich, score_tweets, track_filter
 from stream.trends import TRENDS_QUERY, TrendsJob
 
@@ -260,14 +261,31 @@ def percentiles(values: list[float], qs: tuple[float, ...]) -> list[float]:
 
 
 def read_source(spark: SparkSession, config: JobConfig) -> DataFrame:
-    """The relay's lines as a streaming DataFrame with a ``value`` column."""
+    """The relay's lines as a streaming DataFrame with a ``value`` column.
+
+    The spool is read by :mod:`stream.spool_source`, but with a checkpoint that Spark's file source
+    made (before that source existed), which goes on with the file source until started over.
+    """
     if config.transport == "socket":
         return spark.readStream.format("socket").option("host", config.host).option("port", config.port).load()
     folder = Path(config.spool)
     folder.mkdir(parents=True, exist_ok=True)
+    if made_by_file_source(config.checkpoint):
+        log.warning(
+            "the checkpoint %s predates the spool's bounded source: it goes on with Spark's file source, whose "
+            "log grows with every segment read; python -m stream --start-over switches to the bounded source",
+            config.checkpoint,
+        )
+        return file_source(spark, folder, config.max_files_per_trigger)
+    return spark.readStream.format(SOURCE_NAME).options(**spool_options(folder, config.max_files_per_trigger)).load()
+
+
+def file_source(spark: SparkSession, folder: Path, max_files_per_trigger: int) -> DataFrame:
+    """The spool through Spark's file source, as the job read it before :mod:`stream.spool_source`:
+    committed segments move to the archive under their full path (``cleanSource=archive``)."""
     return (
         spark.readStream.format("text")
-        .option("maxFilesPerTrigger", config.max_files_per_trigger)
+        .option("maxFilesPerTrigger", max_files_per_trigger)
         .option("cleanSource", "archive")
         .option("sourceArchiveDir", str(archive_dir(folder)))
         .load(str(folder))

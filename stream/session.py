@@ -1,4 +1,5 @@
-"""The job's SparkSession: quiet logs, UTC, and the project's code shipped to the executors.
+"""The job's SparkSession: quiet logs, UTC, the project's code shipped to the executors and the
+spool's source registered (:mod:`stream.spool_source`).
 
 Usage: ``spark = build_spark(load_config())`` (``local[2]`` unless spark-submit or ``master`` says otherwise).
 """
@@ -14,6 +15,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from sentiment.config import PROJECT_ROOT, Config
+from stream.spool_source import register
+
+MIN_BATCHES_TO_RETAIN = 100  # Spark's default, said here: the checkpoint's bound
 
 
 def ship_code(spark: SparkSession) -> None:
@@ -38,7 +42,8 @@ def build_spark(
     ui: bool = True,
     log_file: str | Path | None = None,
 ) -> SparkSession:
-    """A SparkSession with quiet logs and the project's code shipped to the executors.
+    """A SparkSession with quiet logs, the project's code shipped to the executors and the spool's
+    source (``format("numbered_files")``) registered.
 
     Runs on ``local[2]`` unless launched by spark-submit or given another master. Spark's warnings
     and errors go to ``log_file`` (none when not given) and, less those that tell a user nothing
@@ -60,10 +65,14 @@ def build_spark(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", str(ui).lower())
         .config("spark.sql.session.timeZone", "UTC")
+        # The batches a checkpoint keeps (offsets, commits, state versions): with the spool's source,
+        # whose offsets are positions, this bounds the whole of Spark's part of the checkpoint.
+        .config("spark.sql.streaming.minBatchesToRetain", str(MIN_BATCHES_TO_RETAIN))
     )
     if effective:
         builder = builder.master(effective)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     ship_code(spark)
+    register(spark)
     return spark
