@@ -30,7 +30,7 @@ from stream.cleaning import clean_tweets
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
 from stream.sink import ParquetSink, sink_for
-from stream.spool_source import SOURCE_NAME, spool_options
+from stream.spool_source import read_spool
 from stream.transforms import enrich, score_tweets, track_filter
 from stream.trends import TRENDS_QUERY, TrendsJob
 
@@ -277,7 +277,7 @@ def read_source(spark: SparkSession, config: JobConfig) -> DataFrame:
             config.checkpoint,
         )
         return file_source(spark, folder, config.max_files_per_trigger)
-    return spark.readStream.format(SOURCE_NAME).options(**spool_options(folder, config.max_files_per_trigger)).load()
+    return read_spool(spark, folder, config.max_files_per_trigger)
 
 
 def file_source(spark: SparkSession, folder: Path, max_files_per_trigger: int) -> DataFrame:

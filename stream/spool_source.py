@@ -1,7 +1,7 @@
 """A streaming source over a folder of files named by an increasing integer: the relay's spool.
 
 Usage: ``register(spark)`` once (:func:`stream.session.build_spark` does), then
-``spark.readStream.format(SOURCE_NAME).options(**spool_options(folder, max_files)).load()``
+``lines = read_spool(spark, folder, max_files_per_trigger)`` (or ``spark.readStream.format("numbered_files")``)
 
 Spark's file source remembers every file it has read (``<checkpoint>/sources/0``, compacted into
 one file every 10 batches that holds all of them, and a map in the driver's memory), so on a live
@@ -12,10 +12,11 @@ batches.
 
 * :meth:`NumberedFilesReader.latestOffset` lists the folder and takes the files numbered from the
   start position on, lowest first, at most ``maxFilesPerTrigger`` of them.
-* :meth:`~NumberedFilesReader.partitions` plans one partition per file; :meth:`~NumberedFilesReader.read`
-  runs on the executors (on a cluster the folder must be on a shared path) and reads a file whole:
-  its lines as ``value`` (``format=lines``), or a parquet file's columns as Arrow record batches
-  (``format=parquet``, the schema given with ``readStream.schema``).
+* :meth:`~NumberedFilesReader.partitions` spreads a batch's files over a few tasks, neighbours
+  together; :meth:`~NumberedFilesReader.read` runs on the executors (on a cluster the folder must be
+  on a shared path) and reads each file whole, in order: its lines as ``value`` (``format=lines``),
+  or a parquet file's columns as Arrow record batches (``format=parquet``, the schema given with
+  ``readStream.schema``).
 * :meth:`~NumberedFilesReader.commit` is called once a batch is committed and finishes the files
   wholly before its end: moves them to the ``archive`` folder, or deletes them (``archive`` empty).
   A batch run again after a crash reads the same files: they stay until committed, and one already
@@ -35,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxFiles
 
@@ -47,11 +48,11 @@ SEGMENT_PATTERN = r"seg-(\d{12})\.jsonl"  # sentiment.spool_format.segment_name
 
 
 @dataclass(frozen=True)
-class NumberedFile(InputPartition):
-    """One file of a batch: its number, its name and the folders it is in, or moved to."""
+class Files(InputPartition):
+    """Files of a batch, lowest number first, read by one task: their names and the folders they
+    are in, or were moved to."""
 
-    number: int
-    name: str
+    names: tuple[str, ...]
     folder: str
     archive: str
 
@@ -77,6 +78,7 @@ class NumberedFilesReader(DataSourceStreamReader):
         self.format = options.get("format", "lines")
         self.archive = options.get("archive", "")
         self.max_files = int(options.get("maxFilesPerTrigger", 0))
+        self.tasks = max(1, int(options.get("partitions", 1)))
         if self.format not in FORMATS:
             raise ValueError(f"{SOURCE_NAME}: format must be one of {FORMATS}, got {self.format!r}")
         if self.pattern.groups != 1:
@@ -94,20 +96,28 @@ class NumberedFilesReader(DataSourceStreamReader):
             files = files[: limit.max_files]
         return {"next": files[-1][0] + 1} if files else start
 
-    def partitions(self, start: dict, end: dict) -> list[NumberedFile]:
-        """One partition per file numbered in ``[start, end)``: those still in the folder and, if the
-        batch's last file is gone from it (a commit moved them), those in the archive."""
+    def partitions(self, start: dict, end: dict) -> list[Files]:
+        """The files numbered in ``[start, end)``, in runs of neighbours over at most ``partitions``
+        tasks: those still in the folder and, if the batch's last file is gone from it (a commit
+        moved it), those in the archive."""
         if end["next"] <= start["next"]:
             return []
         files = numbered(self.folder, self.pattern, start["next"], end["next"])
         if self.archive and (not files or files[-1][0] != end["next"] - 1):
             files = sorted({*files, *numbered(self.archive, self.pattern, start["next"], end["next"])})
-        return [NumberedFile(n, name, self.folder, self.archive) for n, name in files]
+        names = [name for _, name in files]
+        size = -(-len(names) // self.tasks)  # rounded up
+        return [Files(tuple(names[i : i + size]), self.folder, self.archive) for i in range(0, len(names), size)]
 
-    def read(self, partition: NumberedFile) -> Iterator:
-        path = Path(partition.folder, partition.name)
-        if partition.archive and not path.exists():
-            path = Path(partition.archive, partition.name)
+    def read(self, partition: Files) -> Iterator:
+        for name in partition.names:
+            path = Path(partition.folder, name)
+            if partition.archive and not path.exists():
+                path = Path(partition.archive, name)
+            yield from self.read_file(path)
+
+    def read_file(self, path: Path) -> Iterator:
+        """A file whole: its lines as 1-tuples, or a parquet file's Arrow record batches."""
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -132,7 +142,8 @@ class NumberedFilesReader(DataSourceStreamReader):
 class NumberedFilesSource(DataSource):
     """``format("numbered_files")``; options ``path``, ``pattern`` (a regex whose one group is the
     file's number; the spool's segments by default), ``format`` (``lines`` or ``parquet``),
-    ``archive`` (the folder committed files move to; empty: they are deleted) and ``maxFilesPerTrigger``."""
+    ``archive`` (the folder committed files move to; empty: they are deleted), ``maxFilesPerTrigger``
+    and ``partitions`` (the tasks a batch's files are spread over, 1 by default)."""
 
     @classmethod
     def name(cls) -> str:
@@ -147,15 +158,23 @@ class NumberedFilesSource(DataSource):
         return NumberedFilesReader(self.options)
 
 
-def spool_options(spool: str | Path, max_files_per_trigger: int) -> dict[str, str]:
+def spool_options(spool: str | Path, max_files_per_trigger: int, partitions: int = 1) -> dict[str, str]:
     """The options that read the relay's spool: its segments' lines, archived once committed."""
     return {
+        "partitions": str(partitions),
         "path": str(spool),
         "pattern": SEGMENT_PATTERN,
         "format": "lines",
         "archive": str(archive_dir(Path(spool))),
         "maxFilesPerTrigger": str(max_files_per_trigger),
     }
+
+
+def read_spool(spark: SparkSession, spool: str | Path, max_files_per_trigger: int) -> DataFrame:
+    """The relay's spool as a streaming DataFrame of its lines (column ``value``), a batch's segments
+    spread over as many tasks as Spark has cores (as the file source packs small files)."""
+    options = spool_options(spool, max_files_per_trigger, spark.sparkContext.defaultParallelism)
+    return spark.readStream.format(SOURCE_NAME).options(**options).load()
 
 
 def register(spark: SparkSession) -> None:

@@ -41,8 +41,19 @@ def test_offsets_are_positions_taken_lowest_first_up_to_the_limit(tmp_path):
     assert reader.latestOffset(first, ReadMaxFiles(2)) == {"next": 10}  # 6 and 9
     assert reader.latestOffset(first, ReadAllAvailable()) == {"next": 13}  # 6, 9 and 12; not the open one
     assert reader.latestOffset({"next": 13}, ReadAllAvailable()) == {"next": 13}  # nothing new: the start
-    assert [p.name for p in reader.partitions(start, first)] == ["seg-000000000000.jsonl", "seg-000000000003.jsonl"]
+    assert [n for p in reader.partitions(start, first) for n in p.names] == [
+        "seg-000000000000.jsonl",
+        "seg-000000000003.jsonl",
+    ]
     assert reader.partitions(first, first) == []
+
+
+def test_a_batch_is_spread_over_the_tasks_asked_neighbours_together(tmp_path):
+    folder = spool_of(tmp_path, 5)
+    reader = NumberedFilesReader(spool_options(folder, 10, partitions=2))
+    tasks = [[int(n[4:16]) for n in p.names] for p in reader.partitions({"next": 0}, {"next": 13})]
+    assert tasks == [[0, 3, 6], [9, 12]]
+    assert [[int(n[4:16]) for n in p.names] for p in reader.partitions({"next": 9}, {"next": 10})] == [[9]]
 
 
 def test_a_segment_is_read_whole_as_its_lines(tmp_path):
