@@ -3,13 +3,15 @@
 Usage: ``with Spool(folder) as spool: spool.append([Record(line, ...)])``
 
 Every line the relay accepts gets the next offset and is written, inside a JSON envelope, to an
-open segment (``.open.jsonl``, hidden from Spark); the segment is flushed on every append and, once
-it holds ``segment_records`` lines or is ``segment_seconds`` old, fsynced and renamed into place as
-``seg-<first offset>.jsonl``. Spark's file source reads sealed segments only (a rename is atomic),
-records which ones each micro-batch read in its checkpoint, and moves the segments of committed
-batches to the archive folder (``cleanSource=archive``). So a restarted query re-reads exactly what
-it had not committed, and a relay killed at any point loses nothing it accepted: on the next open,
-the open segment is sealed (a torn last line is cut off) and offsets go on from the last one.
+open segment (``.open.jsonl``, never read by the job); the segment is flushed on every append and,
+once it holds ``segment_records`` lines or is ``segment_seconds`` old, fsynced and renamed into place
+as ``seg-<first offset>.jsonl``. The job's source (:mod:`stream.spool_source`) reads sealed segments
+only (a rename is atomic), in order of their first offset; its checkpoint records where each
+micro-batch ends (a position: the segments whose first offset is below it were read), and the
+segments of committed batches move to the archive folder. So a restarted query re-reads exactly what it had not
+committed, and a relay killed at any point loses nothing it accepted: on the next open, the open
+segment is sealed (a torn last line is cut off) and offsets go on from the last one. Segment names
+only ever grow: the job's position in the spool relies on it.
 
 The layout and the envelope of each line are the job's contract too: :mod:`sentiment.spool_format`.
 

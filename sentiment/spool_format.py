@@ -2,11 +2,12 @@
 
 Usage: ``line = envelope_line(offset, at, record_line)`` (the relay); ``read_complete(folder)`` (the job)
 
-``ingest/`` writes the spool (:class:`ingest.spool.Spool`); ``stream/`` reads it with Spark's file
-source and moves what it committed to :func:`archive_dir`. Both take the names from here.
+``ingest/`` writes the spool (:class:`ingest.spool.Spool`); ``stream/`` reads it by segment, lowest
+first offset first (:mod:`stream.spool_source`, whose offsets are positions in the spool), and moves
+what it committed to :func:`archive_dir`. Both take the names from here.
 
 Layout: sealed segments ``seg-<first offset>.jsonl`` (:func:`segment_name`), the one being written
-``.open.jsonl`` (hidden from Spark), the relay's state ``_state.json`` (``spool_id``,
+``.open.jsonl`` (not a segment's name, so never read), the relay's state ``_state.json`` (``spool_id``,
 ``next_offset``, ``last``, ``last_at``) and, once a finite replay is wholly written,
 ``_complete.json``.
 
@@ -31,7 +32,7 @@ ENVELOPE_DDL = "offset BIGINT, at DOUBLE, line STRING, error STRING"
 
 
 def archive_dir(spool: Path) -> Path:
-    """Where the job moves the segments it has committed (a sibling, so Spark never lists it)."""
+    """Where the job moves the segments it has committed (a sibling of the spool, never listed as unread)."""
     return spool.with_name(spool.name + "-done")
 
 

@@ -7,9 +7,10 @@ Usage: ``lock = lock_checkpoint(folder)``; ``check_spool(checkpoint, spool)`` be
 * One job per checkpoint: the job locks its checkpoint folder (:class:`sentiment.folders.FolderLock`)
   before anything else, so a second job, even one started with ``--start-over``, is refused at
   once and deletes nothing.
-* A checkpoint belongs to one spool. Spark's file source remembers files by name, and a spool made
-  anew (the relay's ``--start-over``, a lost ``_state.json``) names its segments from offset 0
-  again: a job resuming on it would skip them without a word. So the job records the spool's id
+* A checkpoint belongs to one spool. The job's source remembers a position in the spool (Spark's
+  file source, in an older checkpoint, the names it read), and a spool made anew (the relay's
+  ``--start-over``, a lost ``_state.json``) names its segments from offset 0 again: a job resuming
+  on it would skip them without a word. So the job records the spool's id
   (``spool_id``, made by the relay with the spool) in its checkpoint on first sight, and stops with
   :class:`SpoolMismatch` when the spool's id is another.
 * A checkpoint made before the job read the spool with :mod:`stream.spool_source` holds Spark's

@@ -5,8 +5,10 @@ Usage: spark-submit stream/job.py [KEYWORD ...] [--track KEYWORD ...] [--transpo
        [--until-done] [--stop-after N] [--start-over]
    or: python -m stream [same options]
 
-Reads the relay's spool (segments of JSON-line envelopes, by default) with Spark's file source, or
-the relay's plain socket. Validates each line (:mod:`stream.parsing`), sends unusable ones to the
+Reads the relay's spool (segments of JSON-line envelopes, by default) with the spool's source
+(:mod:`stream.spool_source`: offsets are positions in the spool, so the checkpoint stays small however
+long the stream runs; a checkpoint made by Spark's file source goes on with that source until
+``--start-over``), or the relay's plain socket. Validates each line (:mod:`stream.parsing`), sends unusable ones to the
 quarantine with the raw line and the reason, drops tweet ids seen again within the de-duplication
 window, cleans the text with native Spark SQL, scores it through ``POST /predict/batch`` from each
 partition (``mapInPandas``), labels it with the neutral band and writes each micro-batch as one
