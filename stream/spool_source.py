@@ -39,6 +39,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxFiles
+from pyspark.sql.types import StructType
 
 from sentiment.spool_format import archive_dir
 
@@ -72,7 +73,8 @@ def numbered(folder: str | Path, pattern: re.Pattern, start: int = 0, end: int |
 class NumberedFilesReader(DataSourceStreamReader):
     """Offsets ``{"next": n}``: the files numbered below ``n`` were given to a batch."""
 
-    def __init__(self, options: Mapping[str, str]) -> None:
+    def __init__(self, options: Mapping[str, str], columns: list[str] | None = None) -> None:
+        self.columns = columns  # a parquet file's columns to read, by name (None: all, as they are)
         self.folder = options["path"]
         self.pattern = re.compile(options.get("pattern", SEGMENT_PATTERN))
         self.format = options.get("format", "lines")
@@ -121,7 +123,7 @@ class NumberedFilesReader(DataSourceStreamReader):
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(path).iter_batches()
+            yield from pq.ParquetFile(path).iter_batches(columns=self.columns)
             return
         with path.open(encoding="utf-8", newline="\n") as f:
             for line in f:
@@ -140,10 +142,17 @@ class NumberedFilesReader(DataSourceStreamReader):
 
 
 class NumberedFilesSource(DataSource):
-    """``format("numbered_files")``; options ``path``, ``pattern`` (a regex whose one group is the
+    r"""``format("numbered_files")``; options ``path``, ``pattern`` (a regex whose one group is the
     file's number; the spool's segments by default), ``format`` (``lines`` or ``parquet``),
     ``archive`` (the folder committed files move to; empty: they are deleted), ``maxFilesPerTrigger``
-    and ``partitions`` (the tasks a batch's files are spread over, 1 by default)."""
+    and ``partitions`` (the tasks a batch's files are spread over, 1 by default).
+
+    A folder of per-batch parquet files, deleted once committed, is read the same way::
+
+        spark.readStream.format("numbered_files").schema("id string, score double").options(
+            path=folder, pattern=r"feed-(\d{10})\.parquet", format="parquet", archive=""
+        ).load()
+    """
 
     @classmethod
     def name(cls) -> str:
@@ -154,8 +163,8 @@ class NumberedFilesSource(DataSource):
             raise ValueError(f"{SOURCE_NAME}: give the schema of format={self.options['format']} (readStream.schema)")
         return "value string"
 
-    def streamReader(self, schema) -> NumberedFilesReader:  # noqa: N802
-        return NumberedFilesReader(self.options)
+    def streamReader(self, schema: StructType) -> NumberedFilesReader:  # noqa: N802
+        return NumberedFilesReader(self.options, schema.fieldNames())
 
 
 def spool_options(spool: str | Path, max_files_per_trigger: int, partitions: int = 1) -> dict[str, str]:

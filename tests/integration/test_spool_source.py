@@ -70,3 +70,31 @@ def test_a_checkpoint_of_the_file_source_goes_on_with_it_and_says_so(spark, tmp_
     assert query.exception() is None and resumed.seen == 80
     assert "predates the spool's bounded source" in caplog.text and "--start-over" in caplog.text
     assert written_ids(tmp_path) == Counter({f"{p}{i}": 1 for p, n in (("a", 120), ("b", 80)) for i in range(n)})
+
+
+def test_a_folder_of_per_batch_parquet_files_is_read_as_arrow_batches_and_deleted(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    for batch in range(3):
+        table = pa.table({"score": [0.5] * 4, "id": [f"{batch}-{i}" for i in range(4)]})
+        pq.write_table(table, feed / f"feed-{batch:010d}.parquet")
+    got: list[tuple[int, str]] = []
+    query = (
+        spark.readStream.format("numbered_files")
+        .schema("id string")
+        .options(path=str(feed), pattern=r"feed-(\d{10})\.parquet", format="parquet", archive="")
+        .option("maxFilesPerTrigger", 1)
+        .load()
+        .writeStream.option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .foreachBatch(lambda batch, batch_id: got.extend((batch_id, r["id"]) for r in batch.collect()))
+        .start()
+    )
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()
+    assert sorted(got) == [(b, f"{b}-{i}") for b in range(3) for i in range(4)]  # one file a batch
+    assert [p.name for p in feed.iterdir()] == ["feed-0000000002.parquet"]  # the last batch's, until the next commit

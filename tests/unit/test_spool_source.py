@@ -86,14 +86,16 @@ def test_a_second_kind_of_folder_parquet_per_batch_deleted_once_committed(tmp_pa
     feed = tmp_path / "feed"
     feed.mkdir()
     for batch in (0, 1, 7):
-        pq.write_table(pa.table({"id": [f"{batch}-{i}" for i in range(3)]}), feed / f"feed-{batch:010d}.parquet")
+        table = pa.table({"n": [0, 1, 2], "id": [f"{batch}-{i}" for i in range(3)]})
+        pq.write_table(table, feed / f"feed-{batch:010d}.parquet")
     (feed / "feed-0000000009.parquet.tmp").write_bytes(b"not yet")
     options = {"path": str(feed), "pattern": r"feed-(\d{10})\.parquet", "format": "parquet", "archive": ""}
-    reader = NumberedFilesReader(options)
+    reader = NumberedFilesReader(options, columns=["id"])  # the schema's columns, by name
     assert reader.getDefaultReadLimit() == ReadAllAvailable()
     end = reader.latestOffset(reader.initialOffset(), ReadAllAvailable())
     assert end == {"next": 8}
     batches = [b for p in reader.partitions({"next": 0}, end) for b in reader.read(p)]
+    assert {b.schema.names == ["id"] for b in batches} == {True}
     assert [i for b in batches for i in b.column("id").to_pylist()] == [f"{n}-{i}" for n in (0, 1, 7) for i in range(3)]
     reader.commit({"next": 2})
     assert sorted(p.name for p in feed.iterdir()) == ["feed-0000000007.parquet", "feed-0000000009.parquet.tmp"]
