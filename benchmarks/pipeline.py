@@ -31,6 +31,7 @@ Figures go to stdout as text and, with ``--json``, as one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -198,16 +199,19 @@ def bench_end_to_end(
     tmp = Path(tempfile.mkdtemp(prefix="tweetsent-bench-"))
     relay = Config().relay
     config = bench_job_config(tmp, url, trigger)
+    trends_job = None
+    if trends:  # in the job's config too: the tweets' sink feeds the trends query (stream.trends)
+        trends_job = TrendsJob(
+            config.output, str(tmp / "ck-trends"), Config().trends, str(tmp / "trends"), str(tmp / "alerts")
+        )
+        config = dataclasses.replace(config, trends=trends_job)
     stats = JobStats()
     spool = Spool(config.spool, segment_records=relay.segment_records, segment_seconds=relay.segment_seconds)
     spool.open()
     trends_query = None
     with SpoolTicker(spool):
         query = build_query(read_source(spark, config), config, stats).start()
-        if trends:
-            trends_job = TrendsJob(
-                config.output, str(tmp / "ck-trends"), Config().trends, str(tmp / "trends"), str(tmp / "alerts")
-            )
+        if trends_job is not None:
             trends_query = build_trends_query(spark, trends_job, trigger, config.max_files_per_trigger).start()
         try:
             result = measure_stream(query, stats, spool, records[: warm_up + n], warm_up, rate)

@@ -52,8 +52,9 @@ def spooled(spool: Path) -> int:
 def parquet_files(folder: Path) -> list[Path]:
     """The data files a reader sees (Spark's and the sink's ``_``/``.`` names excluded)."""
     files: list[Path] = []
-    # os.walk, not rglob: a staging folder that the sink removes mid-walk is skipped, not an error.
-    for parent, dirs, names in os.walk(folder):
+    # os.walk, not rglob: a staging folder that the sink removes mid-walk is skipped, not an error;
+    # following links: a partition is a link to its current version (stream.compaction).
+    for parent, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
         files += [Path(parent) / n for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
     return files

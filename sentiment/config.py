@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
+from sentiment.retention import CompactionConfig
 
 ENV_PREFIX = "TWEETSENT_"
 AUTO_WORKERS_MAX = 4  # automatic workers / model processes per worker: at most this many (a model is about 1 GB)
@@ -314,6 +315,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     band: BandConfig = field(default_factory=BandConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
+    compaction: CompactionConfig = field(default_factory=CompactionConfig)
 
     @property
     def service_url(self) -> str:

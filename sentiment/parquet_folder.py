@@ -5,6 +5,10 @@ A folder of the pipeline's output (``output/tweets``, ``output/trends``, ``outpu
 bookkeeping (``_spark_metadata/``, ``.part-....crc``, ``_temporary/``), which is ignored, and an
 empty ``part-schema.parquet`` that gives the columns before the first batch. A file
 being written (no footer yet) or removed between listing and reading is skipped, never an error.
+
+A partition that the job merges is a symbolic link to its current version folder
+(:mod:`stream.compaction`); it is listed and read through the folder the link points at when it is
+listed, so a merge that swaps the link mid-read never shows a reader a row twice or without it.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ def _walk(folder: str, found: list[ParquetFile]) -> None:
         if entry.name.startswith(("_", ".")):
             continue
         try:
-            if entry.is_dir():
-                _walk(entry.path, found)
+            if entry.is_dir():  # a partition linked to its current version: read it there, whole
+                _walk(os.path.realpath(entry.path) if entry.is_symlink() else entry.path, found)
             elif entry.name.endswith(".parquet"):
                 st = entry.stat()
                 found.append(ParquetFile(entry.path, st.st_mtime_ns, st.st_size))
@@ -54,7 +58,8 @@ def _walk(folder: str, found: list[ParquetFile]) -> None:
 def list_parquet_files(folder: str | Path) -> list[ParquetFile]:
     """Every ``*.parquet`` file under ``folder``, oldest first (by mtime, then path).
 
-    Names starting with ``_`` or ``.`` (files or folders) are left out. A missing folder has none.
+    Names starting with ``_`` or ``.`` (files or folders) are left out. A missing folder has none. A
+    linked folder is listed at the place it points to, and its files' paths are given there.
     """
     found: list[ParquetFile] = []
     _walk(os.fspath(folder), found)

@@ -151,6 +151,7 @@ def job_config_from_args(args: argparse.Namespace, config: Config) -> JobConfig:
         trends=trends_job(args, config, root, str(config.resolve(args.output or s.output)))
         if transport == "spool"
         else None,
+        compaction=config.compaction,
     )
 
 
@@ -166,6 +167,7 @@ def trends_job(args: argparse.Namespace, config: Config, checkpoint_root: Path, 
         config=t,
         output=str(config.resolve(t.output)),
         alerts=str(config.resolve(t.alerts)),
+        compaction=config.compaction,
     )
 
 
@@ -173,7 +175,8 @@ def job_folders(job: JobConfig) -> list[str]:
     """The folders this job writes (its checkpoints and outputs)."""
     folders = [job.checkpoint, job.output, job.quarantine]
     if job.trends is not None:
-        folders += [job.trends.checkpoint, str(job.trends.ticks), job.trends.output, job.trends.alerts]
+        folders += [job.trends.checkpoint, str(job.trends.ticks), str(job.trends.feed), job.trends.output]
+        folders += [job.trends.alerts]
     return folders
 
 

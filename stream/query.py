@@ -23,10 +23,12 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from sentiment.config import StreamConfig
 from sentiment.labels import NeutralBand
+from sentiment.retention import CompactionConfig
 from sentiment.schema import QUARANTINE_COLUMNS
 from sentiment.spool_format import archive_dir
 from stream.checkpoint import check_spool, made_by_file_source
 from stream.cleaning import clean_tweets
+from stream.compaction import Compactor
 from stream.parsing import drop_duplicate_tweets, parse_lines, unwrap
 from stream.scoring import ScoringOptions, ServiceOutage, wait_for_service
 from stream.sink import ParquetSink, sink_for
@@ -60,6 +62,7 @@ class JobConfig:
     stop_after: int | None = None
     until_done: bool = False
     trends: TrendsJob | None = None  # the second query (windows per keyword, alerts), when on
+    compaction: CompactionConfig = CompactionConfig()
 
 
 @dataclass
@@ -135,12 +138,31 @@ class ProgressListener(StreamingQueryListener):
 
 @dataclass(frozen=True)
 class Sinks:
+    """The tweets' and the quarantine's sinks, and what merges their files between batches."""
+
     tweets: ParquetSink
     quarantine: ParquetSink
+    compactor: Compactor = field(default_factory=lambda: Compactor(CompactionConfig()))
 
     @classmethod
     def for_job(cls, config: JobConfig) -> Sinks:
-        return cls(sink_for(config.output, config.checkpoint), sink_for(config.quarantine, config.checkpoint))
+        trends = config.trends
+        if trends is not None and trends.reads_output:
+            log.warning(
+                "the trends checkpoint %s predates the trends feed: it reads %s itself, which is therefore "
+                "not merged; --start-over starts both afresh, with merges",
+                trends.checkpoint,
+                config.output,
+            )
+            tweets = sink_for(config.output, config.checkpoint, versioned=False)
+        else:
+            tweets = sink_for(config.output, config.checkpoint, feed=trends.feed if trends is not None else None)
+        return cls(tweets, sink_for(config.quarantine, config.checkpoint), Compactor(config.compaction))
+
+    def compact(self, batch_id: int) -> None:
+        """Merge small files, when it is time (:mod:`stream.compaction`): in the batch's thread, after its writes."""
+        for sink in (self.tweets, self.quarantine):
+            self.compactor.after_batch(sink, batch_id)
 
 
 def model_version(config: JobConfig, stats: JobStats) -> str:
@@ -184,6 +206,7 @@ def process_batch(batch: DataFrame, batch_id: int, config: JobConfig, stats: Job
         n_dropped = n_good - written.rows - len(written.refused)
     finally:
         parsed.unpersist()
+    sinks.compact(batch_id)
     with stats.lock:
         stats.rows += written.rows
         stats.quarantined += n_quarantined

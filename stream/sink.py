@@ -7,12 +7,22 @@ Spark's own listing skip names starting with ``_``); each file is then renamed i
 name made of the sink's id and the batch id, ``part-<sink id>-<batch id>.parquet``. A rename is
 atomic, so a reader polling the folder sees a batch whole or not at all, and a batch that Spark
 runs again after a crash (same id, same input) replaces its own file instead of adding a second.
-Files of the same batch left in another partition (a rerun on another day) are removed first.
+
+Partitions are versioned, so that small files can be merged with no reader ever seeing a row twice
+or missing (:mod:`stream.compaction`): ``<folder>/date=2026-12-08`` is a symbolic link to
+``<folder>/_versions/date=2026-12-08/000001/``, the folder that holds the files; a merge writes the
+next version beside it and swaps the link with one atomic rename. A sink without partition columns
+keeps its files the same way in ``<folder>/data`` (a folder name without ``=`` adds no column).
+Folders written before versioning (plain ``date=...`` folders, files at the top) are read as before
+and never merged.
 
 The sink id is made once per checkpoint and kept in it (``sink_id``), so that starting over with
-a new checkpoint can never overwrite the files of an earlier run. The checkpoint also lists the
-batches that wrote a file (``written/<folder name>``): a batch the checkpoint has committed whose
-file is gone from the folder is found before the job starts (:meth:`ParquetSink.missing_batches`).
+a new checkpoint can never overwrite the files of an earlier run. The checkpoint also holds the
+sink's catalog (``written/<folder name>``): a JSON line per file placed, with the batches it holds,
+rewritten whole by each merge, so its length is bounded by the files in the folder. A batch the
+checkpoint has committed whose rows are in no file of the folder any more is found before the job
+starts (:meth:`ParquetSink.missing_batches`), and a batch run again finds its earlier files there
+without listing the folder: a batch's work does not grow with the age of the output.
 
 Before the first batch, :meth:`ParquetSink.write_schema` puts an empty file holding the columns,
 ``part-schema.parquet``, in the folder, so that a reader of a folder with no batch yet
@@ -21,6 +31,8 @@ Before the first batch, :meth:`ParquetSink.write_schema` puts an empty file hold
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -30,6 +42,9 @@ from pyspark.sql import DataFrame, SparkSession
 STAGING = "_staging"
 SCHEMA_FILE = "part-schema.parquet"
 WRITTEN = "written"
+VERSIONS = "_versions"
+UNPARTITIONED = "data"  # the one partition folder of a sink without partition columns
+FIRST_VERSION = 1
 
 
 def sink_id_for(checkpoint: str | Path) -> str:
@@ -52,21 +67,162 @@ def last_committed_batch(checkpoint: str | Path) -> int | None:
     return max(ids, default=None)
 
 
-def sink_for(folder: str | Path, checkpoint: str | Path) -> ParquetSink:
-    """The sink of ``folder`` for the query checkpointed in ``checkpoint`` (its id and list of written batches)."""
-    return ParquetSink(folder, sink_id_for(checkpoint), ledger=Path(checkpoint) / WRITTEN / Path(folder).name)
+def sink_for(
+    folder: str | Path, checkpoint: str | Path, feed: str | Path | None = None, versioned: bool = True
+) -> ParquetSink:
+    """The sink of ``folder`` for the query checkpointed in ``checkpoint`` (its id and catalog)."""
+    ledger = Path(checkpoint) / WRITTEN / Path(folder).name
+    return ParquetSink(folder, sink_id_for(checkpoint), ledger=ledger, feed=feed, versioned=versioned)
+
+
+def batches_of(name: str, sink_id: str) -> tuple[int, ...] | None:
+    """The batches a data file of this sink holds, read from its name; None for another sink's file.
+
+    ``part-<sink>-<batch>[-i].parquet`` holds one batch; ``merged-<sink>-<first>-<last>-v<n>.parquet``
+    holds batches from ``first`` to ``last`` (those that wrote rows: its metadata says which).
+    """
+    for prefix in (f"part-{sink_id}-", f"merged-{sink_id}-"):
+        if name.startswith(prefix) and name.endswith(".parquet"):
+            fields = name[len(prefix) : -len(".parquet")].split("-")
+            if prefix.startswith("part") and fields[0].isdigit():
+                return (int(fields[0]),)
+            if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+                return tuple(range(int(fields[0]), int(fields[1]) + 1))
+    return None
+
+
+class Catalog:
+    """The files a sink has placed and the batches each holds, kept in the checkpoint (JSON lines).
+
+    A write appends a line; a merge rewrites the whole catalog (:meth:`snapshot`), so it holds about
+    as many lines as the folder holds files. A catalog from before this format (a batch id a line)
+    is read as batches whose files are to be found by name.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.files: dict[str, tuple[int, ...]] = {}  # relative path -> batches
+        self.by_batch: dict[int, set[str]] = {}
+        self.legacy: set[int] = set()  # batches of an old catalog: where their files are is not known
+        if path is not None and path.is_file():
+            for line in path.read_text().splitlines():
+                self._read_line(line.strip())
+
+    def _read_line(self, line: str) -> None:
+        if line.isdigit():
+            self.legacy.add(int(line))
+        elif line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line torn by a crash mid-append: the batch is written again
+                return
+            if entry.get("gone"):
+                self._forget(entry["file"])
+            else:
+                self._remember(entry["file"], tuple(entry["batches"]))
+
+    def _remember(self, rel: str, batches: tuple[int, ...]) -> None:
+        self._forget(rel)
+        self.files[rel] = batches
+        for b in batches:
+            self.by_batch.setdefault(b, set()).add(rel)
+
+    def _forget(self, rel: str) -> None:
+        for b in self.files.pop(rel, ()):
+            rels = self.by_batch.get(b)
+            if rels is not None:
+                rels.discard(rel)
+                if not rels:
+                    del self.by_batch[b]
+
+    def _append(self, entries: list[dict]) -> None:
+        if self.path is None or not entries:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in entries))
+
+    def add(self, placed: dict[str, tuple[int, ...]]) -> None:
+        for rel, batches in placed.items():
+            self._remember(rel, batches)
+        self._append([{"file": rel, "batches": list(b)} for rel, b in placed.items()])
+
+    def remove(self, rels: list[str]) -> None:
+        for rel in rels:
+            self._forget(rel)
+        self._append([{"file": rel, "gone": True} for rel in rels])
+
+    def snapshot(self, extra: dict[str, tuple[int, ...]] | None = None, drop: set[str] | None = None) -> None:
+        """Rewrite the catalog whole: its files, plus ``extra``, less ``drop`` (atomically)."""
+        for rel in drop or ():
+            self._forget(rel)
+        for rel, batches in (extra or {}).items():
+            self._remember(rel, batches)
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        lines = [str(b) for b in sorted(self.legacy)]
+        lines += [json.dumps({"file": rel, "batches": list(b)}) for rel, b in sorted(self.files.items())]
+        tmp.write_text("".join(line + "\n" for line in lines))
+        tmp.replace(self.path)
 
 
 class ParquetSink:
-    """Writes each micro-batch of a ``foreachBatch`` query as whole, deterministically named files."""
+    """Writes each micro-batch of a ``foreachBatch`` query as whole, deterministically named files.
 
-    def __init__(self, folder: str | Path, sink_id: str, ledger: str | Path | None = None) -> None:
+    Args:
+        folder: the output folder.
+        sink_id: this sink's id (:func:`sink_id_for`).
+        ledger: the catalog file in the checkpoint; None keeps the catalog in memory only.
+        feed: a folder that gets a hard link of each batch's files (:func:`feed_name`): a second
+            query reads the batches from there (:mod:`stream.trends`), deleting what it committed,
+            however the folder's own files are merged since.
+        versioned: new partitions are links to versions (mergeable); False: plain folders, as a
+            reader of the folder with Spark's file source needs (a trends checkpoint from before the feed).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        sink_id: str,
+        ledger: str | Path | None = None,
+        feed: str | Path | None = None,
+        versioned: bool = True,
+    ) -> None:
         self.folder = Path(folder)
         self.sink_id = sink_id
         self.ledger = Path(ledger) if ledger is not None else None
+        self.catalog = Catalog(self.ledger)
+        self.feed = Path(feed) if feed is not None else None
+        self.versioned = versioned
+        self.touched: set[str] = set()  # partitions written since the last merge (stream.compaction)
 
     def file_name(self, batch_id: int) -> str:
         return f"part-{self.sink_id}-{batch_id:010d}.parquet"
+
+    # -- the versioned partitions -------------------------------------------------------------
+
+    def versions_dir(self, rel: str) -> Path:
+        return self.folder / VERSIONS / rel
+
+    def partition(self, rel: str) -> Path:
+        """The partition folder ``rel`` (``date=...`` or :data:`UNPARTITIONED`), made on first use."""
+        path = self.folder / rel
+        if path.is_symlink() or path.is_dir():
+            return path
+        if not self.versioned:
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        first = self.versions_dir(rel) / f"{FIRST_VERSION:06d}"
+        first.mkdir(parents=True, exist_ok=True)
+        link_partition(self.folder, rel, first)
+        return path
+
+    def is_versioned(self, rel: str) -> bool:
+        return (self.folder / rel).is_symlink()
+
+    # -- writing a batch ------------------------------------------------------------------------
 
     def _stage(self, df: DataFrame, name: str, partition_by: str | None) -> Path:
         staging = self.folder / STAGING / name
@@ -77,27 +233,53 @@ class ParquetSink:
         writer.parquet(str(staging))
         return staging
 
+    def _remove_earlier(self, batch_id: int, partition_by: str | None) -> None:
+        """Take a batch run again out of the folder: its own files, and its rows from merged files."""
+        from stream.compaction import drop_batch  # the merger builds on the sink's layout
+
+        rels = sorted(self.catalog.by_batch.get(batch_id, ()))
+        for rel in rels:
+            if Path(rel).name.startswith("merged-"):
+                drop_batch(self, rel, batch_id)
+            else:
+                (self.folder / rel).unlink(missing_ok=True)
+        self.catalog.remove([r for r in rels if not Path(r).name.startswith("merged-")])
+        if batch_id in self.catalog.legacy:  # written before the catalog knew where: look by name
+            for old in self.folder.glob(
+                ("*/" if partition_by else "") + f"part-{self.sink_id}-{batch_id:010d}*.parquet"
+            ):
+                old.unlink(missing_ok=True)
+
     def write(self, df: DataFrame, batch_id: int, partition_by: str | None = None) -> list[Path]:
         """Write ``df`` (already small: one batch) and move its files into place; return their paths."""
         staging = self._stage(df, f"{self.sink_id}-{batch_id:010d}", partition_by)
+        self._remove_earlier(batch_id, partition_by)
         name = self.file_name(batch_id)
-        for old in self.folder.glob(("*/" if partition_by else "") + f"part-{self.sink_id}-{batch_id:010d}*.parquet"):
-            old.unlink(missing_ok=True)
-        placed = []
+        placed: dict[str, tuple[int, ...]] = {}
         for part in sorted(staging.rglob("part-*.parquet")):
-            relative = part.parent.relative_to(staging)
-            target_dir = self.folder / relative
-            target_dir.mkdir(parents=True, exist_ok=True)
+            rel_dir = part.parent.relative_to(staging).as_posix()
+            rel_dir = UNPARTITIONED if rel_dir == "." else rel_dir
+            target_dir = self.partition(rel_dir)
             suffix = "" if not placed else f"-{len(placed)}"
             target = target_dir / (name if not suffix else name.replace(".parquet", f"{suffix}.parquet"))
             part.replace(target)
-            placed.append(target)
+            placed[f"{rel_dir}/{target.name}"] = (batch_id,)
+            self.touched.add(rel_dir)
         shutil.rmtree(staging, ignore_errors=True)
-        if placed and self.ledger is not None:
-            self.ledger.parent.mkdir(parents=True, exist_ok=True)
-            with self.ledger.open("a") as f:
-                f.write(f"{batch_id}\n")
-        return placed
+        self.catalog.add(placed)
+        if self.feed is not None and placed:
+            self._link_to_feed(batch_id, list(placed))
+        return [self.folder / rel for rel in placed]
+
+    def _link_to_feed(self, batch_id: int, rels: list[str]) -> None:
+        """Hard-link the batch's files into the feed as ``feed-<batch><i>.parquet``, numbered in order."""
+        self.feed.mkdir(parents=True, exist_ok=True)
+        for i, rel in enumerate(rels):
+            final = self.feed / feed_name(batch_id, i)
+            tmp = self.feed / f".{final.name}.tmp"
+            tmp.unlink(missing_ok=True)
+            os.link(self.folder / rel, tmp)
+            tmp.replace(final)  # a batch run again replaces its own
 
     def write_schema(self, spark: SparkSession, ddl: str) -> Path:
         """Put an empty file with the columns ``ddl`` in the folder (once): what a reader gets before any batch."""
@@ -109,14 +291,45 @@ class ParquetSink:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    # -- what is in place -----------------------------------------------------------------------
+
     def batch_ids(self) -> set[int]:
-        """Ids of the batches of this sink that are in place."""
-        prefix = f"part-{self.sink_id}-"
-        return {int(p.name[len(prefix) : len(prefix) + 10]) for p in self.folder.rglob(f"{prefix}*.parquet")}
+        """Ids of the batches of this sink whose rows are in the folder (lists it: for checks, not per batch)."""
+        from stream.compaction import batches_in
+
+        found: set[int] = set()
+        for parent, dirs, names in os.walk(self.folder, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+            for name in names:
+                if batches_of(name, self.sink_id) is not None:
+                    found.update(batches_in(Path(parent) / name, self.sink_id))
+        return found
 
     def missing_batches(self, up_to: int) -> list[int]:
-        """Batches up to ``up_to`` that the ledger says wrote a file, whose file is not in the folder."""
-        if self.ledger is None or not self.ledger.is_file():
-            return []
-        written = {int(line) for line in self.ledger.read_text().split() if line.isdigit()}
-        return sorted(b for b in written - self.batch_ids() if b <= up_to)
+        """Batches up to ``up_to`` that the catalog says wrote rows, whose rows are in no file of the folder."""
+        missing = set()
+        for batch, rels in self.catalog.by_batch.items():
+            if batch <= up_to and not any((self.folder / rel).is_file() for rel in rels):
+                missing.add(batch)
+        legacy = {b for b in self.catalog.legacy if b <= up_to and b not in self.catalog.by_batch}
+        if legacy:
+            missing |= legacy - self.batch_ids()
+        return sorted(missing)
+
+
+FEED_PATTERN = r"feed-(\d{14})\.parquet"  # the number: the batch id, then the file's index in the batch
+
+
+def feed_name(batch_id: int, index: int) -> str:
+    """The feed's name of the ``index``-th file of batch ``batch_id``: numbers grow with both."""
+    return f"feed-{batch_id:010d}{index:04d}.parquet"
+
+
+def link_partition(folder: Path, rel: str, version: Path) -> None:
+    """Point the partition ``folder/rel`` at ``version`` with one atomic rename of a symbolic link."""
+    link = folder / rel
+    target = os.path.relpath(version, link.parent)
+    tmp = link.with_name(f".{link.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)

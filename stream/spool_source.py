@@ -73,8 +73,8 @@ def numbered(folder: str | Path, pattern: re.Pattern, start: int = 0, end: int |
 class NumberedFilesReader(DataSourceStreamReader):
     """Offsets ``{"next": n}``: the files numbered below ``n`` were given to a batch."""
 
-    def __init__(self, options: Mapping[str, str], columns: list[str] | None = None) -> None:
-        self.columns = columns  # a parquet file's columns to read, by name (None: all, as they are)
+    def __init__(self, options: Mapping[str, str], schema: StructType | None = None) -> None:
+        self.schema = schema  # a parquet file's columns to read, by name, cast to it (None: all, as they are)
         self.folder = options["path"]
         self.pattern = re.compile(options.get("pattern", SEGMENT_PATTERN))
         self.format = options.get("format", "lines")
@@ -123,7 +123,15 @@ class NumberedFilesReader(DataSourceStreamReader):
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(path).iter_batches(columns=self.columns)
+            if self.schema is None:
+                yield from pq.ParquetFile(path).iter_batches()
+                return
+            from pyspark.sql.pandas.types import to_arrow_schema
+
+            target = to_arrow_schema(self.schema, timezone="UTC")
+            for batch in pq.ParquetFile(path).iter_batches(columns=target.names):
+                # Spark writes timestamps as INT96, read by Arrow as nanoseconds without a zone (UTC)
+                yield batch.select(target.names).cast(target, safe=False)
             return
         with path.open(encoding="utf-8", newline="\n") as f:
             for line in f:
@@ -164,7 +172,7 @@ class NumberedFilesSource(DataSource):
         return "value string"
 
     def streamReader(self, schema: StructType) -> NumberedFilesReader:  # noqa: N802
-        return NumberedFilesReader(self.options, schema.fieldNames())
+        return NumberedFilesReader(self.options, schema)
 
 
 def spool_options(spool: str | Path, max_files_per_trigger: int, partitions: int = 1) -> dict[str, str]:

@@ -1,7 +1,10 @@
 """The job's second output: sentiment per keyword per event-time window, and alerts on it.
 
-A second streaming query reads the scored tweets as they land in ``output/tweets`` (Spark's file
-source: the sink renames whole batch files into place, so the query sees each batch once), groups
+A second streaming query reads the scored tweets as the tweets' sink writes them: each batch's files
+are hard-linked into a feed folder beside the checkpoint (``checkpoints/trends-feed``,
+:meth:`stream.sink.ParquetSink`), which this query reads by number and empties as it commits
+(:mod:`stream.spool_source`), so merges of ``output/tweets`` never show it a row twice and its
+checkpoint stays small however long it runs. It groups
 them by keyword and window of ``trends.event_time`` (``created_at``, the tweet's own time, or
 ``relayed_at``, when the relay took it, as a live stream would) with a watermark, and writes each
 window once it is closed (append mode) to ``output/trends`` with the same idempotent sink as the
@@ -29,10 +32,14 @@ from pyspark.sql import functions as F
 from sentiment.config import TrendsConfig
 from sentiment.labels import NEGATIVE, NEUTRAL, POSITIVE
 from sentiment.parquet_folder import read_folder
+from sentiment.retention import CompactionConfig
 from sentiment.schema import ALERTS_COLUMNS, ALERTS_DDL, TRENDS_COLUMNS, TRENDS_DDL, TWEETS_DDL
 from sentiment.trends import NO_KEYWORD, find_alerts
 from sentiment.webhook import notify_alerts
-from stream.sink import ParquetSink, sink_for
+from stream.checkpoint import made_by_file_source
+from stream.compaction import Compactor
+from stream.sink import FEED_PATTERN, ParquetSink, sink_for
+from stream.spool_source import SOURCE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +57,22 @@ class TrendsJob:
     config: TrendsConfig
     output: str
     alerts: str
+    compaction: CompactionConfig = CompactionConfig()
 
     @property
     def ticks(self) -> Path:
         return Path(self.checkpoint).with_name(Path(self.checkpoint).name + "-ticks")
+
+    @property
+    def reads_output(self) -> bool:
+        """Whether this query's checkpoint was made reading the tweets' folder with Spark's file
+        source (before the feed): it goes on that way until started over."""
+        return made_by_file_source(self.checkpoint)
+
+    @property
+    def feed(self) -> Path:
+        """Where the tweets' sink links each batch's files for this query (emptied as it commits)."""
+        return Path(self.checkpoint).with_name(Path(self.checkpoint).name + "-feed")
 
 
 def window_trends(tweets: DataFrame, time_column: str, window: str, watermark: str) -> DataFrame:
@@ -90,16 +109,27 @@ def window_trends(tweets: DataFrame, time_column: str, window: str, watermark: s
 
 
 def read_tweets_and_ticks(spark: SparkSession, job: TrendsJob, time_column: str, max_files: int) -> DataFrame:
-    """The tweets output as a stream, with the tick rows of :func:`close_windows` mixed in."""
-    Path(job.tweets).mkdir(parents=True, exist_ok=True)
+    """The tweets' feed as a stream, with the tick rows of :func:`close_windows` mixed in."""
+    job.feed.mkdir(parents=True, exist_ok=True)
     job.ticks.mkdir(parents=True, exist_ok=True)
-    tweets = (
-        spark.readStream.schema(TWEETS_DDL)
-        .option("maxFilesPerTrigger", max_files)
-        .option("recursiveFileLookup", "true")
-        .parquet(job.tweets)
-        .select("keyword", time_column, "sentiment", "p_positive")
-    )
+    if job.reads_output:  # a checkpoint from before the feed
+        tweets = (
+            spark.readStream.schema(TWEETS_DDL)
+            .option("maxFilesPerTrigger", max_files)
+            .option("recursiveFileLookup", "true")
+            .parquet(job.tweets)
+        )
+    else:
+        tweets = (
+            spark.readStream.format(SOURCE_NAME)
+            .schema(TWEETS_DDL)
+            .option("path", str(job.feed))
+            .option("pattern", FEED_PATTERN)
+            .option("format", "parquet")
+            .option("maxFilesPerTrigger", max_files)
+            .load()
+        )
+    tweets = tweets.select("keyword", time_column, "sentiment", "p_positive")
     ticks = (
         spark.readStream.schema(TICK_DDL)
         .json(str(job.ticks))
@@ -151,9 +181,24 @@ def _typed_trends(trends: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_trends(
+    batch: DataFrame,
+    batch_id: int,
+    job: TrendsJob,
+    sinks: tuple[ParquetSink, ParquetSink],
+    baselines: Baselines,
+    compactor: Compactor | None = None,
+) -> int:
+    """``foreachBatch`` body: write the closed windows, judge them, write and send the alerts; merge
+    the outputs' small files when it is time (:mod:`stream.compaction`)."""
+    written = _write_windows(batch, batch_id, job, sinks, baselines)
+    for sink in sinks if compactor is not None else ():
+        compactor.after_batch(sink, batch_id)
+    return written
+
+
+def _write_windows(
     batch: DataFrame, batch_id: int, job: TrendsJob, sinks: tuple[ParquetSink, ParquetSink], baselines: Baselines
 ) -> int:
-    """``foreachBatch`` body: write the closed windows, judge them, write and send the alerts."""
     trends = batch.where(F.col("keyword") != TICK).toPandas()
     if trends.empty:
         return 0
@@ -172,13 +217,14 @@ def build_trends_query(spark: SparkSession, job: TrendsJob, trigger_seconds: flo
     """Build (not start) the trends query."""
     sinks = (sink_for(job.output, job.checkpoint), sink_for(job.alerts, job.checkpoint))
     baselines = Baselines(job.output, job.config.baseline_windows, job.config.min_count)
+    compactor = Compactor(job.compaction)
     source = read_tweets_and_ticks(spark, job, job.config.event_time, max_files)
     trends = window_trends(source, job.config.event_time, job.config.window, job.config.watermark)
     writer = (
         trends.writeStream.queryName(TRENDS_QUERY)
         .outputMode("append")
         .option("checkpointLocation", job.checkpoint)
-        .foreachBatch(lambda df, batch_id: write_trends(df, batch_id, job, sinks, baselines))
+        .foreachBatch(lambda df, batch_id: write_trends(df, batch_id, job, sinks, baselines, compactor))
     )
     if trigger_seconds > 0:
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
@@ -191,13 +237,11 @@ def close_windows(spark: SparkSession, query, job: TrendsJob) -> None:
     Two ticks: the first moves the watermark past every window, the batch of the second writes them.
     """
     time_column = job.config.event_time
-    files = [p for p in Path(job.tweets).rglob("*.parquet") if "_staging" not in p.parts]
-    if not files:
+    times = read_folder(job.tweets, columns=[time_column])
+    if times.empty or times[time_column].isna().all():
         return
-    last = spark.read.schema(TWEETS_DDL).option("recursiveFileLookup", "true").parquet(job.tweets)
-    latest = last.agg(F.max(time_column)).first()[0]
-    if latest is None:
-        return
+    latest = pd.Timestamp(times[time_column].max())
+    latest = latest.tz_localize("UTC") if latest.tzinfo is None else latest
     horizon = _seconds(job.config.window) + _seconds(job.config.watermark) + 1
     query.processAllAvailable()
     for step in (1, 2):

@@ -57,20 +57,21 @@ def wait_for(condition, timeout: float = 30.0) -> None:
 
 
 def run(spark, tmp_path, service_url, records: list[Record], webhook: str = "", late: list[Record] = ()):
+    trends_config = TrendsConfig(min_count=20, baseline_windows=30, min_baseline_windows=5, webhook_url=webhook)
+    job = TrendsJob(
+        tweets=str(tmp_path / "tweets"),
+        checkpoint=str(tmp_path / "ck" / "trends"),
+        config=trends_config,
+        output=str(tmp_path / "trends"),
+        alerts=str(tmp_path / "alerts"),
+    )
     config = tmp_job_config(
         tmp_path,
         quarantine=str(tmp_path / "q"),
         checkpoint=str(tmp_path / "ck" / "tweets"),
         scoring=ScoringOptions(service_url=service_url),
         model_version="m",
-    )
-    trends_config = TrendsConfig(min_count=20, baseline_windows=30, min_baseline_windows=5, webhook_url=webhook)
-    job = TrendsJob(
-        tweets=config.output,
-        checkpoint=str(tmp_path / "ck" / "trends"),
-        config=trends_config,
-        output=str(tmp_path / "trends"),
-        alerts=str(tmp_path / "alerts"),
+        trends=job,  # the tweets' sink feeds the trends query
     )
     stats = JobStats()
     listener = ProgressListener(stats)

@@ -184,3 +184,10 @@ def test_a_server_other_than_granian_is_named_with_where_to_read_why(monkeypatch
         ConfigError, match=r"service.server must be one of \('granian',\) \(docs/serving.md\), got 'gunicorn'"
     ):
         load_config()
+
+
+def test_compaction_settings_are_read_and_checked():
+    config = load_config(env={"TWEETSENT_COMPACTION__EVERY_BATCHES": "50", "TWEETSENT_COMPACTION__TARGET_MB": "8"})
+    assert config.compaction.every_batches == 50 and config.compaction.target_bytes == 8 << 20
+    with pytest.raises(ConfigError, match="compaction.every_batches"):
+        load_config(env={"TWEETSENT_COMPACTION__EVERY_BATCHES": "0"})

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles
+from pyspark.sql.types import StringType, StructField, StructType
 
 from ingest.spool import Record, Spool
 from sentiment.spool_format import archive_dir
@@ -90,7 +91,7 @@ def test_a_second_kind_of_folder_parquet_per_batch_deleted_once_committed(tmp_pa
         pq.write_table(table, feed / f"feed-{batch:010d}.parquet")
     (feed / "feed-0000000009.parquet.tmp").write_bytes(b"not yet")
     options = {"path": str(feed), "pattern": r"feed-(\d{10})\.parquet", "format": "parquet", "archive": ""}
-    reader = NumberedFilesReader(options, columns=["id"])  # the schema's columns, by name
+    reader = NumberedFilesReader(options, StructType([StructField("id", StringType())]))  # the schema's, by name
     assert reader.getDefaultReadLimit() == ReadAllAvailable()
     end = reader.latestOffset(reader.initialOffset(), ReadAllAvailable())
     assert end == {"next": 8}
