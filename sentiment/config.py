@@ -1,9 +1,8 @@
 """Configuration: frozen dataclasses, loaded from ``conf/pipeline.toml`` with environment overrides.
 
-Every setting lives in one section of the TOML file and can be overridden by an environment
-variable ``TWEETSENT_<SECTION>__<KEY>`` (for example ``TWEETSENT_STREAM__TRIGGER_SECONDS=5``).
-``TWEETSENT_CONFIG`` names another TOML file to load instead of ``conf/pipeline.toml``.
-Command-line options of each entry point override both.
+Every setting lives in one section of the TOML file and can be overridden by an environment variable
+``TWEETSENT_<SECTION>__<KEY>`` (for example ``TWEETSENT_STREAM__TRIGGER_SECONDS=5``). ``TWEETSENT_CONFIG`` names
+another TOML file to load instead of ``conf/pipeline.toml``. Command-line options of each entry point override both.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
+from sentiment.logs import LogsConfig
 
 ENV_PREFIX = "TWEETSENT_"
 AUTO_WORKERS_MAX = 4  # automatic workers / model processes per worker: at most this many (a model is about 1 GB)
@@ -314,6 +314,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     band: BandConfig = field(default_factory=BandConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
 
     @property
     def service_url(self) -> str:
@@ -327,8 +328,7 @@ class Config:
         return p if p.is_absolute() else PROJECT_ROOT / p
 
 
-TRUE_WORDS = ("true", "1", "yes", "on")
-FALSE_WORDS = ("false", "0", "no", "off")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _as_bool(section: str, key: str, value: object) -> bool:
