@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.aging_measure import BatchLog, dashboard_times, folder_usage, read_times, rss_mib
+from benchmarks.aging_measure import BatchLog, batch_percentiles, dashboard_times, folder_usage, read_times, rss_mib
 from benchmarks.aging_report import FOLDERS, PARTS, append_row, plot, projection, read_rows
 from benchmarks.steady import ParquetPoller, visible_latencies
 from harness.pipeline import Pipeline
@@ -148,8 +148,7 @@ def latency_p95(run: Run) -> float:
 def measure(run: Run, window: list) -> dict:
     """One row: the job's window of batches, the folders, the memory, the read times and the dashboard."""
     work, procs = run.work, run.pipeline.procs
-    elapsed = [b.elapsed_s for b in window]
-    p50, p95 = percentiles(elapsed, (0.5, 0.95)) if elapsed else (float("nan"),) * 2
+    p50, p95 = batch_percentiles(window)
     row = {
         "batches": len(run.log.batches),
         "last_batch_id": run.log.batches[-1].batch_id if run.log.batches else "",
@@ -247,9 +246,11 @@ def describe(args: argparse.Namespace) -> str:
 
 
 def stop_parts(pipeline: Pipeline) -> None:
-    """Stop every part started: the job with SIGTERM (its checkpoint closed cleanly), SIGKILL after 60 s; the
-    others' process groups with SIGKILL."""
-    for name in list(pipeline.procs):
+    """Stop every part started, the relay first and the service last (a batch in flight is not failed by
+    a service gone): the job with SIGTERM (its batch finished), SIGKILL after 60 s; the others' process
+    groups with SIGKILL."""
+    order = ("relay", "job", "dashboard")
+    for name in sorted(pipeline.procs, key=lambda n: order.index(n) if n in order else len(order)):
         proc = pipeline.procs[name]
         try:
             pipeline.kill(name, signal.SIGTERM if name == "job" else signal.SIGKILL)

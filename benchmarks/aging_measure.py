@@ -64,6 +64,16 @@ class BatchLog:
         return new
 
 
+def batch_percentiles(window: list[BatchLine]) -> tuple[float, float]:
+    """p50 and p95 (nearest rank) of the batches' durations in ``window``; NaNs when it is empty."""
+    from stream.query import percentiles
+
+    if not window:
+        return float("nan"), float("nan")
+    p50, p95 = percentiles([b.elapsed_s for b in window], (0.5, 0.95))
+    return p50, p95
+
+
 def folder_usage(folder: Path) -> tuple[int, int]:
     """Files and bytes under ``folder`` (every file, hidden and metadata ones too); (0, 0) when absent."""
     files = size = 0
@@ -124,6 +134,7 @@ def dashboard_times(root: Path) -> dict[str, float]:
     its first render (Streamlit's AppTest running the overview page in this process, cache cleared: the
     page's Python, its data and its charts built, no browser)."""
     import streamlit as st
+    from streamlit.logger import set_log_level
     from streamlit.testing.v1 import AppTest
 
     from dashboard.data import OutputReader
@@ -131,6 +142,7 @@ def dashboard_times(root: Path) -> dict[str, float]:
     started = time.perf_counter()
     OutputReader(root).snapshot(None, "Last hour")
     data_s = time.perf_counter() - started
+    set_log_level("error")  # not its warnings that no server runs: this render runs without one, on purpose
     st.cache_resource.clear()
     st.cache_data.clear()
     app = AppTest.from_function(_overview, args=(str(root / "tweets"), str(root / "trends"), str(root / "alerts")))
