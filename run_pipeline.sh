@@ -160,10 +160,13 @@ trap 'echo; echo "pipeline: stopping"; cleanup; exit 130' INT TERM
 trap cleanup EXIT
 
 started=$(date +%s)
+# Each part's output goes through a writer that rotates its log past logs.max_bytes (conf/pipeline.toml),
+# keeping logs.backups older files (<log>.1, .2, ...); the writer ends with the part's output.
+log_to() { exec $PY -m sentiment.log_writer "$1"; }
 service_pids=()
 service_log() { if [ "$1" -eq 0 ]; then echo output/logs/model_api.log; else echo "output/logs/model_api-$1.log"; fi; }
 start_service() {  # start_service I: replica I on service.port + I
-  TWEETSENT_SERVICE__PORT=$((service_port + $1)) setsid $PY -m model_api >> "$(service_log "$1")" 2>&1 &
+  TWEETSENT_SERVICE__PORT=$((service_port + $1)) setsid $PY -m model_api > >(log_to "$(service_log "$1")") 2>&1 &
   service_pids[$1]=$!
   track $!
 }
@@ -177,7 +180,7 @@ start_relay() {
     [ "${1:-}" = again ] && [ "$a" = --start-over ] && continue
     args+=("$a")
   done
-  setsid $PY -m ingest "${args[@]}" >> output/logs/relay.log 2>&1 &
+  setsid $PY -m ingest "${args[@]}" > >(log_to output/logs/relay.log) 2>&1 &
   relay_pid=$!
   track "$relay_pid"
 }
@@ -202,7 +205,8 @@ done
 if [ -n "$dashboard" ]; then
   dashboard_port=$($PY -m sentiment.show_config trends.dashboard_port)
   # The configured folders (stream.output, trends.output, trends.alerts), as the job writes them.
-  setsid $PY -m dashboard --port "$dashboard_port" > output/logs/dashboard.log 2>&1 &
+  : > output/logs/dashboard.log
+  setsid $PY -m dashboard --port "$dashboard_port" > >(log_to output/logs/dashboard.log) 2>&1 &
   dashboard_pid=$!
   track "$dashboard_pid"
   echo "pipeline: dashboard at http://127.0.0.1:$dashboard_port (log: output/logs/dashboard.log)"

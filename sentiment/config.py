@@ -1,9 +1,8 @@
 """Configuration: frozen dataclasses, loaded from ``conf/pipeline.toml`` with environment overrides.
 
-Every setting lives in one section of the TOML file and can be overridden by an environment
-variable ``TWEETSENT_<SECTION>__<KEY>`` (for example ``TWEETSENT_STREAM__TRIGGER_SECONDS=5``).
-``TWEETSENT_CONFIG`` names another TOML file to load instead of ``conf/pipeline.toml``.
-Command-line options of each entry point override both.
+Every setting lives in one section of the TOML file and can be overridden by an environment variable
+``TWEETSENT_<SECTION>__<KEY>`` (for example ``TWEETSENT_STREAM__TRIGGER_SECONDS=5``). ``TWEETSENT_CONFIG`` names
+another TOML file to load instead of ``conf/pipeline.toml``. Command-line options of each entry point override both.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
+from sentiment.logs import LogsConfig
 from sentiment.retention import CompactionConfig
 
 ENV_PREFIX = "TWEETSENT_"
@@ -25,13 +25,13 @@ TOKEN_ENV = ENV_PREFIX + "SERVICE_TOKEN"  # the model service's bearer token (se
 SERVERS = ("granian",)  # one server for the one front, an ASGI application (docs/serving.md)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "pipeline.toml"
-# Inference engines of the model service (see model_api/model/engines.py).
 TRANSPORTS = ("spool", "socket")
+# Inference engines of the model service (model_api/model/engines.py); those compiled at start-up, which the
+# engine cache keeps (engine_cache.py); those ready at once to serve while one is compiled (eager torch).
 PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "onnx-int8")
-# The engines compiled at start-up, which the engine cache keeps (model_api/model/engine_cache.py).
 COMPILED_PRECISIONS = ("int8-dynamic", "int8-static")
-# Engines ready at once that can serve while a compiled one is built (eager torch: same input form).
 START_PRECISIONS = ("fp32", "bf16", "int8")
+DURATION_UNITS = ("second", "minute", "hour", "day")  # of trends.window and .watermark, singular or plural
 
 
 class ConfigError(ValueError):
@@ -248,13 +248,6 @@ def service_token(service: ServiceConfig, env: Mapping[str, str] | None = None) 
     return token
 
 
-def _is_duration(text: str) -> bool:
-    """Spark's interval text as a window or watermark takes it: a positive number and a unit."""
-    number, _, unit = text.strip().partition(" ")
-    units = ("second", "seconds", "minute", "minutes", "hour", "hours", "day", "days")
-    return number.isdigit() and int(number) > 0 and unit.strip() in units
-
-
 @dataclass(frozen=True)
 class TrendsConfig:
     """Sentiment per keyword per event-time window (``output/trends``), its alerts and the dashboard."""
@@ -282,9 +275,10 @@ class TrendsConfig:
             self.event_time in ("created_at", "relayed_at"),
             f"trends.event_time must be created_at or relayed_at, got {self.event_time!r}",
         )
-        for key in ("window", "watermark"):
-            value = getattr(self, key)
-            _check(_is_duration(value), f"trends.{key} must be like '1 minute' or '30 seconds', got {value!r}")
+        for key in ("window", "watermark"):  # Spark's interval text: a positive number and a unit
+            number, _, unit = getattr(self, key).strip().partition(" ")
+            ok = number.isdigit() and int(number) > 0 and unit.strip().removesuffix("s") in DURATION_UNITS
+            _check(ok, f"trends.{key} must be like '1 minute' or '30 seconds', got {getattr(self, key)!r}")
         _check(self.z_threshold > 0, f"trends.z_threshold must be > 0, got {self.z_threshold}")
         _check(self.baseline_windows >= 2, f"trends.baseline_windows must be at least 2, got {self.baseline_windows}")
         _check(
@@ -316,6 +310,7 @@ class Config:
     band: BandConfig = field(default_factory=BandConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
     compaction: CompactionConfig = field(default_factory=CompactionConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
 
     @property
     def service_url(self) -> str:
@@ -329,8 +324,7 @@ class Config:
         return p if p.is_absolute() else PROJECT_ROOT / p
 
 
-TRUE_WORDS = ("true", "1", "yes", "on")
-FALSE_WORDS = ("false", "0", "no", "off")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _as_bool(section: str, key: str, value: object) -> bool:
@@ -360,7 +354,10 @@ def _build(cls: type, section: str, values: Mapping[str, object]) -> object:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**{k: _coerce(section, k, v, hints[k]) for k, v in values.items()})
+    try:
+        return cls(**{k: _coerce(section, k, v, hints[k]) for k, v in values.items()})
+    except ValueError as e:  # sections kept beside their code (logs, compaction) check with ValueError
+        raise ConfigError(str(e)) from None
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

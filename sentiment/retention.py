@@ -19,15 +19,13 @@ class CompactionConfig:
     keep_seconds: float = 600.0  # a partition's replaced version is deleted this long after (readers still on it)
 
     def __post_init__(self) -> None:
-        from sentiment.config import ConfigError  # sentiment.config imports this module
-
         for ok, message in (
             (self.every_batches >= 1, f"compaction.every_batches must be at least 1, got {self.every_batches}"),
             (self.target_mb > 0, f"compaction.target_mb must be > 0, got {self.target_mb}"),
             (self.keep_seconds >= 0, f"compaction.keep_seconds must be >= 0, got {self.keep_seconds}"),
         ):
             if not ok:
-                raise ConfigError(message)
+                raise ValueError(message)  # sentiment.config.load_config says it as a ConfigError
 
     @property
     def target_bytes(self) -> int:

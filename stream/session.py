@@ -45,9 +45,9 @@ def build_spark(
     """A SparkSession with quiet logs, the project's code shipped to the executors and the spool's
     source (``format("numbered_files")``) registered.
 
-    Runs on ``local[2]`` unless launched by spark-submit or given another master. Spark's warnings
-    and errors go to ``log_file`` (none when not given) and, less those that tell a user nothing
-    (``conf/log4j2.properties``), to the console.
+    Runs on ``local[2]`` unless launched by spark-submit or given another master. Spark's warnings and
+    errors go to ``log_file`` (none when not given; rotated past ``config.logs.max_bytes``) and, less
+    those that tell a user nothing (``conf/log4j2.properties``), to the console.
     """
     effective = master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[2]")
     if effective and (effective.startswith("local") or is_loopback_master(effective)):
@@ -58,6 +58,8 @@ def build_spark(
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         java_options += f" -Dtweetsent.spark_log={Path(log_file).resolve()}"
+        logs = config.logs
+        java_options += f" -Dtweetsent.log_max_bytes={logs.max_bytes} -Dtweetsent.log_backups={logs.backups}"
     builder = (
         SparkSession.builder.appName(app_name)
         .config("spark.sql.shuffle.partitions", str(config.stream.shuffle_partitions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -40,3 +41,29 @@ def test_noise_goes_to_the_log_file_and_real_warnings_to_both(tmp_path):
         assert line in logged
     assert "falling behind" not in run.stderr and "Disabling AQE" not in run.stderr
     assert "Lost task 0.0 in stage 1.0: a real problem" in run.stderr
+
+
+ROTATING = """
+import sys
+from sentiment.config import load_config
+from stream.session import build_spark
+
+spark = build_spark(load_config(), master="local[1]", ui=False, log_file=sys.argv[1])
+logger = spark._jvm.org.apache.logging.log4j.LogManager.getLogger("org.apache.spark.scheduler.TaskSetManager")
+for i in range(200):
+    logger.error("Lost task %d: %s" % (i, "x" * 80))
+spark.stop()
+"""
+
+
+def test_the_spark_log_is_rotated_past_its_size_and_keeps_the_backups(tmp_path):
+    log_file = tmp_path / "logs" / "spark.log"
+    env = {**os.environ, "TWEETSENT_LOGS__MAX_BYTES": "4096", "TWEETSENT_LOGS__BACKUPS": "2"}
+    run = subprocess.run(
+        [sys.executable, "-c", ROTATING, str(log_file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in log_file.parent.iterdir()) == ["spark.log", "spark.log.1", "spark.log.2"]
+    assert all(p.stat().st_size <= 4096 + 200 for p in log_file.parent.iterdir())  # one line over, at most
+    assert "Lost task 199:" in log_file.read_text()  # the newest in spark.log, the older in .1, .2
+    assert "Lost task 199:" not in (log_file.parent / "spark.log.1").read_text()
