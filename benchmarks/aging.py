@@ -139,9 +139,12 @@ def latency_p95(run: Run) -> float:
     new = {path: seen for path, seen in list(run.poller.seen.items()) if path not in run.timed}
     run.timed |= set(new)
     try:
-        _, latency = visible_latencies(new)
+        _, latency = visible_latencies(new, run.poller.stamps)
     except OSError:
         return float("nan")  # a file replaced while read: the next row counts it
+    finally:
+        for path in new:  # the poller keeps a file's stamps until they are counted, not for the whole run
+            run.poller.stamps.pop(path, None)
     return round(percentiles(latency.tolist(), (0.95,))[0], 2) if len(latency) else float("nan")
 
 

@@ -75,16 +75,22 @@ def batch_percentiles(window: list[BatchLine]) -> tuple[float, float]:
 
 
 def folder_usage(folder: Path) -> tuple[int, int]:
-    """Files and bytes under ``folder`` (every file, hidden and metadata ones too); (0, 0) when absent."""
-    files = size = 0
+    """Files a reader of ``folder`` lists (a partition's link followed to its version, names starting
+    with ``_`` or ``.`` left out) and bytes on disk under it (every file, hidden, metadata and replaced
+    versions too, a hard-linked file once); (0, 0) when absent."""
+    files = 0
+    for _, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        files += sum(1 for n in names if not n.startswith(("_", ".")))
+    inodes: dict[tuple[int, int], int] = {}
     for parent, _, names in os.walk(folder):
         for name in names:
             try:
-                size += os.stat(os.path.join(parent, name)).st_size
+                st = os.stat(os.path.join(parent, name), follow_symlinks=False)
             except OSError:
                 continue  # removed while walked (a staging file, an archived segment)
-            files += 1
-    return files, size
+            inodes[(st.st_dev, st.st_ino)] = st.st_size
+    return files, sum(inodes.values())
 
 
 def rss_mib(pid: int | None) -> float:

@@ -39,17 +39,19 @@ def epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def batch_files(folder: Path) -> list[Path]:
-    """The batch files a reader of ``folder`` sees: ``*.parquet`` at any depth but hidden, staged or schema files.
+    """The batch files a reader of ``folder`` sees: ``part-*.parquet`` at any depth but the schema file
+    (merged files hold rows seen before, in the batch files they replace).
 
-    Never enters ``_staging`` or hidden folders, and a folder removed while it is listed is skipped.
+    Never enters ``_staging`` or hidden folders, follows a partition's link to its version, and a
+    folder removed while it is listed is skipped.
     """
     found = []
-    for parent, dirs, files in os.walk(folder):  # os.walk passes over a folder that vanished
+    for parent, dirs, files in os.walk(folder, followlinks=True):  # os.walk passes over a folder that vanished
         dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
         found += [
             Path(parent, f)
             for f in files
-            if f.endswith(".parquet") and not f.startswith(("_", ".")) and f != "part-schema.parquet"
+            if f.startswith("part-") and f.endswith(".parquet") and f != "part-schema.parquet"
         ]
     return found
 
@@ -64,6 +66,7 @@ class ParquetPoller:
     folder: Path
     interval: float = 0.05
     seen: dict[Path, float] = field(default_factory=dict)
+    stamps: dict[Path, np.ndarray] = field(default_factory=dict)  # each seen file's relayed_at, read at once
     _before: set[Path] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -73,6 +76,10 @@ class ParquetPoller:
         now = time.time()
         for path in batch_files(self.folder):
             if path not in self._before and path not in self.seen:
+                try:  # read at once: a merge may take the file away before the figures are made
+                    self.stamps[path] = relayed_at(path)
+                except OSError:
+                    continue
                 self.seen[path] = now
 
     def __enter__(self) -> ParquetPoller:
@@ -92,7 +99,14 @@ class ParquetPoller:
         self.poll()  # files placed since the last round count too (seen late by at most one interval)
 
 
-def visible_latencies(seen: dict[Path, float]) -> tuple[np.ndarray, np.ndarray]:
+def relayed_at(path: Path) -> np.ndarray:
+    """The ``relayed_at`` of a file's rows, in epoch seconds."""
+    return epoch_seconds(pq.read_table(path, columns=["relayed_at"]).column("relayed_at"))
+
+
+def visible_latencies(
+    seen: dict[Path, float], stamps: dict[Path, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``relayed_at`` (epoch s) and latency: the time its file was first seen minus ``relayed_at``.
 
     Returns:
@@ -100,9 +114,9 @@ def visible_latencies(seen: dict[Path, float]) -> tuple[np.ndarray, np.ndarray]:
     """
     relayed, latency = [], []
     for path, seen_at in seen.items():
-        stamps = epoch_seconds(pq.read_table(path, columns=["relayed_at"]).column("relayed_at"))
-        relayed.append(stamps)
-        latency.append(seen_at - stamps)
+        times = stamps[path] if stamps is not None and path in stamps else relayed_at(path)
+        relayed.append(times)
+        latency.append(seen_at - times)
     if not relayed:
         return np.array([]), np.array([])
     relayed_all, latency_all = np.concatenate(relayed), np.concatenate(latency)
@@ -180,7 +194,7 @@ def steady_stream(
         feeder.start()
         feeder.join()
         drive_or_fail(query, stats, lines_before + len(records), "the steady stream", timeout=drain_timeout)
-    relayed, latency = visible_latencies(poller.seen)
+    relayed, latency = visible_latencies(poller.seen, poller.stamps)
     written = stats.rows - rows_before
     if len(latency) != written:
         raise RuntimeError(f"the steady stream: the job wrote {written} row(s), the output shows {len(latency)}")
