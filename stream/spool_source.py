@@ -119,13 +119,14 @@ class NumberedFilesReader(DataSourceStreamReader):
             yield from self.read_file(path)
 
     def read_file(self, path: Path) -> Iterator:
-        """A file whole: its lines as 1-tuples, or a parquet file's Arrow record batches."""
+        """A file whole: its lines as 1-tuples (split at ``\n``, ``\r\n`` or ``\r`` and bytes that
+        are not UTF-8 replaced, as by Spark's text source), or a parquet file's Arrow record batches."""
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
             yield from pq.ParquetFile(path).iter_batches(columns=self.columns)
             return
-        with path.open(encoding="utf-8", newline="\n") as f:
+        with path.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 yield (line.rstrip("\n"),)
 
