@@ -6,9 +6,10 @@ Usage: python -m benchmarks.source_log [--segments 2000 4000] [--per-trigger 20]
 1. Checkpoint: the relay writes one-line segments into a spool (``--segments``: after each count the
    query is driven with ``processAllAvailable``); a query that only counts each batch reads them with
    each source, ``--per-trigger`` segments a batch. Printed: the bytes and files of the whole
-   checkpoint and of the source's log (``sources/0``, the file source's list of every file read),
-   their growth per 1,000 segments, and what a day of ``relay.segment_seconds = 0.5`` (172,800
-   segments) would add at that rate.
+   checkpoint and of the source's log (``sources/0``, the file source's list of every file read;
+   Spark deletes its superseded compact files only after ``fileSource.log.cleanupDelay``, 10
+   minutes), the checkpoint's growth per 1,000 segments, and the newest compact file (which lists
+   every file read) with what a day of ``relay.segment_seconds = 0.5`` (172,800 segments) adds to it.
 2. Job: the job's query (:func:`stream.query.build_query`: parse, de-duplicate, clean, score, write)
    over the same small stream with each source, scored by ``benchmarks/floor_server.py`` (answers at
    once): the batch duration (``triggerExecution``) p50 and p95.
@@ -49,9 +50,25 @@ def usage(folder: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), len(files)
 
 
+def newest_compact(log: Path) -> tuple[int, int]:
+    """Bytes and entries of the file source log's newest compact file (every file read so far), or (0, 0)."""
+    compacts = sorted(log.glob("*.compact"), key=lambda p: int(p.name.split(".")[0])) if log.exists() else []
+    if not compacts:
+        return 0, 0
+    return compacts[-1].stat().st_size, len(compacts[-1].read_text().splitlines()) - 1  # less its "v1" line
+
+
 def batch_seconds(query) -> list[float]:
     """Seconds of each recent batch that read something (``triggerExecution``)."""
     return [p["durationMs"]["triggerExecution"] / 1000 for p in query.recentProgress if p["numInputRows"] > 0]
+
+
+def measure(kind: str, segments: int, checkpoint: Path, batch_p50: float) -> dict:
+    """The checkpoint's size, its source log's and its newest compact file's, after ``segments``."""
+    (total, files), (log_bytes, log_files) = usage(checkpoint), usage(checkpoint / "sources" / "0")
+    compact, entries = newest_compact(checkpoint / "sources" / "0")
+    sizes = dict(bytes=total, files=files, log_bytes=log_bytes, log_files=log_files, compact=compact, entries=entries)
+    return dict(source=kind, segments=segments, batch_p50=batch_p50, **sizes)
 
 
 def checkpoint_growth(spark, kind: str, work: Path, counts: list[int], per_trigger: int) -> list[dict]:
@@ -73,10 +90,9 @@ def checkpoint_growth(spark, kind: str, work: Path, counts: list[int], per_trigg
                     relay.append([Record(tweet(i))])
                 written = count
                 query.processAllAvailable()
-                (total, files), (log_bytes, log_files) = usage(checkpoint), usage(checkpoint / "sources" / "0")
-                p50 = statistics.median(batch_seconds(query)[-50:])
-                rows.append(dict(source=kind, segments=count, read=read[0], bytes=total, files=files))
-                rows[-1].update(log_bytes=log_bytes, log_files=log_files, batch_p50=p50)
+                if read[0] != count:
+                    raise RuntimeError(f"{kind}: {read[0]:,} lines read of {count:,}")
+                rows.append(measure(kind, count, checkpoint, statistics.median(batch_seconds(query)[-50:])))
     finally:
         query.stop()
     return rows
@@ -109,19 +125,22 @@ def job_batches(spark, kind: str, work: Path, segments: int, service: str) -> di
 
 
 def report_growth(rows: list[dict]) -> None:
-    print("source   segments  read   checkpoint bytes  files  sources/0 bytes  files  batch p50")
+    print("source   segments  checkpoint bytes  files  sources/0 bytes  files  newest compact  batch p50")
     for r in rows:
         print(
-            f"{r['source']:8} {r['segments']:8,} {r['read']:6,} {r['bytes']:17,} {r['files']:6,} "
-            f"{r['log_bytes']:16,} {r['log_files']:6,} {r['batch_p50']:8.2f}s"
+            f"{r['source']:8} {r['segments']:8,} {r['bytes']:17,} {r['files']:6,} {r['log_bytes']:16,} "
+            f"{r['log_files']:6,} {r['compact']:15,} {r['batch_p50']:9.2f}s"
         )
     for kind in SOURCES:
         first, last = [r for r in rows if r["source"] == kind][0], [r for r in rows if r["source"] == kind][-1]
         per_k = (last["bytes"] - first["bytes"]) / (last["segments"] - first["segments"]) * 1000
-        print(
-            f"{kind}: the checkpoint grows {per_k:,.0f} bytes per 1,000 segments from {first['segments']:,} to "
-            f"{last['segments']:,}; a day of 0.5 s segments would add {per_k * DAY_OF_SEGMENTS / 1000 / 1e6:,.1f} MB"
-        )
+        print(f"{kind}: the checkpoint grew {per_k:,.0f} bytes per 1,000 segments from {first['segments']:,} on")
+        if last["entries"]:
+            per_entry = last["compact"] / last["entries"]
+            print(
+                f"{kind}: the newest compact file lists {last['entries']:,} files, {per_entry:.0f} bytes each: a day "
+                f"of 0.5 s segments adds {per_entry * DAY_OF_SEGMENTS / 1e6:.1f} MB to it, rewritten every 10 batches"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,7 +119,8 @@ class NumberedFilesReader(DataSourceStreamReader):
             yield from self.read_file(path)
 
     def read_file(self, path: Path) -> Iterator:
-        """A file whole: its lines as 1-tuples, or a parquet file's Arrow record batches."""
+        """A file whole: its lines as 1-tuples (split at ``\n``, ``\r\n`` or ``\r`` and bytes that
+        are not UTF-8 replaced, as by Spark's text source), or a parquet file's Arrow record batches."""
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -133,7 +134,7 @@ class NumberedFilesReader(DataSourceStreamReader):
                 # Spark writes timestamps as INT96, read by Arrow as nanoseconds without a zone (UTC)
                 yield batch.select(target.names).cast(target, safe=False)
             return
-        with path.open(encoding="utf-8", newline="\n") as f:
+        with path.open(encoding="utf-8", errors="replace") as f:
             for line in f:
                 yield (line.rstrip("\n"),)
 

@@ -63,6 +63,8 @@ def test_a_segment_is_read_whole_as_its_lines(tmp_path):
     got = lines(reader, {"next": 0}, {"next": 4})
     assert [json.loads(v)["offset"] for v in got] == [0, 1, 2, 3, 4, 5]
     assert json.loads(json.loads(got[4])["line"]) == {"id": "4"}
+    (folder / "seg-000000000006.jsonl").write_bytes(b'{"offset": 6, "line": "caf\xe9"}\r\n\nlast')
+    assert lines(reader, {"next": 6}, {"next": 7}) == ['{"offset": 6, "line": "caf\ufffd"}', "", "last"]
 
 
 def test_commit_archives_what_is_before_the_end_and_a_batch_run_again_reads_the_same(tmp_path):
