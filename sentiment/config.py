@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentiment.config_error import ConfigError
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 from sentiment.logs import LogsConfig
 
@@ -31,10 +32,6 @@ PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "on
 COMPILED_PRECISIONS = ("int8-dynamic", "int8-static")
 # Engines ready at once that can serve while a compiled one is built (eager torch: same input form).
 START_PRECISIONS = ("fp32", "bf16", "int8")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range."""
 
 
 def _check(condition: bool, message: str) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from sentiment.config_error import ConfigError
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that log every call at INFO: only their warnings are shown.
 QUIET_LOGGERS = ("py4j",)
@@ -24,8 +26,6 @@ class LogsConfig:
     backups: int = 5  # rotated files kept per log; the oldest beyond them is deleted
 
     def __post_init__(self) -> None:
-        from sentiment.config import ConfigError  # sentiment.config imports this module
-
         if self.max_bytes < 1024:
             raise ConfigError(f"logs.max_bytes must be at least 1024, got {self.max_bytes}")
         if self.backups < 1:
