@@ -213,7 +213,9 @@ def report(run: Run) -> None:
         return
     plot(rows, run.args.out / "aging.png")
     print(f"aging: {len(rows)} row(s) in {run.csv}, the series drawn in {run.args.out / 'aging.png'}")
-    print(projection(rows, PROJECTION_DAYS, PROJECTION_RATE, load_config().stream.trigger_seconds))
+    config = load_config()
+    retention = (config.relay.retention_hours, config.relay.retention_bytes)
+    print(projection(rows, PROJECTION_DAYS, PROJECTION_RATE, config.stream.trigger_seconds, retention))
 
 
 def prepare(args: argparse.Namespace) -> Run:

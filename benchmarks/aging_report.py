@@ -71,21 +71,35 @@ def project(rows: list[dict[str, float]], column: str, by: str, at: float) -> fl
     return None if fit is None else fit[0] + fit[1] * at
 
 
-def projection(rows: list[dict[str, float]], days: float, rate: float, trigger_s: float) -> str:
+def projection(
+    rows: list[dict[str, float]],
+    days: float,
+    rate: float,
+    trigger_s: float,
+    retention: tuple[float, float] | None = None,
+) -> str:
     """Files, bytes and read times after ``days`` at ``rate`` tweets/s with a micro-batch every ``trigger_s``.
 
     Files and read times are fitted against batches (the job writes files per batch), bytes against
     tweets; a live stream at that rate has data for every trigger, so ``days`` hold ``days * 86400 /
-    trigger_s`` batches and ``days * 86400 * rate`` tweets.
+    trigger_s`` batches and ``days * 86400 * rate`` tweets. One day's partition holds one day of them
+    whatever the age (``read_day_s`` at one day); the spool's archive holds at most ``retention``
+    (hours, bytes: ``relay.retention_hours``, ``relay.retention_bytes``).
     """
     batches, tweets = days * DAY_S / trigger_s, days * DAY_S * rate
     lines = [f"projection to {days:g} days at {rate:g} tweets/s ({batches:,.0f} batches, {tweets:,.0f} tweets):"]
     for folder in FOLDERS:
-        files = project(rows, f"{folder}_files", "batches", batches)
-        size = project(rows, f"{folder}_bytes", "rows_total", tweets)
-        lines.append(f"  {folder:<12} {_count(files)} files, {_size(size)}")
+        share = min(1.0, retention[0] * 3600 / (days * DAY_S)) if folder == "spool_done" and retention else 1.0
+        files = project(rows, f"{folder}_files", "batches", batches * share)
+        size = project(rows, f"{folder}_bytes", "rows_total", tweets * share)
+        if share < 1.0 and size is not None:
+            size = min(size, retention[1])
+        capped = " (kept: relay.retention_hours, relay.retention_bytes)" if share < 1.0 else ""
+        lines.append(f"  {folder:<12} {_count(files)} files, {_size(size)}{capped}")
     for column in ("read_all_s", "read_day_s", "dash_data_s", "dash_render_s"):
-        lines.append(f"  {column:<14} {_count(project(rows, column, 'batches', batches), '.1f')} s")
+        at = min(batches, DAY_S / trigger_s) if column == "read_day_s" else batches
+        lines.append(f"  {column:<14} {_count(project(rows, column, 'batches', at), '.1f')} s")
+    lines.append(f"  (straight lines through {len(rows)} row(s): a short run's warm-up weighs on them)")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentiment.config_error import ConfigError
 from sentiment.labels import BAND_HIGH, BAND_LOW, NeutralBand
 from sentiment.logs import LogsConfig
 from sentiment.retention import CompactionConfig
@@ -32,10 +33,6 @@ PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic", "int8-static", "onnx", "on
 COMPILED_PRECISIONS = ("int8-dynamic", "int8-static")
 START_PRECISIONS = ("fp32", "bf16", "int8")
 DURATION_UNITS = ("second", "minute", "hour", "day")  # of trends.window and .watermark, singular or plural
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range."""
 
 
 def _check(condition: bool, message: str) -> None:

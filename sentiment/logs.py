@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from sentiment.config_error import ConfigError
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that log every call at INFO: only their warnings are shown.
 QUIET_LOGGERS = ("py4j",)

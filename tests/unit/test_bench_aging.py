@@ -73,6 +73,10 @@ def test_projection_counts_batches_by_trigger_and_bytes_by_tweets():
     assert "43,200 batches, 864,000 tweets" in text
     assert "tweets       43,200 files, 0.82 GiB" in text  # 864,000 tweets x 1 KiB
     assert "alerts       n/a files, n/a" in text
+    rows = [r | {"spool_done_bytes": r["rows_total"] * 2**20, "read_day_s": r["batches"] / 100} for r in rows]
+    text = projection(rows, days=30, rate=10, trigger_s=2, retention=(24, 2**30))
+    assert "spool_done   n/a files, 1.00 GiB (kept" in text  # 30 days of tweets, but at most 1 GiB kept
+    assert "read_day_s     432.0 s" in text  # one day's partition: 43,200 batches, not 30 days of them
 
 
 def test_rows_go_to_the_csv_one_at_a_time_and_come_back_as_numbers(tmp_path):
