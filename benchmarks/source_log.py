@@ -27,6 +27,7 @@ from benchmarks.pipeline import start_floor
 from harness.processes import stop_process
 from ingest.spool import Record, Spool
 from sentiment.config import Config
+from sentiment.logs import setup_logging
 from stream.query import JobConfig, JobStats, build_query, drive, file_source, percentiles
 from stream.scoring import ScoringOptions
 from stream.session import build_spark
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job-segments", type=int, default=100, help="segments of 20 tweets for the job's batches")
     p.add_argument("--port", type=int, default=18201, help="the floor server's port")
     args = p.parse_args(argv)
+    setup_logging()
     work = Path(tempfile.mkdtemp(prefix="source-log-"))
     spark = build_spark(Config(), master="local[2]", app_name="tweet-sentiment-bench", ui=False)
     floor = start_floor(args.port)

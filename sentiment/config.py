@@ -351,10 +351,7 @@ def _build(cls: type, section: str, values: Mapping[str, object]) -> object:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    try:
-        return cls(**{k: _coerce(section, k, v, hints[k]) for k, v in values.items()})
-    except ValueError as e:  # sections kept beside their code (logs, compaction) check with ValueError
-        raise ConfigError(str(e)) from None
+    return cls(**{k: _coerce(section, k, v, hints[k]) for k, v in values.items()})
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:

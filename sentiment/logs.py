@@ -27,9 +27,9 @@ class LogsConfig:
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1024:
-            raise ValueError(f"logs.max_bytes must be at least 1024, got {self.max_bytes}")
+            raise ConfigError(f"logs.max_bytes must be at least 1024, got {self.max_bytes}")
         if self.backups < 1:
-            raise ValueError(f"logs.backups must be at least 1, got {self.backups}")
+            raise ConfigError(f"logs.backups must be at least 1, got {self.backups}")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

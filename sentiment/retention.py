@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sentiment.config_error import ConfigError
+
 
 @dataclass(frozen=True)
 class CompactionConfig:
@@ -25,7 +27,7 @@ class CompactionConfig:
             (self.keep_seconds >= 0, f"compaction.keep_seconds must be >= 0, got {self.keep_seconds}"),
         ):
             if not ok:
-                raise ValueError(message)  # sentiment.config.load_config says it as a ConfigError
+                raise ConfigError(message)
 
     @property
     def target_bytes(self) -> int:

@@ -19,68 +19,27 @@ of each batch in it. The steps, each safe to be killed at:
 
 A kill before 3 leaves an unused folder (deleted by a later merge); after 3, a catalog that still
 lists the old files too, whose batches are found in the new. The same batch run again after a
-crash takes its rows out of a merged file the same way (:func:`drop_batch`), so the sink stays
+crash takes its rows out of a merged file the same way (:func:`stream.versions.drop_batch`), so the sink stays
 idempotent after a merge. Writers and merges of one sink run in one thread (the query's), under the
 job's lock on its checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sentiment.retention import CompactionConfig
-from stream.sink import VERSIONS, ParquetSink, batches_of, link_partition
+from stream.sink import ParquetSink
+from stream.versions import VERSIONS, DataFile, current_version, data_files, drop_old_versions, rewrite
 
 log = logging.getLogger(__name__)
 
-BATCHES_KEY = b"tweetsent.batches"  # merged file metadata: [[batch, first row, rows], ...]
 
-
-def batches_in(path: Path, sink_id: str) -> list[int]:
-    """The batches whose rows a data file holds: from its name, and for a merged file its metadata."""
-    batches = batches_of(path.name, sink_id)
-    if batches is None:
-        return []
-    if not path.name.startswith("merged-"):
-        return list(batches)
-    return [b for b, _, _ in _ranges(path)]
-
-
-def _ranges(path: Path) -> list[tuple[int, int, int]]:
-    meta = pq.read_metadata(path).metadata or {}
-    return [tuple(r) for r in json.loads(meta.get(BATCHES_KEY, b"[]"))]
-
-
-@dataclass
-class _File:
-    name: str
-    size: int
-    batches: tuple[int, ...]
-
-
-def _files(version: Path, sink_id: str) -> list[_File]:
-    files = []
-    for entry in os.scandir(version):
-        batches = batches_of(entry.name, sink_id)
-        if batches is not None and entry.is_file():
-            files.append(_File(entry.name, entry.stat().st_size, batches))
-    files.sort(key=lambda f: (f.batches[0], f.name))
-    return files
-
-
-def _groups(files: list[_File], before_batch: int, target_bytes: int) -> list[list[_File]]:
+def _groups(files: list[DataFile], before_batch: int, target_bytes: int) -> list[list[DataFile]]:
     """Bin-pack the files of batches before ``before_batch``, in batch order, into groups to merge."""
-    groups: list[list[_File]] = []
-    current: list[_File] = []
+    groups: list[list[DataFile]] = []
+    current: list[DataFile] = []
     size = 0
     for f in files:
         if max(f.batches) >= before_batch:
@@ -94,105 +53,12 @@ def _groups(files: list[_File], before_batch: int, target_bytes: int) -> list[li
     return [g for g in groups if len(g) > 1]
 
 
-def _read_with_ranges(folder: Path, group: list[_File], drop: int | None = None) -> tuple[pa.Table, list]:
-    """The group's rows in batch order (less batch ``drop``), with each batch's row range."""
-    tables, ranges, row = [], [], 0
-    for f in group:
-        table = pq.read_table(folder / f.name)
-        spans = _ranges(folder / f.name) if f.name.startswith("merged-") else [(f.batches[0], 0, table.num_rows)]
-        for batch, start, n in spans:
-            if batch == drop or n == 0:
-                continue
-            tables.append(table.slice(start, n))
-            ranges.append((batch, row, n))
-            row += n
-    return pa.concat_tables(tables, promote_options="permissive") if tables else None, ranges
-
-
-def _write_merged(table: pa.Table, ranges: list, like: Path, target: Path) -> None:
-    """Write the merged rows as the sink's files are written (timestamps as Spark writes them), fsynced."""
-    schema = pq.ParquetFile(like).schema
-    int96 = any(schema.column(i).physical_type == "INT96" for i in range(len(schema)))
-    meta = dict(table.schema.metadata or {})
-    meta[BATCHES_KEY] = json.dumps(ranges).encode()
-    tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(
-        table.replace_schema_metadata(meta),
-        tmp,
-        compression="snappy",
-        use_deprecated_int96_timestamps=int96,
-        coerce_timestamps=None if int96 else "us",
-        allow_truncated_timestamps=True,
-    )
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.rename(target)
-
-
-def _next_version(sink: ParquetSink, rel: str) -> Path:
-    numbers = [int(p.name) for p in sink.versions_dir(rel).iterdir() if p.name.isdigit()]
-    path = sink.versions_dir(rel) / f"{max(numbers, default=0) + 1:06d}"
-    shutil.rmtree(path, ignore_errors=True)  # a folder left by a merge killed before its swap
-    path.mkdir(parents=True)
-    return path
-
-
-def _rewrite(sink: ParquetSink, rel: str, groups: list[list[_File]], drop: int | None = None) -> int:
-    """Steps 1-4 of a merge of partition ``rel``: the files of each group become one; return files merged."""
-    current = Path(os.path.realpath(sink.folder / rel))
-    new = _next_version(sink, rel)
-    merged_away = {f.name for g in groups for f in g}
-    for f in _files(current, sink.sink_id):
-        if f.name not in merged_away:
-            os.link(current / f.name, new / f.name)
-    added: dict[str, tuple[int, ...]] = {}
-    for group in groups:
-        table, ranges = _read_with_ranges(current, group, drop)
-        if table is None:
-            continue
-        first, last = ranges[0][0], ranges[-1][0]
-        name = f"merged-{sink.sink_id}-{first:010d}-{last:010d}-v{new.name}.parquet"
-        _write_merged(table, ranges, current / group[0].name, new / name)
-        added[f"{rel}/{name}"] = tuple(b for b, _, _ in ranges)
-    sink.catalog.snapshot(extra=added)  # 2: old and new files both listed
-    link_partition(sink.folder, rel, new)  # 3: the swap
-    sink.catalog.snapshot(drop={f"{rel}/{n}" for n in merged_away})  # 4
-    return len(merged_away)
-
-
 def merge_partition(sink: ParquetSink, rel: str, before_batch: int, target_bytes: int) -> int:
     """Merge the partition's files of batches before ``before_batch``; return how many files were merged."""
     if not sink.is_versioned(rel):
         return 0  # a folder from before versioning: left as it is
-    current = Path(os.path.realpath(sink.folder / rel))
-    groups = _groups(_files(current, sink.sink_id), before_batch, target_bytes)
-    return _rewrite(sink, rel, groups) if groups else 0
-
-
-def drop_batch(sink: ParquetSink, rel: str, batch_id: int) -> None:
-    """Take batch ``batch_id``'s rows out of the merged file ``rel`` (a batch run again after a merge)."""
-    partition, name = rel.rsplit("/", 1)
-    current = Path(os.path.realpath(sink.folder / partition))
-    group = [f for f in _files(current, sink.sink_id) if f.name == name]
-    if group:
-        _rewrite(sink, partition, [group], drop=batch_id)
-
-
-def drop_old_versions(sink: ParquetSink, rel: str, keep_seconds: float, now: float | None = None) -> int:
-    """Delete the partition's versions other than the current one, replaced more than ``keep_seconds`` ago."""
-    root = sink.versions_dir(rel)
-    if not sink.is_versioned(rel) or not root.is_dir():
-        return 0
-    current = Path(os.path.realpath(sink.folder / rel))
-    now = time.time() if now is None else now
-    dropped = 0
-    for version in root.iterdir():
-        if version == current or not version.name.isdigit() or int(version.name) > int(current.name):
-            continue
-        if now - version.stat().st_mtime >= keep_seconds:
-            shutil.rmtree(version, ignore_errors=True)
-            dropped += 1
-    return dropped
+    groups = _groups(data_files(current_version(sink.folder, rel), sink.sink_id), before_batch, target_bytes)
+    return rewrite(sink.folder, rel, sink.sink_id, sink.catalog, groups) if groups else 0
 
 
 def partitions(sink: ParquetSink) -> list[str]:
@@ -236,5 +102,5 @@ class Compactor:
         retired = self._retired.get(id(sink), {})
         for rel, at in list(retired.items()):
             if time.time() - at >= self.settings.keep_seconds:
-                drop_old_versions(sink, rel, self.settings.keep_seconds)
+                drop_old_versions(sink.folder, rel, self.settings.keep_seconds)
                 del retired[rel]

@@ -31,7 +31,6 @@ Before the first batch, :meth:`ParquetSink.write_schema` puts an empty file hold
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -39,12 +38,20 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from stream.versions import (
+    FIRST_VERSION,
+    VERSIONS,
+    Catalog,
+    batches_in,
+    batches_of,
+    drop_batch,
+    link_partition,
+)
+
 STAGING = "_staging"
 SCHEMA_FILE = "part-schema.parquet"
 WRITTEN = "written"
-VERSIONS = "_versions"
 UNPARTITIONED = "data"  # the one partition folder of a sink without partition columns
-FIRST_VERSION = 1
 
 
 def sink_id_for(checkpoint: str | Path) -> str:
@@ -73,99 +80,6 @@ def sink_for(
     """The sink of ``folder`` for the query checkpointed in ``checkpoint`` (its id and catalog)."""
     ledger = Path(checkpoint) / WRITTEN / Path(folder).name
     return ParquetSink(folder, sink_id_for(checkpoint), ledger=ledger, feed=feed, versioned=versioned)
-
-
-def batches_of(name: str, sink_id: str) -> tuple[int, ...] | None:
-    """The batches a data file of this sink holds, read from its name; None for another sink's file.
-
-    ``part-<sink>-<batch>[-i].parquet`` holds one batch; ``merged-<sink>-<first>-<last>-v<n>.parquet``
-    holds batches from ``first`` to ``last`` (those that wrote rows: its metadata says which).
-    """
-    for prefix in (f"part-{sink_id}-", f"merged-{sink_id}-"):
-        if name.startswith(prefix) and name.endswith(".parquet"):
-            fields = name[len(prefix) : -len(".parquet")].split("-")
-            if prefix.startswith("part") and fields[0].isdigit():
-                return (int(fields[0]),)
-            if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
-                return tuple(range(int(fields[0]), int(fields[1]) + 1))
-    return None
-
-
-class Catalog:
-    """The files a sink has placed and the batches each holds, kept in the checkpoint (JSON lines).
-
-    A write appends a line; a merge rewrites the whole catalog (:meth:`snapshot`), so it holds about
-    as many lines as the folder holds files. A catalog from before this format (a batch id a line)
-    is read as batches whose files are to be found by name.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.files: dict[str, tuple[int, ...]] = {}  # relative path -> batches
-        self.by_batch: dict[int, set[str]] = {}
-        self.legacy: set[int] = set()  # batches of an old catalog: where their files are is not known
-        if path is not None and path.is_file():
-            for line in path.read_text().splitlines():
-                self._read_line(line.strip())
-
-    def _read_line(self, line: str) -> None:
-        if line.isdigit():
-            self.legacy.add(int(line))
-        elif line.startswith("{"):
-            try:
-                entry = json.loads(line)
-            except ValueError:  # a line torn by a crash mid-append: the batch is written again
-                return
-            if entry.get("gone"):
-                self._forget(entry["file"])
-            else:
-                self._remember(entry["file"], tuple(entry["batches"]))
-
-    def _remember(self, rel: str, batches: tuple[int, ...]) -> None:
-        self._forget(rel)
-        self.files[rel] = batches
-        for b in batches:
-            self.by_batch.setdefault(b, set()).add(rel)
-
-    def _forget(self, rel: str) -> None:
-        for b in self.files.pop(rel, ()):
-            rels = self.by_batch.get(b)
-            if rels is not None:
-                rels.discard(rel)
-                if not rels:
-                    del self.by_batch[b]
-
-    def _append(self, entries: list[dict]) -> None:
-        if self.path is None or not entries:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write("".join(json.dumps(e) + "\n" for e in entries))
-
-    def add(self, placed: dict[str, tuple[int, ...]]) -> None:
-        for rel, batches in placed.items():
-            self._remember(rel, batches)
-        self._append([{"file": rel, "batches": list(b)} for rel, b in placed.items()])
-
-    def remove(self, rels: list[str]) -> None:
-        for rel in rels:
-            self._forget(rel)
-        self._append([{"file": rel, "gone": True} for rel in rels])
-
-    def snapshot(self, extra: dict[str, tuple[int, ...]] | None = None, drop: set[str] | None = None) -> None:
-        """Rewrite the catalog whole: its files, plus ``extra``, less ``drop`` (atomically)."""
-        for rel in drop or ():
-            self._forget(rel)
-        for rel, batches in (extra or {}).items():
-            self._remember(rel, batches)
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        lines = [str(b) for b in sorted(self.legacy)]
-        lines += [json.dumps({"file": rel, "batches": list(b)}) for rel, b in sorted(self.files.items())]
-        tmp.write_text("".join(line + "\n" for line in lines))
-        tmp.replace(self.path)
 
 
 class ParquetSink:
@@ -235,12 +149,10 @@ class ParquetSink:
 
     def _remove_earlier(self, batch_id: int, partition_by: str | None) -> None:
         """Take a batch run again out of the folder: its own files, and its rows from merged files."""
-        from stream.compaction import drop_batch  # the merger builds on the sink's layout
-
         rels = sorted(self.catalog.by_batch.get(batch_id, ()))
         for rel in rels:
             if Path(rel).name.startswith("merged-"):
-                drop_batch(self, rel, batch_id)
+                drop_batch(self.folder, rel, self.sink_id, self.catalog, batch_id)
             else:
                 (self.folder / rel).unlink(missing_ok=True)
         self.catalog.remove([r for r in rels if not Path(r).name.startswith("merged-")])
@@ -295,8 +207,6 @@ class ParquetSink:
 
     def batch_ids(self) -> set[int]:
         """Ids of the batches of this sink whose rows are in the folder (lists it: for checks, not per batch)."""
-        from stream.compaction import batches_in
-
         found: set[int] = set()
         for parent, dirs, names in os.walk(self.folder, followlinks=True):
             dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
@@ -306,10 +216,18 @@ class ParquetSink:
         return found
 
     def missing_batches(self, up_to: int) -> list[int]:
-        """Batches up to ``up_to`` that the catalog says wrote rows, whose rows are in no file of the folder."""
+        """Batches up to ``up_to`` that the catalog says wrote rows, whose rows are in no file of the folder.
+
+        A whole partition taken away on purpose (an old day moved to other storage) is not missing,
+        unless every partition is gone (the folder deleted to compute it again).
+        """
+        present = {p: (self.folder / p).exists() for p in {rel.split("/")[0] for rel in self.catalog.files}}
+        kept_some = any(present.values())
         missing = set()
         for batch, rels in self.catalog.by_batch.items():
-            if batch <= up_to and not any((self.folder / rel).is_file() for rel in rels):
+            if batch > up_to or any((self.folder / rel).is_file() for rel in rels):
+                continue
+            if not kept_some or any(present[rel.split("/")[0]] for rel in rels):
                 missing.add(batch)
         legacy = {b for b in self.catalog.legacy if b <= up_to and b not in self.catalog.by_batch}
         if legacy:
@@ -323,13 +241,3 @@ FEED_PATTERN = r"feed-(\d{14})\.parquet"  # the number: the batch id, then the f
 def feed_name(batch_id: int, index: int) -> str:
     """The feed's name of the ``index``-th file of batch ``batch_id``: numbers grow with both."""
     return f"feed-{batch_id:010d}{index:04d}.parquet"
-
-
-def link_partition(folder: Path, rel: str, version: Path) -> None:
-    """Point the partition ``folder/rel`` at ``version`` with one atomic rename of a symbolic link."""
-    link = folder / rel
-    target = os.path.relpath(version, link.parent)
-    tmp = link.with_name(f".{link.name}.link.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)

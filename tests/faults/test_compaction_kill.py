@@ -25,11 +25,11 @@ PARTITION = "date=2026-12-08"
 
 # Each step: the function the merger calls, and after how many of its calls the process is killed.
 STEPS = {
-    "writing the merged file": ("stream.compaction.pq.write_table", 1, "during"),
-    "after the new version is made": ("stream.compaction._write_merged", 1, "after"),
-    "after the catalog lists old and new": ("stream.sink.Catalog.snapshot", 1, "after"),
-    "after the swap": ("stream.compaction.link_partition", 1, "after"),
-    "after the catalog drops the old": ("stream.sink.Catalog.snapshot", 2, "after"),
+    "writing the merged file": ("stream.versions.pq.write_table", 1, "during"),
+    "after the new version is made": ("stream.versions._write_merged", 1, "after"),
+    "after the catalog lists old and new": ("stream.versions.Catalog.snapshot", 1, "after"),
+    "after the swap": ("stream.versions.link_partition", 1, "after"),
+    "after the catalog drops the old": ("stream.versions.Catalog.snapshot", 2, "after"),
 }
 
 CHILD = textwrap.dedent(
@@ -43,7 +43,7 @@ CHILD = textwrap.dedent(
     module_name, _, attr = target.rpartition(".")
     try:
         owner = importlib.import_module(module_name)
-    except ModuleNotFoundError:  # an attribute of an attribute: stream.sink.Catalog.snapshot
+    except ModuleNotFoundError:  # an attribute of an attribute: stream.versions.Catalog.snapshot
         mod, _, cls = module_name.rpartition(".")
         owner = getattr(importlib.import_module(mod), cls)
     original = getattr(owner, attr)

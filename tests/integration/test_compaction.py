@@ -14,7 +14,8 @@ import pytest
 from sentiment.parquet_folder import read_folder
 from sentiment.retention import CompactionConfig
 from stream.compaction import Compactor, merge_partition
-from stream.sink import VERSIONS, Catalog, sink_for
+from stream.sink import sink_for
+from stream.versions import VERSIONS, Catalog
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +159,14 @@ def test_an_output_aged_over_days_stays_within_its_bounds(spark, tmp_path):
     assert most_lines <= 3 + 2 * (every + 1)  # a line per file since the last snapshot
     assert ids(sink.folder) == expected(range(150))
     assert all(len(data_files(sink.folder / f"date=2026-12-{d:02d}")) <= every + 2 for d in (8, 9, 10))
+
+
+def test_a_whole_day_retired_on_purpose_is_not_missing_but_a_lost_file_is(spark, tmp_path):
+    sink = sink_for(tmp_path / "out", tmp_path / "ck")
+    for b in range(4):
+        day = f"2026-12-{8 + b // 2:02d}"
+        sink.write(spark.createDataFrame([(f"{b}-0", T0, day)], DDL), b, partition_by="date")
+    (sink.folder / "date=2026-12-08").unlink()  # the first day moved to other storage
+    assert sink_for(sink.folder, tmp_path / "ck").missing_batches(3) == []
+    (sink.folder / "date=2026-12-09" / sink.file_name(3)).unlink()  # a file lost from a day still there
+    assert sink_for(sink.folder, tmp_path / "ck").missing_batches(3) == [3]

@@ -4,6 +4,7 @@ straight lines, and the CSV a cut-off run is resumed from."""
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -47,11 +48,18 @@ def test_batch_percentiles_are_nearest_rank_and_nan_when_empty():
     assert all(math.isnan(x) for x in batch_percentiles([]))
 
 
-def test_folder_usage_counts_every_file_at_any_depth(tmp_path):
+def test_folder_usage_counts_the_files_a_reader_lists_and_every_byte_on_disk_once(tmp_path):
     (tmp_path / "date=2026-01-01" / "_staging").mkdir(parents=True)
     (tmp_path / "date=2026-01-01" / "a.parquet").write_bytes(b"x" * 10)
     (tmp_path / "date=2026-01-01" / "_staging" / ".b.crc").write_bytes(b"y" * 5)
-    assert folder_usage(tmp_path) == (2, 15)
+    version = tmp_path / "_versions" / "date=2026-01-02" / "000002"
+    version.mkdir(parents=True)
+    (version / "m.parquet").write_bytes(b"z" * 7)
+    (tmp_path / "date=2026-01-02").symlink_to(version)  # a partition linked to its version
+    old = tmp_path / "_versions" / "date=2026-01-02" / "000001"
+    old.mkdir()
+    os.link(version / "m.parquet", old / "m.parquet")  # a replaced version shares the file
+    assert folder_usage(tmp_path) == (2, 22)
     assert folder_usage(tmp_path / "absent") == (0, 0)
 
 
