@@ -265,7 +265,7 @@ def stop_parts(pipeline: Pipeline) -> None:
 
 
 def _terminate(signum: int, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the run as Ctrl-C does: every part stopped, the rows kept
+    raise KeyboardInterrupt  # Ctrl-C or SIGTERM: every part stopped, the rows kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     run = prepare(args)
     print(describe(args), flush=True)
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell starts a background job with it ignored
+        signal.signal(sig, _terminate)
     status = 0
     try:
         start_parts(run)
