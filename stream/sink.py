@@ -38,12 +38,12 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from sentiment.parquet_folder import list_parquet_files
 from stream.versions import (
     FIRST_VERSION,
     VERSIONS,
     Catalog,
     batches_in,
-    batches_of,
     drop_batch,
     link_partition,
 )
@@ -208,11 +208,8 @@ class ParquetSink:
     def batch_ids(self) -> set[int]:
         """Ids of the batches of this sink whose rows are in the folder (lists it: for checks, not per batch)."""
         found: set[int] = set()
-        for parent, dirs, names in os.walk(self.folder, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
-            for name in names:
-                if batches_of(name, self.sink_id) is not None:
-                    found.update(batches_in(Path(parent) / name, self.sink_id))
+        for f in list_parquet_files(self.folder):  # each linked partition listed at its version
+            found.update(batches_in(Path(f.path), self.sink_id))
         return found
 
     def missing_batches(self, up_to: int) -> list[int]:
